@@ -1,0 +1,198 @@
+"""Command line: `harness run|status|verify|render`. User errors are one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from harness import plan as planner
+from harness import spec, store
+from harness.errors import HarnessError
+
+
+def _add_common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--profile", default=spec.DEFAULT_PROFILE,
+                        help=f"one of {', '.join(spec.PROFILES)} (default: {spec.DEFAULT_PROFILE})")
+    parser.add_argument("--results", type=Path, default=store.RESULTS_DIR, help="results folder (default: results)")
+
+
+def _progress_wanted(args: argparse.Namespace) -> bool:
+    return not args.no_progress and sys.stderr.isatty()
+
+
+def _fmt_metrics(record: dict) -> str:
+    if not record["metrics"]:
+        return ""
+    last = record["metrics"][-1]
+    return " ".join(f"{k}={v:.4f}" for k, v in last.items() if k != "epoch") + f" (epoch {last['epoch']})"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness import train  # imports torch: only commands that train pay for it
+
+    study = spec.load(args.study, args.profile)
+    plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+    for run_id, why in plan.corrupt.items():
+        print(f"warning: {why} (it will be rerun)", file=sys.stderr)
+    skipped = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" if plan.failed and not args.rerun_failed else ""
+    print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
+          f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run"
+          f"{skipped}", file=sys.stderr)
+    command = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
+    failed = 0
+    start = time.perf_counter()
+    for number, run in enumerate(plan.todo, 1):
+        label = " ".join(f"{k}={v}" for k, v in run.axes.items())
+        print(f"[{number}/{len(plan.todo)}] {run.run_id} {label} seed={run.seed}", file=sys.stderr)
+        record = train.execute(run, data_root=args.data, progress=_progress_wanted(args), command=command)
+        path = store.write(args.results, record)
+        if record["status"] == "ok":
+            print(f"    ok in {record['timing']['wall_s']:.1f} s: {_fmt_metrics(record)} -> {path}", file=sys.stderr)
+        else:
+            failed += 1
+            print(f"    FAILED ({record['error']['type']}: {record['error']['message']}) -> {path}", file=sys.stderr)
+    if plan.todo:
+        print(f"{study.name}/{study.profile}: ran {len(plan.todo)} runs in {time.perf_counter() - start:.0f} s, "
+              f"{failed} failed", file=sys.stderr)
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    profiles = [args.profile] if args.profile else list(spec.PROFILES)
+    for profile in profiles:
+        study = spec.load(args.study, profile)
+        scan = store.scan(args.results, study.name, profile)
+        wanted = {r.run_id for r in study.runs}
+        done = [r for r in study.runs if r.run_id in scan.ok]
+        failed = [r for r in study.runs if r.run_id in scan.failed]
+        missing = [r for r in study.runs if r.run_id not in scan.ok and r.run_id not in scan.failed]
+        stale = [k for k in [*scan.ok, *scan.failed] if k not in wanted]
+        print(f"{study.name}/{profile}: {len(done)} done, {len(failed)} failed, {len(missing)} missing "
+              f"of {len(study.runs)}" + (f"; {len(stale)} records from an older version of the matrix" if stale else "")
+              + (f"; {len(scan.corrupt)} corrupt" if scan.corrupt else ""))
+        for run in failed:
+            error = scan.failed[run.run_id].get("error", {})
+            print(f"  failed  {run.run_id} {run.axes} seed={run.seed}: {error.get('type')}: {error.get('message')}")
+        if args.verbose:
+            for run in missing:
+                print(f"  missing {run.run_id} {run.axes} seed={run.seed}")
+        for why in scan.corrupt.values():
+            print(f"  corrupt {why}")
+    return 0
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from harness import train
+
+    study = spec.load(args.study, args.profile)
+    scan = store.scan(args.results, study.name, study.profile)
+    recorded = [r for r in study.runs if r.run_id in scan.ok]
+    if not recorded:
+        raise HarnessError(f"no finished runs of {study.name}/{study.profile} in {args.results} to verify; "
+                           f"run `harness run {study.name} --profile {study.profile}` first")
+    chosen = recorded[: args.sample] if args.sample else recorded
+    print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs "
+          f"(tolerance {args.tolerance} absolute)", file=sys.stderr)
+    worst = 0.0
+    with tempfile.TemporaryDirectory(prefix="harness-verify-") as scratch:
+        for run in chosen:
+            rerun = train.execute(run, data_root=args.data, progress=_progress_wanted(args))
+            store.write(Path(scratch), rerun)
+            old = {m["epoch"]: m for m in scan.ok[run.run_id]["metrics"]}
+            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun['status']}")
+            for new in rerun["metrics"]:
+                for metric, value in new.items():
+                    if metric == "epoch":
+                        continue
+                    before = old.get(new["epoch"], {}).get(metric, math.nan)
+                    diff = abs(value - before)
+                    worst = max(worst, diff if math.isfinite(diff) else math.inf)
+                    verdict = "identical" if diff == 0 else ("agrees" if diff <= args.tolerance else "DIFFERS")
+                    print(f"  epoch {new['epoch']:>3} {metric:<16} recorded {before:.6f} rerun {value:.6f} "
+                          f"|diff| {diff:.2e} {verdict}")
+    ok = worst <= args.tolerance
+    print(f"largest difference {worst:.2e}: {'all within' if ok else 'OUTSIDE'} tolerance {args.tolerance}")
+    return 0 if ok else 1
+
+
+def cmd_render(args: argparse.Namespace) -> int:
+    from harness import render
+
+    studies = args.studies or spec.list_studies()
+    written = render.render(studies, args.profile, args.results)
+    print(f"rendered {len(written)} files for {', '.join(studies)} (profile {args.profile}) into "
+          f"{render.PAPER_DIR / 'generated'}", file=sys.stderr)
+    if not args.no_pdf:
+        pdf = render.compile_pdf()
+        if pdf:
+            print(f"PDF: {pdf}")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for name in spec.list_studies():
+        study_file = spec.load_study_file(spec.study_path(name))
+        sizes = ", ".join(f"{p} {len(spec.load(name, p).runs)} runs" for p in spec.PROFILES)
+        print(f"{name}: {study_file.title} ({sizes})")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every missing run of a study's matrix")
+    run.add_argument("study")
+    _add_common(run)
+    run.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+    run.add_argument("--shard", default=None, help="run only slice i of n (1-based), e.g. 3/16")
+    run.add_argument("--rerun-failed", action="store_true", help="also retry runs recorded as failed")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run)
+
+    status = sub.add_parser("status", help="done / failed / missing runs per profile")
+    status.add_argument("study")
+    status.add_argument("--profile", default=None, help="one profile (default: all)")
+    status.add_argument("--results", type=Path, default=store.RESULTS_DIR)
+    status.add_argument("-v", "--verbose", action="store_true", help="list missing runs too")
+    status.set_defaults(func=cmd_status)
+
+    verify = sub.add_parser("verify", help="rerun recorded runs in a scratch folder and compare their metrics")
+    verify.add_argument("study")
+    _add_common(verify)
+    verify.add_argument("--data", type=Path, default=None)
+    verify.add_argument("--sample", type=int, default=None, help="rerun only the first N recorded runs")
+    verify.add_argument("--tolerance", type=float, default=1e-6, help="largest accepted |recorded - rerun|")
+    verify.add_argument("--no-progress", action="store_true")
+    verify.set_defaults(func=cmd_verify)
+
+    render = sub.add_parser("render", help="tables, figures and the PDF from results/ (no training)")
+    _add_common(render)
+    render.add_argument("--studies", nargs="*", default=None, help="default: every study in experiments/")
+    render.add_argument("--no-pdf", action="store_true", help="write tables and figures only")
+    render.set_defaults(func=cmd_render)
+
+    listing = sub.add_parser("list", help="the studies and their matrix sizes")
+    listing.set_defaults(func=cmd_list)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except HarnessError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: finished runs are recorded; rerun the same command to continue", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,86 @@
+"""pytorch-metric-learning wiring: losses, miners, distances and reducers named in configs, validated and built."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from pytorch_metric_learning import distances, losses, miners, reducers
+
+from harness.registry import Registry, constructor_args
+
+LOSSES: Registry[type] = Registry("loss")
+MINERS: Registry[type] = Registry("miner")
+DISTANCES: Registry[type] = Registry("distance")
+REDUCERS: Registry[type] = Registry("reducer")
+
+for _name, _cls in {
+    "contrastive": losses.ContrastiveLoss,
+    "triplet_margin": losses.TripletMarginLoss,
+    "proxy_anchor": losses.ProxyAnchorLoss,
+    "nca": losses.NCALoss,
+    "margin": losses.MarginLoss,
+    "multi_similarity": losses.MultiSimilarityLoss,
+    "arcface": losses.ArcFaceLoss,
+    "normalized_softmax": losses.NormalizedSoftmaxLoss,
+}.items():
+    LOSSES.register(_name, _cls)
+for _name, _cls in {
+    "triplet_margin": miners.TripletMarginMiner,
+    "multi_similarity": miners.MultiSimilarityMiner,
+    "batch_hard": miners.BatchHardMiner,
+    "pair_margin": miners.PairMarginMiner,
+}.items():
+    MINERS.register(_name, _cls)
+for _name, _cls in {
+    "lp": distances.LpDistance,
+    "cosine": distances.CosineSimilarity,
+    "dot_product": distances.DotProductSimilarity,
+}.items():
+    DISTANCES.register(_name, _cls)
+for _name, _cls in {
+    "mean": reducers.MeanReducer,
+    "avg_non_zero": reducers.AvgNonZeroReducer,
+    "divisor": reducers.DivisorReducer,
+    "sum": reducers.SumReducer,
+    "do_nothing": reducers.DoNothingReducer,
+}.items():
+    REDUCERS.register(_name, _cls)
+
+# Keys of a component mapping that name nested components rather than constructor arguments.
+_NESTED = {"distance": DISTANCES, "reducer": REDUCERS}
+# Arguments filled from the data and model when a component requires them and the config leaves them out.
+CONTEXT_ARGS = ("num_classes", "embedding_size")
+
+
+def check_component(spec: Any, registry: Registry[type], where: str) -> None:
+    """Raise ConfigError naming `where` if `spec` ({name: ..., arg: value, distance: {...}}) would not build."""
+    registry.check(spec, where, nested=_NESTED)
+
+
+def build_component(spec: Mapping[str, Any] | None, registry: Registry[type],
+                    context: Mapping[str, Any] | None = None) -> Any:
+    """Instantiate a validated component spec; required context arguments (num_classes...) are filled in."""
+    if spec is None:
+        return None
+    cls = registry.get(spec["name"])
+    allowed = constructor_args(cls)
+    kwargs: dict[str, Any] = {}
+    for key, value in spec.items():
+        if key == "name":
+            continue
+        kwargs[key] = build_component(value, _NESTED[key]) if key in _NESTED else value
+    for key in CONTEXT_ARGS:
+        if key in allowed and key not in kwargs and allowed[key].default is inspect.Parameter.empty:
+            kwargs[key] = (context or {})[key]
+    return cls(**kwargs)
+
+
+def build_loss(spec: Mapping[str, Any], *, num_classes: int, embedding_size: int) -> torch.nn.Module:
+    return build_component(spec, LOSSES, {"num_classes": num_classes, "embedding_size": embedding_size})
+
+
+def build_miner(spec: Mapping[str, Any] | None) -> torch.nn.Module | None:
+    return build_component(spec, MINERS)

@@ -1,0 +1,90 @@
+"""Name -> factory tables: the only way code picks a dataset, model, loss, miner or metric by name."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any, Generic, TypeVar
+
+from harness.errors import ConfigError, suggest
+
+T = TypeVar("T")
+
+# Constructor arguments that take Python objects or are supplied by the harness, never by a YAML file.
+_NOT_CONFIGURABLE = {"self", "args", "kwargs", "collect_stats", "embedding_regularizer", "weight_regularizer",
+                     "weight_init_func", "mat_based_loss", "input_shape"}
+
+
+def constructor_args(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    """Named arguments a factory accepts, gathered along a class's bases (PML passes **kwargs upwards)."""
+    owners = [factory] if not isinstance(factory, type) else [
+        k for k in factory.__mro__ if k.__module__.split(".")[0] not in ("torch", "builtins")]
+    args: dict[str, inspect.Parameter] = {}
+    for owner in owners:
+        if isinstance(owner, type) and "__init__" not in owner.__dict__:
+            continue
+        for name, param in inspect.signature(owner.__init__ if isinstance(owner, type) else owner).parameters.items():
+            if name not in _NOT_CONFIGURABLE and param.kind not in (param.VAR_KEYWORD, param.VAR_POSITIONAL):
+                args.setdefault(name, param)
+    return args
+
+
+class Registry(Generic[T]):
+    """A dict of named factories whose misses list the known names and suggest the nearest one."""
+
+    def __init__(self, kind: str) -> None:
+        self.kind = kind
+        self._items: dict[str, T] = {}
+
+    def register(self, name: str, item: T) -> T:
+        if name in self._items:
+            raise ValueError(f"{self.kind} '{name}' registered twice")
+        self._items[name] = item
+        return item
+
+    def get(self, name: str) -> T:
+        try:
+            return self._items[name]
+        except KeyError:
+            raise ConfigError(self.unknown(name)) from None
+
+    def unknown(self, name: str) -> str:
+        return f"unknown {self.kind} '{name}'{suggest(name, self._items)}; known: {', '.join(sorted(self._items))}"
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._items
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(sorted(self._items))
+
+    def check(self, spec: Any, where: str, nested: Mapping[str, "Registry[Any]"] | None = None) -> None:
+        """Raise ConfigError naming `where` unless `spec` = {name: ..., arg: value, ...} would build.
+
+        Arguments are checked against the factory's signature: unknown names get the nearest suggestion,
+        values of the wrong kind (text for a number, a number for a flag) are refused. Keys listed in
+        `nested` hold components of their own (a loss's distance) and are checked recursively.
+        """
+        nested = nested or {}
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise ConfigError(f"{where}: expected a mapping with a 'name' key, got {spec!r}")
+        if spec["name"] not in self:
+            raise ConfigError(f"{where}.name: {self.unknown(spec['name'])}")
+        allowed = constructor_args(self.get(spec["name"]))
+        for key, value in spec.items():
+            if key == "name":
+                continue
+            if key not in allowed:
+                raise ConfigError(f"{where}: unknown argument '{key}' for {self.kind} '{spec['name']}'"
+                                  f"{suggest(key, allowed)}; allowed: {', '.join(sorted(allowed))}")
+            if key in nested:
+                if value is not None:
+                    nested[key].check(value, f"{where}.{key}", nested)
+                continue
+            default = allowed[key].default
+            if default is inspect.Parameter.empty or default is None or value is None:
+                continue
+            wrong_flag = isinstance(default, bool) != isinstance(value, bool)
+            wrong_number = isinstance(default, (int, float)) and not isinstance(value, (int, float))
+            if wrong_flag or wrong_number:
+                raise ConfigError(f"{where}.{key}: expected {type(default).__name__} like {default!r}, "
+                                  f"got {type(value).__name__} {value!r}")

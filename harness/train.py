@@ -1,0 +1,197 @@
+"""One run: a resolved config and its seed in, a run record out (fresh model, loss, optimizer; evaluated on schedule)."""
+
+from __future__ import annotations
+
+import math
+import resource
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from accelerate import Accelerator
+from accelerate.utils import set_seed
+from tqdm.auto import tqdm
+
+from harness import data as datasets
+from harness import evaluate, provenance
+from harness.errors import HarnessError
+from harness.models import build_model, embedding_dim
+from harness.objectives import build_loss, build_miner
+from harness.registry import Registry
+from harness.spec import Run
+from harness.store import SCHEMA_VERSION
+
+OPTIMIZERS: Registry[Callable[..., torch.optim.Optimizer]] = Registry("optimizer")
+
+
+def _adam(params: Iterable[torch.nn.Parameter], lr: float = 1e-3, weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+
+
+def _sgd(params: Iterable[torch.nn.Parameter], lr: float = 0.01, momentum: float = 0.0,
+         weight_decay: float = 0.0) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+
+
+OPTIMIZERS.register("adam", _adam)
+OPTIMIZERS.register("sgd", _sgd)
+
+# Points per epoch kept in the record's loss curve (means over equal windows of steps).
+CURVE_POINTS_PER_EPOCH = 10
+
+
+class RunFailure(Exception):
+    """A run that cannot go on (NaN loss...): recorded with status 'failed', and the matrix continues."""
+
+
+class Trainer:
+    """The pieces of one run, built fresh from its config; `step` is the hot loop's body."""
+
+    def __init__(self, run: Run, accelerator: Accelerator, dataset: datasets.Dataset) -> None:
+        cfg = run.config
+        self.cfg = cfg
+        self.accelerator = accelerator
+        set_seed(cfg.seed)
+        train_idx = datasets.balanced_subset(dataset.train.labels, cfg.data.train_per_class, cfg.data.subset_seed,
+                                             "train")
+        test_idx = datasets.balanced_subset(dataset.test.labels, cfg.data.test_per_class, cfg.data.subset_seed,
+                                            "test")
+        self.train = datasets.subset(dataset.train, train_idx)
+        self.test = datasets.subset(dataset.test, test_idx)
+        model = build_model(cfg.model, dataset.input_shape)
+        self.loss_fn = build_loss(cfg.loss, num_classes=dataset.num_classes, embedding_size=embedding_dim(cfg.model))
+        self.miner = build_miner(cfg.miner)
+        # Trainable loss parameters (proxies) are optimised with the model: the original left them random.
+        params = list(model.parameters()) + list(self.loss_fn.parameters())
+        optimizer = OPTIMIZERS.get(cfg.optimizer["name"])(
+            params, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
+        self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        self.loss_fn.to(accelerator.device)
+        # Batch order has its own generator, so evaluation (or anything else drawing random numbers) cannot move it.
+        self.order = torch.Generator().manual_seed(cfg.seed)
+
+    def batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        permutation = torch.randperm(len(self.train.labels), generator=self.order)
+        device = self.accelerator.device
+        for start in range(0, len(permutation), self.cfg.train.batch_size):
+            index = permutation[start:start + self.cfg.train.batch_size]
+            yield self.train.images[index].to(device), self.train.labels[index].to(device)
+
+    def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        embeddings = self.model(images)
+        tuples = self.miner(embeddings, labels) if self.miner is not None else None
+        loss = self.loss_fn(embeddings, labels, tuples)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.accelerator.backward(loss)
+        self.optimizer.step()
+        return loss.detach()
+
+    @torch.no_grad()
+    def embed(self, split: datasets.Split) -> np.ndarray:
+        """A clean eval-mode pass (no dropout, no gradient) over a whole split."""
+        self.model.eval()
+        out = []
+        for start in range(0, len(split.labels), self.cfg.eval.batch_size):
+            batch = split.images[start:start + self.cfg.eval.batch_size].to(self.accelerator.device)
+            out.append(self.model(batch).float().cpu())
+        self.model.train()
+        return torch.cat(out).numpy()
+
+    def evaluate(self) -> dict[str, float]:
+        test = self.embed(self.test)
+        test_labels = self.test.labels.numpy()
+        metrics = self.cfg.eval.metrics
+        against_train = [m for m in metrics if m in evaluate.TRAIN_REFERENCE_METRICS]
+        against_test = [m for m in metrics if m not in evaluate.TRAIN_REFERENCE_METRICS]
+        values: dict[str, float] = {}
+        common = {"knn_k": self.cfg.eval.knn_k, "distance": self.cfg.eval.distance}
+        if against_train:
+            values |= evaluate.evaluate(test, test_labels, self.embed(self.train), self.train.labels.numpy(),
+                                        metrics=against_train, **common)
+        if against_test:
+            values |= evaluate.evaluate(test, test_labels, metrics=against_test, **common)
+        return {m: values[m] for m in metrics}
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, command: list[str] | None = None,
+            accelerator: Accelerator | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return its record (status 'ok' or 'failed'). User errors propagate."""
+    started = datetime.now(timezone.utc)
+    wall_start = time.perf_counter()
+    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    dataset = datasets.load(run.config.data.dataset, data_root)
+    cfg = run.config
+    record: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "run_id": run.run_id,
+        "study": run.study,
+        "profile": run.profile,
+        "axes": run.axes,
+        "seed": cfg.seed,
+        "config": run.config_dict(),
+        "status": "running",
+        "metrics": [],
+        "loss_curve": [],
+    }
+    timing = {"train_s": 0.0, "eval_s": 0.0, "train_images": 0}
+    try:
+        trainer = Trainer(run, accelerator, dataset)
+        record["data"] = {"train_size": len(trainer.train.labels), "test_size": len(trainer.test.labels),
+                          "num_classes": dataset.num_classes, "input_shape": list(dataset.input_shape),
+                          "normalisation": {"mean": dataset.mean, "std": dataset.std}}
+        steps_per_epoch = math.ceil(len(trainer.train.labels) / cfg.train.batch_size)
+        window = max(1, steps_per_epoch // CURVE_POINTS_PER_EPOCH)
+        bar = tqdm(total=cfg.train.epochs * steps_per_epoch, disable=not progress, unit="step", leave=False,
+                   desc=f"{run.study}/{run.run_id[:8]} " + " ".join(f"{v}" for v in run.axes.values())
+                   + f" seed {cfg.seed}", mininterval=1.0)
+        step = 0
+        for epoch in range(1, cfg.train.epochs + 1):
+            tick = time.perf_counter()
+            running, count = 0.0, 0
+            for images, labels in trainer.batches():
+                loss = trainer.step(images, labels)
+                value = float(loss)
+                if not math.isfinite(value):
+                    raise RunFailure(f"loss became {value} at epoch {epoch}, step {step + 1}")
+                running += value
+                count += 1
+                step += 1
+                timing["train_images"] += len(labels)
+                if count == window or step % steps_per_epoch == 0:
+                    record["loss_curve"].append({"epoch": epoch, "step": step, "loss": running / count})
+                    running, count = 0.0, 0
+                bar.update(1)
+            timing["train_s"] += time.perf_counter() - tick
+            if epoch in cfg.train.eval_epochs:
+                tick = time.perf_counter()
+                record["metrics"].append({"epoch": epoch, **trainer.evaluate()})
+                timing["eval_s"] += time.perf_counter() - tick
+                bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
+        bar.close()
+        record["status"] = "ok"
+    except HarnessError:
+        raise
+    except Exception as exc:  # a failed run is a result: record why, let the matrix go on
+        record["status"] = "failed"
+        record["error"] = {"type": type(exc).__name__, "message": str(exc),
+                           "traceback": traceback.format_exc(limit=8)}
+    finished = datetime.now(timezone.utc)
+    record["timing"] = {
+        "train_s": timing["train_s"],
+        "eval_s": timing["eval_s"],
+        "wall_s": time.perf_counter() - wall_start,
+        "train_images_per_s": timing["train_images"] / timing["train_s"] if timing["train_s"] else None,
+        "peak_rss_mb": _peak_rss_mb(),
+    }
+    record["provenance"] = provenance.collect(accelerator, dataset, command=command, started=started,
+                                              finished=finished)
+    return record
