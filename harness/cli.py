@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import sys
 import tempfile
 import time
@@ -43,7 +42,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
           f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run"
           f"{skipped}", file=sys.stderr)
-    command = [os.path.basename(sys.argv[0]), *sys.argv[1:]]
+    command = args.argv
     failed = 0
     start = time.perf_counter()
     for number, run in enumerate(plan.todo, 1):
@@ -123,12 +122,13 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from harness import render
 
+    args.paper = args.paper or render.PAPER_DIR
     studies = args.studies or spec.list_studies()
-    written = render.render(studies, args.profile, args.results)
+    written = render.render(studies, args.profile, args.results, args.paper)
     print(f"rendered {len(written)} files for {', '.join(studies)} (profile {args.profile}) into "
-          f"{render.PAPER_DIR / 'generated'}", file=sys.stderr)
+          f"{args.paper / 'generated'}", file=sys.stderr)
     if not args.no_pdf:
-        pdf = render.compile_pdf()
+        pdf = render.compile_pdf(args.paper)
         if pdf:
             print(f"PDF: {pdf}")
     return 0
@@ -175,6 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(render)
     render.add_argument("--studies", nargs="*", default=None, help="default: every study in experiments/")
     render.add_argument("--no-pdf", action="store_true", help="write tables and figures only")
+    render.add_argument("--paper", type=Path, default=None, help="paper folder (default: the repository's paper/)")
     render.set_defaults(func=cmd_render)
 
     listing = sub.add_parser("list", help="the studies and their matrix sizes")
@@ -183,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    args.argv = ["harness", *argv]  # recorded in provenance as the command that made a run
     try:
         return args.func(args)
     except HarnessError as exc:

@@ -143,7 +143,7 @@ def evaluate(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray 
     for name in metrics:
         METRICS.get(name)
     ref_labels = np.asarray(query_labels if reference_labels is None else reference_labels)
-    largest_class = int(np.unique(ref_labels, return_counts=True)[1].max())
+    largest_class = int(np.unique(ref_labels, return_counts=True)[1].max(initial=1))  # inputs checked below
     k = max((_NEEDS[m](knn_k) or largest_class) for m in metrics)
     nb = neighbours(query, query_labels, reference, reference_labels, k=k, knn_k=knn_k, distance=distance)
     return {name: METRICS.get(name)(nb) for name in metrics}

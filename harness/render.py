@@ -16,7 +16,7 @@ from harness import aggregate, spec, store
 from harness.errors import HarnessError
 
 PAPER_DIR = Path(__file__).resolve().parent.parent / "paper"
-LATEX_PACKAGES = "latexmk texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended"
+LATEX_PACKAGES = "latexmk texlive-latex-recommended texlive-fonts-recommended lmodern"
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}

@@ -9,7 +9,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -274,8 +274,9 @@ def _allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
     """Field names of the nested pydantic model at `loc`, for suggesting a fix to an unknown key."""
     for key in loc:
         field = model.model_fields.get(str(key))
-        annotation = getattr(field, "annotation", None)
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
+        if field is None:  # a mapping key or a list index: the same model continues below it
+            continue
+        candidates = [field.annotation, *get_args(field.annotation)]
         nested = [c for c in candidates if isinstance(c, type) and issubclass(c, BaseModel)]
         if not nested:
             return []

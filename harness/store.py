@@ -45,6 +45,7 @@ def write(results: Path, record: dict[str, Any]) -> Path:
     text = json.dumps(record, indent=1, sort_keys=True, allow_nan=False)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
     try:
+        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide records from the group sharing a results folder
         with os.fdopen(fd, "w") as handle:
             handle.write(text + "\n")
             handle.flush()

@@ -91,6 +91,32 @@ class Trainer:
         self.optimizer.step()
         return loss.detach()
 
+    @property
+    def steps_per_epoch(self) -> int:
+        return math.ceil(len(self.train.labels) / self.cfg.train.batch_size)
+
+    def train_epoch(self, epoch: int, curve: list[dict[str, float]], bar: Any = None) -> int:
+        """One pass over the training split; appends mean losses over equal windows of steps to `curve`.
+
+        Raises RunFailure on a non-finite loss. Returns the number of training images seen.
+        """
+        window = max(1, self.steps_per_epoch // CURVE_POINTS_PER_EPOCH)
+        first_step = (epoch - 1) * self.steps_per_epoch
+        running, count, seen = 0.0, 0, 0
+        for step, (images, labels) in enumerate(self.batches(), first_step + 1):
+            value = float(self.step(images, labels))
+            if not math.isfinite(value):
+                raise RunFailure(f"loss became {value} at epoch {epoch}, step {step}")
+            running += value
+            count += 1
+            seen += len(labels)
+            if count == window or step == first_step + self.steps_per_epoch:
+                curve.append({"epoch": epoch, "step": step, "loss": running / count})
+                running, count = 0.0, 0
+            if bar is not None:
+                bar.update(1)
+        return seen
+
     @torch.no_grad()
     def embed(self, split: datasets.Split) -> np.ndarray:
         """A clean eval-mode pass (no dropout, no gradient) over a whole split."""
@@ -148,35 +174,19 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         record["data"] = {"train_size": len(trainer.train.labels), "test_size": len(trainer.test.labels),
                           "num_classes": dataset.num_classes, "input_shape": list(dataset.input_shape),
                           "normalisation": {"mean": dataset.mean, "std": dataset.std}}
-        steps_per_epoch = math.ceil(len(trainer.train.labels) / cfg.train.batch_size)
-        window = max(1, steps_per_epoch // CURVE_POINTS_PER_EPOCH)
-        bar = tqdm(total=cfg.train.epochs * steps_per_epoch, disable=not progress, unit="step", leave=False,
+        bar = tqdm(total=cfg.train.epochs * trainer.steps_per_epoch, disable=not progress, unit="step", leave=False,
                    desc=f"{run.study}/{run.run_id[:8]} " + " ".join(f"{v}" for v in run.axes.values())
                    + f" seed {cfg.seed}", mininterval=1.0)
-        step = 0
-        for epoch in range(1, cfg.train.epochs + 1):
-            tick = time.perf_counter()
-            running, count = 0.0, 0
-            for images, labels in trainer.batches():
-                loss = trainer.step(images, labels)
-                value = float(loss)
-                if not math.isfinite(value):
-                    raise RunFailure(f"loss became {value} at epoch {epoch}, step {step + 1}")
-                running += value
-                count += 1
-                step += 1
-                timing["train_images"] += len(labels)
-                if count == window or step % steps_per_epoch == 0:
-                    record["loss_curve"].append({"epoch": epoch, "step": step, "loss": running / count})
-                    running, count = 0.0, 0
-                bar.update(1)
-            timing["train_s"] += time.perf_counter() - tick
-            if epoch in cfg.train.eval_epochs:
+        with bar:
+            for epoch in range(1, cfg.train.epochs + 1):
                 tick = time.perf_counter()
-                record["metrics"].append({"epoch": epoch, **trainer.evaluate()})
-                timing["eval_s"] += time.perf_counter() - tick
-                bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
-        bar.close()
+                timing["train_images"] += trainer.train_epoch(epoch, record["loss_curve"], bar)
+                timing["train_s"] += time.perf_counter() - tick
+                if epoch in cfg.train.eval_epochs:
+                    tick = time.perf_counter()
+                    record["metrics"].append({"epoch": epoch, **trainer.evaluate()})
+                    timing["eval_s"] += time.perf_counter() - tick
+                    bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
         record["status"] = "ok"
     except HarnessError:
         raise

@@ -1,0 +1,49 @@
+# Entry points. Each target sets up .venv from requirements.lock first (once), then calls the harness CLI.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+HARNESS := $(PY) -m harness
+PROFILE ?= quick
+STUDIES := $(sort $(basename $(notdir $(filter-out experiments/defaults.yaml,$(wildcard experiments/*.yaml)))))
+
+.PHONY: reproduce figures table test bench venv lock clean
+
+## reproduce: run every study's missing runs (PROFILE=quick by default), then tables, figures and the PDF
+reproduce: venv
+	@for s in $(STUDIES); do $(HARNESS) run $$s --profile $(PROFILE) || exit $$?; done
+	$(HARNESS) render --profile $(PROFILE)
+
+## figures: tables, figures and the PDF from results/ only (no training)
+figures: venv
+	$(HARNESS) render --profile $(PROFILE)
+
+## table T=<study>: rerun the runs behind a study's tables in a scratch folder, compare with the records, render
+table: venv
+	@test -n "$(T)" || { echo "usage: make table T=<study>   (studies: $(STUDIES))" >&2; exit 2; }
+	$(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6
+	$(HARNESS) render --profile $(PROFILE) --studies $(T)
+
+## test: unit and integration tests, including every study's smoke profile end to end
+test: venv
+	$(PY) -m pytest -q
+
+## bench: the speed benchmarks (pytest-benchmark), ratios measured side by side in one run
+bench: venv
+	$(PY) -m pytest tests/bench --benchmark-only --benchmark-columns=min,median,mean,rounds -q -s
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements.lock
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $@
+
+## lock: re-pin requirements.lock from the current .venv
+lock: venv
+	$(PY) -m pip freeze --exclude-editable | sed '/^harness/d' > requirements.lock.new
+	mv requirements.lock.new requirements.lock
+
+clean:
+	rm -rf paper/generated paper/build .pytest_cache

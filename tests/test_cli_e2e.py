@@ -1,0 +1,101 @@
+"""The smoke profile end to end through the CLI: run, skip on rerun, status, render, compile with latexmk."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from harness import store
+from tests.conftest import REPO
+
+LATEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
+
+
+@pytest.mark.slow
+def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
+    results = tmp_path / "results"
+    code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
+    assert code == 0, err
+    assert "0 recorded, 5 to run" in err and "5 runs" in err and "0 failed" in err
+    records = sorted((results / "loss_epochs" / "smoke").glob("*.json"))
+    assert len(records) == 5
+    for path in records:
+        record = store.read(path)
+        assert record["status"] == "ok" and [m["epoch"] for m in record["metrics"]] == [1, 2]
+        assert record["provenance"]["command"][1:3] == ["run", "loss_epochs"]
+
+    # A second run skips everything already recorded.
+    before = {p: p.stat().st_mtime_ns for p in records}
+    code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
+    assert code == 0 and "5 recorded, 0 to run" in err
+    assert before == {p: p.stat().st_mtime_ns for p in records}
+
+    code, out, _ = run_cli("status", "loss_epochs", "--results", results)
+    assert "loss_epochs/smoke: 5 done, 0 failed, 0 missing of 5" in out
+    assert "loss_epochs/quick: 0 done, 0 failed, 10 missing of 10" in out
+
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    code, out, err = run_cli("render", "--profile", "smoke", "--results", results, "--paper", paper,
+                             "--studies", "loss_epochs", *([] if LATEX else ["--no-pdf"]))
+    assert code == 0, err
+    generated = paper / "generated" / "loss_epochs"
+    table = (generated / "table_knn_accuracy.tex").read_text()
+    assert "\\toprule" in table and "\\texttt{proxy\\_anchor}" in table and "Profile \\texttt{smoke}" in table
+    first = store.read(records[0])
+    assert f"{first['metrics'][-1]['knn_accuracy'] * 100:.2f}" in (table + (generated / "reference.tex").read_text())
+    assert (generated / "figure_curves.pdf").stat().st_size > 1000
+    setup = (generated / "setup.tex").read_text()
+    assert "digits" in setup and "5 of 5 runs finished" in setup
+    reference = (generated / "reference.tex").read_text()
+    assert "99.26" in reference  # the original thesis's NCA, 1 epoch, from experiments/reference/
+    if LATEX:
+        assert (paper / "build" / "main.pdf").stat().st_size > 10_000
+    elif os.environ.get("CI"):
+        pytest.fail("CI must install LaTeX (.ci/run) so the PDF is compiled")
+
+
+def test_render_without_records_says_how_to_produce_them(tmp_path: Path, run_cli):
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    code, _, err = run_cli("render", "--profile", "smoke", "--results", tmp_path / "none", "--paper", paper,
+                           "--no-pdf")
+    assert code == 0, err
+    note = (paper / "generated" / "loss_epochs" / "missing.tex").read_text()
+    assert "harness run loss\\_epochs --profile smoke" in note
+
+
+@pytest.mark.skipif(not LATEX, reason="LaTeX not installed")
+def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
+    """`make figures` on a fresh clone: the committed quick-profile records alone build the PDF."""
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    code, out, err = run_cli("render", "--profile", "quick", "--results", REPO / "results", "--paper", paper)
+    assert code == 0, err
+    assert not (paper / "generated" / "loss_epochs" / "missing.tex").exists(), "quick results are not committed"
+    assert (paper / "build" / "main.pdf").exists()
+
+
+def test_missing_dataset_is_one_line_and_writes_nothing(tmp_path: Path, run_cli, monkeypatch, experiments):
+    from harness import data, spec
+
+    monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
+    monkeypatch.setattr(data, "_download", lambda *a: None)
+    text = (experiments / "loss_epochs.yaml").read_text().replace("dataset: digits", "dataset: mnist")
+    (experiments / "loss_epochs.yaml").write_text(text)
+    code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", tmp_path / "r",
+                           "--data", tmp_path / "nodata")
+    assert code == 2
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("error: mnist not found: need train-images-idx3-ubyte.gz") and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
+
+
+def test_shard_must_be_i_of_n(run_cli, tmp_path):
+    for bad in ("0/0", "3/2", "x", "0/4"):
+        code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", tmp_path, "--shard", bad)
+        assert code == 2 and "expected i/n" in err
+

@@ -1,0 +1,135 @@
+"""spec: validation errors name the file and key, profiles apply, the matrix expands, run_ids are stable."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from harness import spec
+from harness.errors import ConfigError
+
+
+def edit(experiments: Path, study: str, change) -> None:
+    path = experiments / f"{study}.yaml"
+    data = yaml.safe_load(path.read_text())
+    change(data)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+
+
+def test_profiles_expand_to_the_declared_matrix():
+    for profile, seeds in (("full", 3), ("quick", 2), ("smoke", 1)):
+        study = spec.load("loss_epochs", profile)
+        assert len(study.runs) == 5 * seeds
+        labels = [r.axes["loss"] for r in study.runs]
+        assert labels[::seeds] == ["nca", "margin", "proxy_anchor", "contrastive", "triplet"]
+
+
+def test_profile_overrides_reach_the_resolved_config():
+    quick = spec.load("loss_epochs", "quick").runs[0].config
+    full = spec.load("loss_epochs", "full").runs[0].config
+    assert quick.data.dataset == "fashion_mnist" and quick.data.train_per_class == 300
+    assert full.data.dataset == "mnist" and full.data.train_per_class is None
+    assert full.train.eval_epochs == [1, 5, 10, 20, 50]
+    # Defaults survive where nothing overrides them.
+    assert quick.eval.knn_k == 3 and quick.optimizer == {"name": "adam", "lr": 1e-3}
+
+
+def test_paired_axis_sets_loss_and_miner_together():
+    runs = {r.axes["loss"]: r.config for r in spec.load("loss_epochs", "smoke").runs}
+    assert runs["nca"].miner is None and runs["proxy_anchor"].miner is None
+    for tuple_loss in ("margin", "contrastive", "triplet"):
+        assert runs[tuple_loss].miner["type_of_triplets"] == "semihard"
+    assert runs["triplet"].loss["name"] == "triplet_margin"
+
+
+def test_run_id_is_stable_and_sensitive():
+    first = [r.run_id for r in spec.load("loss_epochs", "quick").runs]
+    assert first == [r.run_id for r in spec.load("loss_epochs", "quick").runs]
+    assert len(set(first)) == len(first)
+    config = {"b": [1, 2], "a": {"y": 1.5, "x": None}}
+    # Key order does not matter; values do. The pinned value guards against an accidental change of hashing.
+    assert spec.run_id(config) == spec.run_id({"a": {"x": None, "y": 1.5}, "b": [1, 2]})
+    assert spec.run_id(config) != spec.run_id({**config, "b": [1, 3]})
+    assert spec.run_id(config) == "ed50af309349a493"  # sha256('{"a":{"x":null,"y":1.5},"b":[1,2]}')[:16]
+
+
+def test_run_id_ignores_profile_name_but_not_science(experiments: Path):
+    base = {r.run_id for r in spec.load("loss_epochs", "smoke", experiments).runs}
+    edit(experiments, "loss_epochs", lambda d: d["profiles"]["smoke"].update(description="renamed"))
+    assert {r.run_id for r in spec.load("loss_epochs", "smoke", experiments).runs} == base
+    edit(experiments, "loss_epochs", lambda d: d["profiles"]["smoke"]["config"]["train"].update(batch_size=16))
+    assert not base & {r.run_id for r in spec.load("loss_epochs", "smoke", experiments).runs}
+
+
+def test_deep_merge_overrides_leaves_and_replaces_lists():
+    merged = spec.deep_merge({"a": {"x": 1, "y": [1, 2]}, "b": 1}, {"a": {"y": [3]}, "c": 2})
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": 1, "c": 2}
+
+
+BAD = [
+    # (description, edit of the parsed YAML, words the one-line message must contain)
+    ("typo in a config key", lambda d: d["config"]["train"].update(batch_sise=3),
+     ["loss_epochs.yaml", "train.batch_sise", "did you mean 'batch_size'"]),
+    ("wrong type", lambda d: d["profiles"]["smoke"]["config"]["train"].update(epochs="2"),
+     ["profiles.smoke.config.", "train.epochs", "valid integer"]),
+    ("zero epochs", lambda d: d["profiles"]["smoke"]["config"]["train"].update(epochs=0, eval_epochs=[0]),
+     ["train.epochs", "greater than 0"]),
+    ("unknown dataset", lambda d: d["profiles"]["smoke"]["config"]["data"].update(dataset="digitz"),
+     ["data.dataset", "unknown dataset 'digitz'", "did you mean 'digits'"]),
+    ("unknown loss", lambda d: d["matrix"]["loss"][0]["set"]["loss"].update(name="ncaa"),
+     ["matrix.loss", "unknown loss 'ncaa'", "did you mean 'nca'"]),
+    ("unknown loss argument", lambda d: d["matrix"]["loss"][0]["set"]["loss"].update(softmax_scal=1),
+     ["unknown argument 'softmax_scal'", "did you mean 'softmax_scale'"]),
+    ("unknown metric", lambda d: d["config"]["eval"].update(metrics=["knn_acuracy"]),
+     ["eval.metrics", "did you mean 'knn_accuracy'"]),
+    ("unknown model", lambda d: d["config"]["model"].update(name="thesis_convnett"),
+     ["model.name", "unknown model"]),
+    ("unknown top-level key", lambda d: d.update(seed=[1]), ["unknown key 'seed'", "did you mean 'seeds'"]),
+    ("typo in a profile key", lambda d: d["profiles"]["smoke"].update(seed=[1]),
+     ["unknown key 'profiles.smoke.seed'", "did you mean 'seeds'"]),
+    ("report names an unknown axis", lambda d: d["report"]["tables"][0].update(rows="los"),
+     ["report.tables[0].rows", "did you mean 'loss'"]),
+    ("empty matrix axis", lambda d: d["matrix"].update(loss=[]), ["matrix.loss", "empty axis"]),
+    ("missing profile", lambda d: d["profiles"].pop("smoke"), ["profiles", "missing smoke"]),
+    ("evaluation after the last epoch", lambda d: d["profiles"]["smoke"]["config"]["train"].update(eval_epochs=[1, 3]),
+     ["train.eval_epochs", "last epoch"]),
+    ("text where a flag belongs", lambda d: d["matrix"]["loss"][0]["set"]["loss"]["distance"].update(
+        normalize_embeddings="yes"), ["normalize_embeddings", "expected bool"]),
+]
+
+
+@pytest.mark.parametrize("what,change,words", BAD, ids=[b[0] for b in BAD])
+def test_bad_config_is_one_clear_line(experiments: Path, what, change, words):
+    edit(experiments, "loss_epochs", change)
+    with pytest.raises(ConfigError) as info:
+        spec.load("loss_epochs", "smoke", experiments)
+    message = str(info.value)
+    assert "\n" not in message
+    for word in words:
+        assert word in message, (what, message)
+
+
+def test_yaml_syntax_error_names_line(experiments: Path):
+    path = experiments / "loss_epochs.yaml"
+    path.write_text(path.read_text().replace("seeds: [0, 1, 2]", "seeds: [0, 1, 2"))
+    with pytest.raises(ConfigError, match=r"loss_epochs.yaml: line \d+, column \d+: YAML syntax error"):
+        spec.load("loss_epochs", "smoke", experiments)
+
+
+def test_unknown_study_and_profile_suggest_names():
+    with pytest.raises(ConfigError, match="unknown study 'loss_epoch'.*did you mean 'loss_epochs'"):
+        spec.load("loss_epoch")
+    with pytest.raises(ConfigError, match="unknown profile 'quik'.*did you mean 'quick'"):
+        spec.load("loss_epochs", "quik")
+
+
+def test_cli_reports_config_error_in_one_line_with_exit_2(run_cli, monkeypatch, experiments: Path):
+    edit(experiments, "loss_epochs", lambda d: d["config"]["train"].update(batch_sise=3))
+    monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
+    code, out, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", experiments.parent / "r")
+    assert code == 2
+    assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
+    assert "batch_sise" in err
+    assert not (experiments.parent / "r").exists()

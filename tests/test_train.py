@@ -1,0 +1,106 @@
+"""train: a run is a pure function of its config and seed; failures are recorded; proxies are trained."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from harness import data, spec, train
+
+
+@pytest.fixture(scope="module")
+def smoke_runs() -> dict[str, spec.Run]:
+    return {r.axes["loss"]: r for r in spec.load("loss_epochs", "smoke").runs}
+
+
+def with_train(run: spec.Run, **changes) -> spec.Run:
+    config = run.config.model_copy(update={"train": run.config.train.model_copy(update=changes)})
+    return dataclasses.replace(run, config=config)
+
+
+def test_same_config_and_seed_is_bit_identical(smoke_runs):
+    run = smoke_runs["triplet"]
+    first = train.execute(run, progress=False)
+    second = train.execute(run, progress=False)
+    assert first["status"] == second["status"] == "ok"
+    assert first["metrics"] == second["metrics"]
+    assert first["loss_curve"] == second["loss_curve"]
+
+
+def test_another_seed_gives_another_run(smoke_runs):
+    run = smoke_runs["contrastive"]
+    other = dataclasses.replace(run, config=run.config.model_copy(update={"seed": 7}))
+    assert train.execute(run, progress=False)["loss_curve"] != train.execute(other, progress=False)["loss_curve"]
+
+
+def test_record_has_metrics_at_each_evaluated_epoch_and_a_loss_curve(smoke_runs):
+    record = train.execute(smoke_runs["nca"], progress=False)
+    assert [m["epoch"] for m in record["metrics"]] == [1, 2]
+    assert set(record["metrics"][0]) == {"epoch", "knn_accuracy", "precision_at_1", "map_at_r"}
+    assert all(0.0 <= v <= 1.0 for m in record["metrics"] for k, v in m.items() if k != "epoch")
+    steps = [p["step"] for p in record["loss_curve"]]
+    assert steps == sorted(steps) and steps[-1] == 2 * math.ceil(300 / 32)
+    assert record["data"] == {"train_size": 300, "test_size": 200, "num_classes": 10, "input_shape": [1, 8, 8],
+                              "normalisation": record["data"]["normalisation"]}
+    for key in ("train_s", "eval_s", "wall_s", "train_images_per_s", "peak_rss_mb"):
+        assert record["timing"][key] > 0
+
+
+def test_evaluating_does_not_change_training(smoke_runs):
+    """Batch order has its own generator: a run evaluated after every epoch trains exactly like one evaluated once."""
+    run = smoke_runs["margin"]
+    once = train.execute(with_train(run, eval_epochs=[2]), progress=False)
+    every = train.execute(run, progress=False)
+    assert once["loss_curve"] == every["loss_curve"]
+    assert once["metrics"][-1] == every["metrics"][-1]
+
+
+def test_proxies_are_optimised(smoke_runs):
+    trainer = train.Trainer(smoke_runs["proxy_anchor"], train.Accelerator(cpu=True), data.load("digits"))
+    proxies = trainer.loss_fn.proxies.detach().clone()
+    assert any(p is trainer.loss_fn.proxies for group in trainer.optimizer.param_groups for p in group["params"])
+    trainer.train_epoch(1, [])
+    assert not torch.equal(proxies, trainer.loss_fn.proxies.detach())
+
+
+def test_each_run_builds_a_fresh_model(smoke_runs):
+    accelerator = train.Accelerator(cpu=True)
+    first = train.Trainer(smoke_runs["nca"], accelerator, data.load("digits"))
+    first.train_epoch(1, [])
+    second = train.Trainer(smoke_runs["nca"], accelerator, data.load("digits"))
+    third = train.Trainer(smoke_runs["nca"], accelerator, data.load("digits"))
+    for a, b in zip(second.model.parameters(), third.model.parameters()):
+        assert torch.equal(a, b)
+    assert not all(torch.equal(a, b) for a, b in zip(first.model.parameters(), second.model.parameters()))
+
+
+def test_evaluation_embeddings_come_from_a_clean_eval_pass(smoke_runs):
+    trainer = train.Trainer(smoke_runs["nca"], train.Accelerator(cpu=True), data.load("digits"))
+    first, second = trainer.embed(trainer.test), trainer.embed(trainer.test)
+    np.testing.assert_array_equal(first, second)  # dropout off
+    assert trainer.model.training  # and back to training mode afterwards
+
+
+def test_nan_loss_is_a_failed_record_not_a_crash(smoke_runs, monkeypatch):
+    monkeypatch.setattr(train.Trainer, "step", lambda self, x, y: torch.tensor(float("nan")))
+    record = train.execute(smoke_runs["nca"], progress=False)
+    assert record["status"] == "failed"
+    assert record["error"]["type"] == "RunFailure"
+    assert record["error"]["message"] == "loss became nan at epoch 1, step 1"
+    assert record["metrics"] == []
+
+
+def test_record_carries_provenance(smoke_runs):
+    record = train.execute(smoke_runs["nca"], progress=False, command=["harness", "run", "x"])
+    prov = record["provenance"]
+    assert prov["command"] == ["harness", "run", "x"]
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0] or prov["versions"]["torch"]
+    assert prov["versions"]["pytorch-metric-learning"] and prov["versions"]["python"]
+    assert prov["accelerate"]["num_processes"] == 1 and prov["accelerate"]["device"] == "cpu"
+    assert prov["dataset"]["name"] == "digits" and len(prov["dataset"]["sha256"]["digits"]) == 64
+    assert set(prov["git"]) == {"commit", "dirty"} and prov["cpu"] and prov["host"]
+    assert prov["started"] <= prov["finished"]
