@@ -50,11 +50,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         print(f"[{number}/{len(plan.todo)}] {run.run_id} {label} seed={run.seed}", file=sys.stderr)
         record = train.execute(run, data_root=args.data, progress=_progress_wanted(args), command=command)
         path = store.write(args.results, record)
+        remaining = len(plan.todo) - number
+        eta = f"; about {(time.perf_counter() - start) / number * remaining / 60:.1f} min left" if remaining else ""
         if record["status"] == "ok":
-            print(f"    ok in {record['timing']['wall_s']:.1f} s: {_fmt_metrics(record)} -> {path}", file=sys.stderr)
+            print(f"    ok in {record['timing']['wall_s']:.1f} s: {_fmt_metrics(record)} -> {path}{eta}",
+                  file=sys.stderr)
         else:
             failed += 1
-            print(f"    FAILED ({record['error']['type']}: {record['error']['message']}) -> {path}", file=sys.stderr)
+            print(f"    FAILED ({record['error']['type']}: {record['error']['message']}) -> {path}{eta}",
+                  file=sys.stderr)
     if plan.todo:
         print(f"{study.name}/{study.profile}: ran {len(plan.todo)} runs in {time.perf_counter() - start:.0f} s, "
               f"{failed} failed", file=sys.stderr)

@@ -234,6 +234,6 @@ def balanced_subset(labels: torch.Tensor, per_class: int | None, seed: int, what
     return torch.sort(torch.cat(chosen)).values
 
 
-def subset(split: Split, indices: Sequence[int] | torch.Tensor) -> Split:
+def subset(split: Split, indices: Sequence[int] | torch.Tensor, device: torch.device | str = "cpu") -> Split:
     index = torch.as_tensor(indices)
-    return Split(split.images[index], split.labels[index])
+    return Split(split.images[index].to(device), split.labels[index].to(device))

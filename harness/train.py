@@ -61,8 +61,10 @@ class Trainer:
                                              "train")
         test_idx = datasets.balanced_subset(dataset.test.labels, cfg.data.test_per_class, cfg.data.subset_seed,
                                             "test")
-        self.train = datasets.subset(dataset.train, train_idx)
-        self.test = datasets.subset(dataset.test, test_idx)
+        # The splits live on the training device for the whole run (MNIST-sized data is a few hundred MB),
+        # so a step indexes device memory instead of copying a batch from the host.
+        self.train = datasets.subset(dataset.train, train_idx, accelerator.device)
+        self.test = datasets.subset(dataset.test, test_idx, accelerator.device)
         model = build_model(cfg.model, dataset.input_shape)
         self.loss_fn = build_loss(cfg.loss, num_classes=dataset.num_classes, embedding_size=embedding_dim(cfg.model))
         self.miner = build_miner(cfg.miner)
@@ -76,11 +78,10 @@ class Trainer:
         self.order = torch.Generator().manual_seed(cfg.seed)
 
     def batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        permutation = torch.randperm(len(self.train.labels), generator=self.order)
-        device = self.accelerator.device
+        permutation = torch.randperm(len(self.train.labels), generator=self.order).to(self.accelerator.device)
         for start in range(0, len(permutation), self.cfg.train.batch_size):
             index = permutation[start:start + self.cfg.train.batch_size]
-            yield self.train.images[index].to(device), self.train.labels[index].to(device)
+            yield self.train.images[index], self.train.labels[index]
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self.model(images)
@@ -123,21 +124,20 @@ class Trainer:
         self.model.eval()
         out = []
         for start in range(0, len(split.labels), self.cfg.eval.batch_size):
-            batch = split.images[start:start + self.cfg.eval.batch_size].to(self.accelerator.device)
-            out.append(self.model(batch).float().cpu())
+            out.append(self.model(split.images[start:start + self.cfg.eval.batch_size]).float().cpu())
         self.model.train()
         return torch.cat(out).numpy()
 
     def evaluate(self) -> dict[str, float]:
         test = self.embed(self.test)
-        test_labels = self.test.labels.numpy()
+        test_labels = self.test.labels.cpu().numpy()
         metrics = self.cfg.eval.metrics
         against_train = [m for m in metrics if m in evaluate.TRAIN_REFERENCE_METRICS]
         against_test = [m for m in metrics if m not in evaluate.TRAIN_REFERENCE_METRICS]
         values: dict[str, float] = {}
         common = {"knn_k": self.cfg.eval.knn_k, "distance": self.cfg.eval.distance}
         if against_train:
-            values |= evaluate.evaluate(test, test_labels, self.embed(self.train), self.train.labels.numpy(),
+            values |= evaluate.evaluate(test, test_labels, self.embed(self.train), self.train.labels.cpu().numpy(),
                                         metrics=against_train, **common)
         if against_test:
             values |= evaluate.evaluate(test, test_labels, metrics=against_test, **common)
