@@ -126,9 +126,8 @@ def r_precision(nb: Neighbours) -> float:
     return float(_map_at_r_rows(nb)[1].mean())
 
 
-for _name, _fn in {"knn_accuracy": knn_accuracy, "precision_at_1": precision_at_1, "map_at_r": map_at_r,
-                   "r_precision": r_precision}.items():
-    METRICS.register(_name, _fn)
+METRICS.register_all({"knn_accuracy": knn_accuracy, "precision_at_1": precision_at_1, "map_at_r": map_at_r,
+                      "r_precision": r_precision})
 # How many neighbours each metric needs; None means "R", the largest class size.
 _NEEDS: dict[str, Callable[[int], int | None]] = {
     "knn_accuracy": lambda knn_k: knn_k, "precision_at_1": lambda knn_k: 1,

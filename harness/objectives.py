@@ -16,7 +16,7 @@ MINERS: Registry[type] = Registry("miner")
 DISTANCES: Registry[type] = Registry("distance")
 REDUCERS: Registry[type] = Registry("reducer")
 
-for _name, _cls in {
+LOSSES.register_all({
     "contrastive": losses.ContrastiveLoss,
     "triplet_margin": losses.TripletMarginLoss,
     "proxy_anchor": losses.ProxyAnchorLoss,
@@ -25,29 +25,25 @@ for _name, _cls in {
     "multi_similarity": losses.MultiSimilarityLoss,
     "arcface": losses.ArcFaceLoss,
     "normalized_softmax": losses.NormalizedSoftmaxLoss,
-}.items():
-    LOSSES.register(_name, _cls)
-for _name, _cls in {
+})
+MINERS.register_all({
     "triplet_margin": miners.TripletMarginMiner,
     "multi_similarity": miners.MultiSimilarityMiner,
     "batch_hard": miners.BatchHardMiner,
     "pair_margin": miners.PairMarginMiner,
-}.items():
-    MINERS.register(_name, _cls)
-for _name, _cls in {
+})
+DISTANCES.register_all({
     "lp": distances.LpDistance,
     "cosine": distances.CosineSimilarity,
     "dot_product": distances.DotProductSimilarity,
-}.items():
-    DISTANCES.register(_name, _cls)
-for _name, _cls in {
+})
+REDUCERS.register_all({
     "mean": reducers.MeanReducer,
     "avg_non_zero": reducers.AvgNonZeroReducer,
     "divisor": reducers.DivisorReducer,
     "sum": reducers.SumReducer,
     "do_nothing": reducers.DoNothingReducer,
-}.items():
-    REDUCERS.register(_name, _cls)
+})
 
 # Keys of a component mapping that name nested components rather than constructor arguments.
 _NESTED = {"distance": DISTANCES, "reducer": REDUCERS}

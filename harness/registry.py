@@ -42,6 +42,10 @@ class Registry(Generic[T]):
         self._items[name] = item
         return item
 
+    def register_all(self, items: Mapping[str, T]) -> None:
+        for name, item in items.items():
+            self.register(name, item)
+
     def get(self, name: str) -> T:
         try:
             return self._items[name]

@@ -334,6 +334,8 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
         raise ConfigError(f"unknown profile '{profile}'{suggest(profile, PROFILES)}; known: {', '.join(PROFILES)}")
     spec = load_study_file(path)
     defaults = _read_yaml(experiments / DEFAULTS_FILE) or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"{experiments / DEFAULTS_FILE}: expected a mapping at the top level")
     chosen = spec.profiles[profile]
     base = deep_merge(deep_merge(defaults, spec.config), chosen.config)
     matrix = {**spec.matrix, **chosen.matrix}
@@ -372,7 +374,10 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
         for seed in seeds:
             resolved = copy.deepcopy(base)
             for key, value in assignments.items():
-                _set_path(resolved, key, value)
+                try:
+                    _set_path(resolved, key, value)
+                except ConfigError as exc:
+                    raise ConfigError(f"{path}: {exc}") from None
             resolved["seed"] = seed
             try:
                 config = RunConfig.model_validate(resolved)
