@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import sys
 import tempfile
@@ -138,6 +139,32 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from harness import evaluate
+
+    try:
+        with np.load(args.file, allow_pickle=False) as archive:
+            arrays = {key: archive[key] for key in archive.files}
+    except FileNotFoundError:
+        raise HarnessError(f"{args.file}: no such file") from None
+    except (OSError, ValueError, EOFError):
+        raise HarnessError(f"{args.file}: not a .npz archive of plain numeric arrays (write it with numpy.savez)") \
+            from None
+    missing = [key for key in ("query", "query_labels") if key not in arrays]
+    if missing:
+        raise HarnessError(f"{args.file}: missing array(s) {', '.join(missing)}; expected query, query_labels and "
+                           f"optionally reference, reference_labels (found: {', '.join(arrays) or 'none'})")
+    values = evaluate.evaluate(arrays["query"], arrays["query_labels"], arrays.get("reference"),
+                               arrays.get("reference_labels"), metrics=args.metrics, knn_k=args.knn_k,
+                               recall_ks=args.k, distance=args.distance, seed=args.seed,
+                               progress=sys.stderr.isatty() and not args.no_progress,
+                               n_way=args.n_way, k_shot=args.k_shot, n_episodes=args.episodes)
+    print(json.dumps(values, indent=1))
+    return 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     for name in spec.list_studies():
         study_file = spec.load_study_file(spec.study_path(name))
@@ -181,6 +208,22 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-pdf", action="store_true", help="write tables and figures only")
     render.add_argument("--paper", type=Path, default=None, help="paper folder (default: the repository's paper/)")
     render.set_defaults(func=cmd_render)
+
+    ev = sub.add_parser("evaluate", help="score your own embeddings (.npz) with the thesis's metrics; JSON on stdout")
+    ev.add_argument("file", type=Path, help="arrays query, query_labels [, reference, reference_labels]")
+    ev.add_argument("--metrics", nargs="+", default=["precision_at_1", "recall_at_k", "map_at_r", "r_precision",
+                                                      "knn_accuracy"],
+                    help="any of: precision_at_1 recall_at_k map_at_r r_precision knn_accuracy excluded_queries "
+                         "nmi ami verification triplet_accuracy episode_accuracy")
+    ev.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="K values of Recall@K")
+    ev.add_argument("--knn-k", type=int, default=3, help="neighbours voting in knn_accuracy (default 3)")
+    ev.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
+    ev.add_argument("--seed", type=int, default=0, help="for k-means, pair, triplet and episode sampling")
+    ev.add_argument("--n-way", type=int, default=5, help="classes per episode (episode_accuracy)")
+    ev.add_argument("--k-shot", type=int, default=1, help="support items per class (episode_accuracy)")
+    ev.add_argument("--episodes", type=int, default=600, help="episodes (episode_accuracy)")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
 
     listing = sub.add_parser("list", help="the studies and their matrix sizes")
     listing.set_defaults(func=cmd_list)

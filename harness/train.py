@@ -141,7 +141,7 @@ class Trainer:
                                         metrics=against_train, **common)
         if against_test:
             values |= evaluate.evaluate(test, test_labels, metrics=against_test, **common)
-        return {m: values[m] for m in metrics}
+        return values
 
 
 def _peak_rss_mb() -> float:

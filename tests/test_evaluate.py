@@ -9,6 +9,7 @@ from pytorch_metric_learning.utils.accuracy_calculator import AccuracyCalculator
 from sklearn.neighbors import KNeighborsClassifier
 
 from harness import evaluate
+from harness.evaluate import retrieval
 from harness.errors import HarnessError
 
 
@@ -68,28 +69,128 @@ def test_retrieval_metrics_equal_pml_with_a_separate_reference():
     assert ours["r_precision"] == pytest.approx(oracle["r_precision"], abs=1e-6)
 
 
-def test_map_at_r_by_hand():
-    # Query 0 (label 0) has R = 2 relevant items; ranked list: hit, miss, hit -> MAP@R = (1/1 + 0)/2 = 0.5
-    x = np.array([[0.0], [1.0], [2.0], [3.5], [10.0]], dtype=np.float32)
-    y = np.array([0, 0, 1, 0, 1])
-    nb = evaluate.neighbours(x[:1], y[:1], x, y, k=4)
-    assert nb.labels[0].tolist() == [0, 0, 1, 0]
-    # The query is inside the reference here (distance 0 to itself), so R counts it: R = 3 -> (1 + 1 + 0)/3.
-    assert evaluate.map_at_r(nb) == pytest.approx(2 / 3)
-    self_nb = evaluate.neighbours(x, y, k=4)
-    assert self_nb.labels[0].tolist()[:3] == [0, 1, 0] and self_nb.relevant[0] == 2
-    assert evaluate.map_at_r(evaluate.Neighbours(self_nb.labels[:1], y[:1], self_nb.relevant[:1], 1)) == 0.5
+def naive_ranking(query, query_labels, reference=None, reference_labels=None):
+    """The definitions written as loops over a fully sorted distance row (other-class references first on ties)."""
+    same = reference is None
+    if same:
+        reference, reference_labels = query, query_labels
+    out = []
+    for i, (q, label) in enumerate(zip(query, query_labels)):
+        d = ((reference.astype(np.float64) - q) ** 2).sum(1)
+        relevant = reference_labels == label
+        keep = np.ones(len(d), bool)
+        if same:
+            keep[i] = False
+        d, relevant = d[keep], relevant[keep]
+        order = np.lexsort((relevant, d))  # by distance, then other-class first
+        hits = relevant[order]
+        r = int(relevant.sum())
+        first = int(np.argmax(hits)) + 1 if r else 0
+        ap = sum(hits[:k + 1].sum() / (k + 1) for k in range(r) if hits[k]) / r if r else np.nan
+        out.append((r, first, ap, hits[:r].sum() / r if r else np.nan))
+    return out
 
 
-@pytest.mark.parametrize("query,labels,match", [
-    (np.array([[np.nan, 0.0]]), np.array([0]), "NaN or infinite"),
-    (np.zeros((3, 2)), np.array([0, 1]), "labels of shape"),
-    (np.zeros((0, 2)), np.zeros(0), "non-empty"),
-    (np.zeros(3), np.zeros(3), "non-empty \\(n, d\\)"),
-])
-def test_bad_embeddings_are_refused(query, labels, match):
-    with pytest.raises(HarnessError, match=match):
-        evaluate.evaluate(query.astype(np.float32), labels, metrics=["precision_at_1"])
+@pytest.mark.parametrize("self_mode", [True, False])
+def test_retrieval_equals_naive_loops_with_many_ties(self_mode):
+    rng = np.random.default_rng(5)
+    # Coordinates on a coarse grid: many exactly equal distances, duplicates and a singleton class.
+    x = rng.integers(0, 3, (120, 2)).astype(np.float32)
+    y = rng.integers(0, 4, 120)
+    y[7] = 9
+    ref = None if self_mode else rng.integers(0, 3, (200, 2)).astype(np.float32)
+    ref_y = None if self_mode else rng.integers(0, 5, 200)
+    ranking = retrieval.rank(x, y, ref, ref_y, knn_k=1, chunk=16)
+    for i, (r, first, ap, rp) in enumerate(naive_ranking(x, y, ref, ref_y)):
+        assert ranking.relevant[i] == r and ranking.first_relevant_rank[i] == first
+        if r:
+            assert ranking.ap_at_r[i] == pytest.approx(ap, abs=1e-12)
+            assert ranking.r_precision[i] == pytest.approx(rp, abs=1e-12)
+
+
+def test_collapsed_embeddings_do_not_score_well():
+    y = np.repeat(np.arange(4), 25)
+    values = evaluate.evaluate(np.ones((100, 8), np.float32), y, metrics=["precision_at_1", "map_at_r"])
+    assert values["precision_at_1"] == 0.0 and values["map_at_r"] < 0.05
+
+
+def test_recall_at_k_is_a_hit_rate_within_k():
+    x, y = clustered(400, 8, 6, 11, 3.0)
+    values = evaluate.evaluate(x, y, metrics=["recall_at_k", "precision_at_1"], recall_ks=(1, 2, 4, 8, 16, 32))
+    naive = naive_ranking(x, y)
+    for k in (1, 2, 4, 8, 16, 32):
+        expected = np.mean([1 <= first <= k for r, first, _, _ in naive if r])
+        assert values[f"recall_at_{k}"] == pytest.approx(expected, abs=1e-12)
+    assert values["recall_at_1"] == values["precision_at_1"]
+    assert [values[f"recall_at_{k}"] for k in (1, 2, 4, 8, 16, 32)] == sorted(
+        values[f"recall_at_{k}"] for k in (1, 2, 4, 8, 16, 32))
+
+
+def test_absent_labels_and_singletons_are_excluded_like_pml():
+    ref, ref_y = clustered(500, 5, 10, 21, 1.5)
+    query, query_y = clustered(200, 7, 10, 22, 1.5)  # labels 5 and 6 are absent from the reference
+    calc = AccuracyCalculator(include=("precision_at_1", "mean_average_precision_at_r", "r_precision"),
+                              k="max_bin_count", device=torch.device("cpu"))
+    oracle = calc.get_accuracy(torch.tensor(query), torch.tensor(query_y), torch.tensor(ref), torch.tensor(ref_y),
+                               ref_includes_query=False)
+    ours = evaluate.evaluate(query, query_y, ref, ref_y,
+                             metrics=["precision_at_1", "map_at_r", "r_precision", "excluded_queries"])
+    assert ours["excluded_queries"] == float(np.isin(query_y, [5, 6]).sum()) > 0
+    assert ours["precision_at_1"] == pytest.approx(oracle["precision_at_1"], abs=1e-6)
+    assert ours["map_at_r"] == pytest.approx(oracle["mean_average_precision_at_r"], abs=1e-6)
+    assert ours["r_precision"] == pytest.approx(oracle["r_precision"], abs=1e-6)
+
+
+def test_gpu_code_path_equals_cpu_path(monkeypatch):
+    x, y = clustered(300, 6, 8, 31, 2.0)
+    cpu = retrieval.rank(x, y, None, None, knn_k=3, chunk=50)
+    monkeypatch.setattr(retrieval, "FORCE_TORCH", True)
+    gpu_like = retrieval.rank(x, y, None, None, knn_k=3, chunk=50)
+    np.testing.assert_array_equal(cpu.first_relevant_rank, gpu_like.first_relevant_rank)
+    np.testing.assert_allclose(cpu.ap_at_r, gpu_like.ap_at_r, atol=1e-12)
+    np.testing.assert_allclose(cpu.r_precision, gpu_like.r_precision, atol=1e-12)
+
+
+def test_chunk_size_does_not_change_any_number():
+    x, y = clustered(333, 5, 8, 41, 2.0)
+    ref, ref_y = clustered(777, 5, 8, 42, 2.0)
+    a = retrieval.rank(x, y, ref, ref_y, knn_k=5, chunk=7)
+    b = retrieval.rank(x, y, ref, ref_y, knn_k=5, chunk=4096)
+    for field in ("knn_labels", "relevant", "first_relevant_rank", "ap_at_r", "r_precision"):
+        np.testing.assert_array_equal(getattr(a, field), getattr(b, field))
+
+
+def test_torch_tensors_are_accepted():
+    x, y = clustered(200, 4, 8, 51, 1.0)
+    assert evaluate.evaluate(torch.tensor(x), y, metrics=["map_at_r"]) == evaluate.evaluate(x, y, metrics=["map_at_r"])
+
+
+GOOD = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+GOOD_Y = np.array([0, 0, 1, 1, 2, 2])
+BAD_INPUTS = [
+    ("NaN", dict(query=np.array([[np.nan, 0.0], [0.0, 1.0]]), query_labels=np.array([0, 1])), "NaN or infinite"),
+    ("infinity", dict(query=np.array([[np.inf, 0.0], [0.0, 1.0]]), query_labels=np.array([0, 1])), "NaN or infinite"),
+    ("length mismatch", dict(query=np.zeros((3, 2)), query_labels=np.array([0, 1])), "labels of shape"),
+    ("empty", dict(query=np.zeros((0, 2)), query_labels=np.zeros(0)), "non-empty"),
+    ("1-d embeddings", dict(query=np.zeros(3), query_labels=np.zeros(3)), "non-empty \\(n, d\\)"),
+    ("single class", dict(query=GOOD, query_labels=np.zeros(6)), "same class"),
+    ("dimension mismatch", dict(query=GOOD, query_labels=GOOD_Y, reference=np.zeros((4, 2)),
+                                reference_labels=np.array([0, 1, 0, 1])), "dimensions"),
+    ("reference without labels", dict(query=GOOD, query_labels=GOOD_Y, reference=GOOD), "both reference"),
+    ("no answerable query", dict(query=GOOD, query_labels=GOOD_Y, reference=GOOD,
+                                 reference_labels=np.array([5, 5, 6, 6, 7, 7])), "no query has a reference"),
+    ("text embeddings", dict(query=[["a", "b"]], query_labels=[0]), "numeric"),
+    ("bad distance", dict(query=GOOD, query_labels=GOOD_Y, distance="manhattan"), "unknown distance"),
+    ("bad k", dict(query=GOOD, query_labels=GOOD_Y, knn_k=0), "positive"),
+]
+
+
+@pytest.mark.parametrize("what,kwargs,match", BAD_INPUTS, ids=[b[0] for b in BAD_INPUTS])
+def test_bad_input_is_one_clear_error(what, kwargs, match):
+    kwargs = {"metrics": ["precision_at_1", "knn_accuracy"], **kwargs}
+    with pytest.raises(HarnessError, match=match) as info:
+        evaluate.evaluate(**kwargs)
+    assert "\n" not in str(info.value)
 
 
 def test_unknown_metric_suggests_a_name():

@@ -1,148 +1,223 @@
-"""Embeddings -> metrics: pure functions on arrays, one faiss neighbour search shared by every metric of a call."""
+"""Embeddings -> metrics: pure functions on arrays; one exact neighbour ranking serves every retrieval metric of a call.
+
+Retrieval metrics (query set against a reference set, or a set against itself with each item excluded from its
+own neighbours) come from harness.evaluate.retrieval; pair, triplet and episode metrics from
+harness.evaluate.pairs; clustering metrics from harness.evaluate.clustering. Definitions:
+
+- precision_at_1: the nearest reference has the query's label (= Recall@1).
+- recall_at_k: for each K in `recall_ks`, a reference with the query's label is among the K nearest (the DML
+  definition of Recall@K, a hit rate, not the information-retrieval recall).
+- map_at_r, r_precision: Musgrave et al., "A Metric Learning Reality Check" (ECCV 2020), R = number of references
+  sharing the query's label.
+- These four average over queries that have at least one same-label reference (as pytorch-metric-learning does);
+  queries whose label is absent from the reference set are left out of them and counted in `excluded_queries`.
+- knn_accuracy: majority vote of the knn_k nearest references; a tied vote goes to the smallest label
+  (scikit-learn's KNeighborsClassifier rule). Every query counts: one whose label is absent is simply wrong.
+- nmi, ami: k-means (faiss) with as many clusters as labels, scored with scikit-learn's mutual-information scores.
+- verification: balanced same/different pairs; threshold chosen on a validation split of the items, applied to
+  the test split; also ROC AUC. triplet_accuracy: d(a, p) < d(a, n) on sampled triplets.
+- episode_accuracy: seeded N-way K-shot episodes; queries labelled by the nearest support; mean and 95% CI.
+Distances: "euclidean" or "cosine" for all of them.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
-import faiss
 import numpy as np
+import torch
 
 from harness.errors import HarnessError
+from harness.evaluate import retrieval
 from harness.registry import Registry
 
-DISTANCES = ("euclidean", "cosine")
+DISTANCES = retrieval.DISTANCES
+DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
 # Metrics that classify test items by their neighbours in the training split; the others rank the test split
 # against itself (retrieval), as in the Metric Learning Reality Check protocol.
 TRAIN_REFERENCE_METRICS = frozenset({"knn_accuracy"})
 
 
-@dataclass(frozen=True)
-class Neighbours:
-    """The k nearest references of every query, nearest first, self excluded when the sets are the same."""
-
-    labels: np.ndarray  # (n_query, k) reference labels
-    query_labels: np.ndarray  # (n_query,)
-    relevant: np.ndarray  # (n_query,) number of references sharing the query's label (R of MAP@R)
-    knn_k: int
-
-
-Metric = Callable[[Neighbours], float]
-METRICS: Registry[Metric] = Registry("metric")
+def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
+    if isinstance(x, torch.Tensor):
+        return x.detach()
+    try:
+        return np.asarray(x, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise HarnessError(f"{name}: expected a numeric (n, d) array") from None
 
 
-def _check(name: str, x: np.ndarray, labels: np.ndarray) -> None:
+def check_embeddings(name: str, x: np.ndarray | torch.Tensor, labels: np.ndarray) -> None:
+    """One clear line for every input that would otherwise give a wrong number or a cryptic crash."""
     if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise HarnessError(f"{name}: expected a non-empty (n, d) array, got shape {x.shape}")
-    if labels.shape != (x.shape[0],):
+        raise HarnessError(f"{name}: expected a non-empty (n, d) array, got shape {tuple(x.shape)}")
+    if labels.ndim != 1 or labels.shape[0] != x.shape[0]:
         raise HarnessError(f"{name}: {x.shape[0]} embeddings but labels of shape {labels.shape}")
-    if not np.isfinite(x).all():
+    finite = torch.isfinite(x).all().item() if isinstance(x, torch.Tensor) else np.isfinite(x).all()
+    if not finite:
         raise HarnessError(f"{name}: embeddings contain NaN or infinite values")
 
 
-def _search(query: np.ndarray, reference: np.ndarray, k: int, distance: str) -> np.ndarray:
-    """Indices of the k nearest references per query (exact search)."""
-    query = np.ascontiguousarray(query, dtype=np.float32)
-    reference = np.ascontiguousarray(reference, dtype=np.float32)
-    if distance == "cosine":
-        query, reference = query.copy(), reference.copy()
-        faiss.normalize_L2(query)
-        faiss.normalize_L2(reference)
-        index = faiss.IndexFlatIP(reference.shape[1])
-    else:
-        index = faiss.IndexFlatL2(reference.shape[1])
-    index.add(reference)
-    _, found = index.search(query, k)
-    return found
+@dataclass
+class Inputs:
+    """One call's embeddings and options; the neighbour ranking is computed once, on first use."""
+
+    query: np.ndarray | torch.Tensor
+    query_labels: np.ndarray
+    reference: np.ndarray | torch.Tensor | None
+    reference_labels: np.ndarray | None
+    knn_k: int = 3
+    recall_ks: Sequence[int] = DEFAULT_RECALL_KS
+    distance: str = "euclidean"
+    seed: int = 0
+    progress: bool = False
+    options: dict[str, Any] = field(default_factory=dict)  # per-family extras (n_way, k_shot, n_pairs...)
+
+    @functools.cached_property
+    def ranking(self) -> retrieval.Ranking:
+        return retrieval.rank(self.query, self.query_labels, self.reference, self.reference_labels,
+                              knn_k=max(self.knn_k, 1), distance=self.distance, progress=self.progress)
+
+    @functools.cached_property
+    def answerable(self) -> np.ndarray:
+        """Queries with at least one same-label reference: the ones retrieval metrics are averaged over."""
+        mask = self.ranking.relevant > 0
+        if not mask.any():
+            raise HarnessError("no query has a reference with the same label: retrieval metrics are undefined")
+        return mask
+
+    def numpy_query(self) -> np.ndarray:
+        return self.query.float().cpu().numpy() if isinstance(self.query, torch.Tensor) else self.query
 
 
-def neighbours(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
-               reference_labels: np.ndarray | None = None, *, k: int, knn_k: int = 1,
-               distance: str = "euclidean") -> Neighbours:
-    """Search once for the k nearest references; without a reference set the queries are their own, self excluded."""
-    if distance not in DISTANCES:
-        raise HarnessError(f"unknown distance '{distance}'; known: {', '.join(DISTANCES)}")
-    query_labels = np.asarray(query_labels)
-    _check("query", query, query_labels)
-    same = reference is None
-    if same:
-        reference, reference_labels = query, query_labels
-    reference_labels = np.asarray(reference_labels)
-    _check("reference", reference, reference_labels)
-    if reference.shape[1] != query.shape[1]:
-        raise HarnessError(f"query has {query.shape[1]} dimensions but reference has {reference.shape[1]}")
-    available = len(reference) - (1 if same else 0)
-    k = max(1, min(k, available))
-    found = _search(query, reference, k + (1 if same else 0), distance)
-    if same:
-        # Drop each query's own index; if exact duplicates pushed it out of the list, drop the last instead.
-        is_self = found == np.arange(len(query))[:, None]
-        drop = np.where(is_self.any(axis=1), is_self.argmax(axis=1), found.shape[1] - 1)
-        keep = np.ones_like(found, dtype=bool)
-        keep[np.arange(len(found)), drop] = False
-        found = found[keep].reshape(len(found), k)
-    classes, counts = np.unique(reference_labels, return_counts=True)
-    per_class = dict(zip(classes.tolist(), counts.tolist()))
-    relevant = np.array([per_class.get(label, 0) for label in query_labels.tolist()]) - (1 if same else 0)
-    return Neighbours(reference_labels[found], query_labels, relevant, knn_k)
+Metric = Callable[[Inputs], dict[str, float]]
+METRICS: Registry[Metric] = Registry("metric")
 
 
-def knn_accuracy(nb: Neighbours) -> float:
-    """Majority vote of the knn_k nearest; a tied vote goes to the smallest label (scikit-learn's rule)."""
-    votes = nb.labels[:, : nb.knn_k]
-    classes = np.unique(np.concatenate([votes.ravel(), nb.query_labels]))
-    codes = np.searchsorted(classes, votes)
+def _precision_at_1(inputs: Inputs) -> dict[str, float]:
+    return {"precision_at_1": float((inputs.ranking.first_relevant_rank[inputs.answerable] == 1).mean())}
+
+
+def _recall_at_k(inputs: Inputs) -> dict[str, float]:
+    first = inputs.ranking.first_relevant_rank[inputs.answerable]
+    return {f"recall_at_{k}": float(((first >= 1) & (first <= k)).mean()) for k in inputs.recall_ks}
+
+
+def _map_at_r(inputs: Inputs) -> dict[str, float]:
+    return {"map_at_r": float(inputs.ranking.ap_at_r[inputs.answerable].mean())}
+
+
+def _r_precision(inputs: Inputs) -> dict[str, float]:
+    return {"r_precision": float(inputs.ranking.r_precision[inputs.answerable].mean())}
+
+
+def _knn_accuracy(inputs: Inputs) -> dict[str, float]:
+    votes = inputs.ranking.knn_labels[:, : inputs.knn_k]
+    truth = inputs.ranking.query_labels
+    classes = np.unique(np.concatenate([votes.ravel(), truth]))
     counts = np.zeros((len(votes), len(classes)), dtype=np.int64)
-    np.add.at(counts, (np.arange(len(votes))[:, None], codes), 1)
-    predicted = classes[counts.argmax(axis=1)]
-    return float((predicted == nb.query_labels).mean())
+    np.add.at(counts, (np.arange(len(votes))[:, None], np.searchsorted(classes, votes)), 1)
+    # argmax returns the first maximum: with classes sorted, a tied vote goes to the smallest label.
+    return {"knn_accuracy": float((classes[counts.argmax(axis=1)] == truth).mean())}
 
 
-def precision_at_1(nb: Neighbours) -> float:
-    return float((nb.labels[:, 0] == nb.query_labels).mean())
+def _excluded(inputs: Inputs) -> dict[str, float]:
+    return {"excluded_queries": float((inputs.ranking.relevant == 0).sum())}
 
 
-def _map_at_r_rows(nb: Neighbours) -> tuple[np.ndarray, np.ndarray]:
-    """Per query with R >= 1: MAP@R and R-precision (Musgrave et al., A Metric Learning Reality Check, 2020)."""
-    valid = nb.relevant > 0
-    hits = nb.labels[valid] == nb.query_labels[valid, None]
-    r = nb.relevant[valid]
-    if r.max(initial=0) > hits.shape[1]:
-        raise HarnessError(f"MAP@R needs {r.max()} neighbours per query but only {hits.shape[1]} were searched")
-    ranks = np.arange(1, hits.shape[1] + 1)
-    within_r = ranks[None, :] <= r[:, None]
-    hits = hits & within_r
-    precision = np.cumsum(hits, axis=1) / ranks
-    map_r = (precision * hits).sum(axis=1) / r
-    r_precision = hits.sum(axis=1) / r
-    return map_r, r_precision
+def _clustering(inputs: Inputs) -> dict[str, float]:
+    from harness.evaluate import clustering
+
+    return clustering.nmi_ami(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance)
 
 
-def map_at_r(nb: Neighbours) -> float:
-    return float(_map_at_r_rows(nb)[0].mean())
+def _verification(inputs: Inputs) -> dict[str, float]:
+    from harness.evaluate import pairs
+
+    keys = ("n_pairs", "validation_fraction")
+    return pairs.verification(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance,
+                              **{k: inputs.options[k] for k in keys if k in inputs.options})
 
 
-def r_precision(nb: Neighbours) -> float:
-    return float(_map_at_r_rows(nb)[1].mean())
+def _triplet_accuracy(inputs: Inputs) -> dict[str, float]:
+    from harness.evaluate import pairs
+
+    keys = ("n_triplets",)
+    return {"triplet_accuracy": pairs.triplet_accuracy(
+        inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance,
+        **{k: inputs.options[k] for k in keys if k in inputs.options})}
 
 
-METRICS.register_all({"knn_accuracy": knn_accuracy, "precision_at_1": precision_at_1, "map_at_r": map_at_r,
-                      "r_precision": r_precision})
-# How many neighbours each metric needs; None means "R", the largest class size.
-_NEEDS: dict[str, Callable[[int], int | None]] = {
-    "knn_accuracy": lambda knn_k: knn_k, "precision_at_1": lambda knn_k: 1,
-    "map_at_r": lambda knn_k: None, "r_precision": lambda knn_k: None,
-}
+def _episode_accuracy(inputs: Inputs) -> dict[str, float]:
+    from harness.evaluate import pairs
+
+    keys = ("n_way", "k_shot", "n_queries", "n_episodes", "classifier", "classes")
+    return pairs.n_way_k_shot(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed,
+                              distance=inputs.distance, **{k: inputs.options[k] for k in keys if k in inputs.options})
 
 
-def evaluate(query: np.ndarray, query_labels: np.ndarray, reference: np.ndarray | None = None,
-             reference_labels: np.ndarray | None = None, *, metrics: Sequence[str], knn_k: int = 3,
-             distance: str = "euclidean") -> dict[str, float]:
-    """Every requested metric of `query` against `reference` (or against itself, self excluded)."""
+METRICS.register_all({
+    "precision_at_1": _precision_at_1,
+    "recall_at_k": _recall_at_k,
+    "map_at_r": _map_at_r,
+    "r_precision": _r_precision,
+    "knn_accuracy": _knn_accuracy,
+    "excluded_queries": _excluded,
+    "nmi": _clustering,
+    "ami": _clustering,
+    "verification": _verification,
+    "triplet_accuracy": _triplet_accuracy,
+    "episode_accuracy": _episode_accuracy,
+})
+RETRIEVAL_METRICS = ("precision_at_1", "recall_at_k", "map_at_r", "r_precision", "knn_accuracy")
+
+
+def evaluate(query: Any, query_labels: Any, reference: Any = None, reference_labels: Any = None, *,
+             metrics: Sequence[str], knn_k: int = 3, recall_ks: Sequence[int] = DEFAULT_RECALL_KS,
+             distance: str = "euclidean", seed: int = 0, progress: bool = False,
+             **options: Any) -> dict[str, float]:
+    """Every requested metric of `query` against `reference` (or against itself, self excluded), as floats.
+
+    Embeddings may be numpy arrays or torch tensors (CUDA tensors are ranked on their GPU). Bad input raises
+    HarnessError with one line: NaN/inf, mismatched lengths, wrong dimensions, empty arrays, a single class.
+    """
     for name in metrics:
         METRICS.get(name)
-    ref_labels = np.asarray(query_labels if reference_labels is None else reference_labels)
-    largest_class = int(np.unique(ref_labels, return_counts=True)[1].max(initial=1))  # inputs checked below
-    k = max((_NEEDS[m](knn_k) or largest_class) for m in metrics)
-    nb = neighbours(query, query_labels, reference, reference_labels, k=k, knn_k=knn_k, distance=distance)
-    return {name: METRICS.get(name)(nb) for name in metrics}
+    if distance not in DISTANCES:
+        raise HarnessError(f"unknown distance '{distance}'; known: {', '.join(DISTANCES)}")
+    if knn_k < 1 or any(k < 1 for k in recall_ks):
+        raise HarnessError(f"k values must be positive integers, got knn_k={knn_k}, recall_ks={list(recall_ks)}")
+    query = _as_array("query", query)
+    query_labels = np.asarray(query_labels)
+    check_embeddings("query", query, query_labels)
+    if (reference is None) != (reference_labels is None):
+        raise HarnessError("give both reference and reference_labels, or neither (the query set is then its own "
+                           "reference, each item excluded from its own neighbours)")
+    if reference is not None:
+        reference = _as_array("reference", reference)
+        reference_labels = np.asarray(reference_labels)
+        check_embeddings("reference", reference, reference_labels)
+        if reference.shape[1] != query.shape[1]:
+            raise HarnessError(f"query has {query.shape[1]} dimensions but reference has {reference.shape[1]}")
+        if isinstance(query, torch.Tensor) != isinstance(reference, torch.Tensor):
+            reference = torch.as_tensor(reference, device=query.device) if isinstance(query, torch.Tensor) \
+                else reference.float().cpu().numpy()
+    labels = query_labels if reference_labels is None else reference_labels
+    if len(np.unique(labels)) < 2:
+        raise HarnessError("all labels are the same class: metrics that compare classes are undefined "
+                           "(need at least two classes)")
+    if reference is None and len(query_labels) < 2:
+        raise HarnessError("a set ranked against itself needs at least two items")
+    inputs = Inputs(query, query_labels, reference, reference_labels, knn_k=knn_k, recall_ks=tuple(recall_ks),
+                    distance=distance, seed=seed, progress=progress, options=options)
+    values: dict[str, float] = {}
+    for name in dict.fromkeys(metrics):
+        if name in ("nmi", "ami") and "nmi" in values:
+            continue
+        values |= METRICS.get(name)(inputs)
+    if "nmi" in values:  # one k-means gives both; keep only what was asked for
+        values = {k: v for k, v in values.items() if k not in ("nmi", "ami") or k in metrics}
+    return values

@@ -1,0 +1,304 @@
+"""Pair-based metrics: triplet accuracy, verification with a validation-chosen threshold, ROC AUC, n-way k-shot."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+from scipy.stats import rankdata
+
+from harness.errors import HarnessError
+
+DISTANCES = ("euclidean", "cosine")
+CLASSIFIERS = ("nearest", "mean")
+
+
+def check_embeddings(x: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """(x as float64, labels as an array), or a one-line HarnessError naming `name`."""
+    x, labels = np.asarray(x), np.asarray(labels)
+    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
+        raise HarnessError(f"{name}: expected a non-empty (n, d) array of embeddings, got shape {x.shape}")
+    if labels.shape != (x.shape[0],):
+        raise HarnessError(f"{name}: {x.shape[0]} embeddings but labels of shape {labels.shape}")
+    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
+        raise HarnessError(f"{name}: embeddings must be real numbers, got dtype {x.dtype}")
+    x = x.astype(np.float64)
+    if not np.isfinite(x).all():
+        raise HarnessError(f"{name}: embeddings contain NaN or infinite values")
+    return x, labels
+
+
+def check_distance(x: np.ndarray, distance: str, name: str) -> None:
+    if distance not in DISTANCES:
+        raise HarnessError(f"{name}: unknown distance '{distance}'; known: {', '.join(DISTANCES)}")
+    # 1 - cos has no value for a zero vector; refusing beats a NaN that would count as "not closer".
+    if distance == "cosine" and not np.linalg.norm(x, axis=1).all():
+        raise HarnessError(f"{name}: cosine distance is undefined for an all-zero embedding")
+
+
+def _positive_int(value: int, what: str, name: str, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise HarnessError(f"{name}: {what} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def pair_distance(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
+    """Row-wise distance between a[i] and b[i]: L2, or 1 - cosine similarity; smaller = more similar."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    if distance == "euclidean":
+        return np.linalg.norm(a - b, axis=-1)
+    if distance == "cosine":
+        return 1.0 - (a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+    raise HarnessError(f"unknown distance '{distance}'; known: {', '.join(DISTANCES)}")
+
+
+class _Groups:
+    """Items grouped by class, so that a partner of the same / another class is one vectorised draw."""
+
+    def __init__(self, labels: np.ndarray) -> None:
+        self.classes, self.codes, self.sizes = np.unique(labels, return_inverse=True, return_counts=True)
+        self.codes = self.codes.reshape(-1)
+        self.order = np.argsort(self.codes, kind="stable")
+        self.starts = np.concatenate([[0], np.cumsum(self.sizes)[:-1]])
+        self.rank = np.empty(len(labels), dtype=np.int64)  # position of each item inside its class
+        self.rank[self.order] = np.arange(len(labels)) - self.starts[self.codes[self.order]]
+
+    def same(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly drawn other item of each item's class (the class must have >= 2 members)."""
+        c = self.codes[items]
+        m = self.sizes[c]
+        offset = rng.integers(0, m - 1)
+        return self.order[self.starts[c] + (self.rank[items] + 1 + offset) % m]
+
+    def other(self, items: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """A uniformly drawn item of any other class: skip over the item's own class block in sorted order."""
+        c = self.codes[items]
+        m = self.sizes[c]
+        u = rng.integers(0, len(self.codes) - m)
+        return self.order[np.where(u < self.starts[c], u, u + m)]
+
+
+def sample_triplets(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """n (anchor, positive, negative) index triplets; anchors uniform over items whose class has >= 2 members."""
+    labels = np.asarray(labels)
+    groups = _Groups(labels)
+    if len(groups.classes) < 2:
+        raise HarnessError(f"triplets need at least 2 classes, got {len(groups.classes)}")
+    eligible = np.flatnonzero(groups.sizes[groups.codes] >= 2)
+    if len(eligible) == 0:
+        raise HarnessError("triplets need a class with at least 2 items; every class has a single item")
+    anchors = eligible[rng.integers(0, len(eligible), n)]
+    return anchors, groups.same(anchors, rng), groups.other(anchors, rng)
+
+
+def triplet_accuracy(x: np.ndarray, labels: np.ndarray, *, n_triplets: int = 10000, seed: int = 0,
+                     distance: str = "euclidean") -> float:
+    """Fraction of sampled triplets with d(anchor, positive) < d(anchor, negative); a tie counts as wrong."""
+    x, labels = check_embeddings(x, labels, "triplet_accuracy")
+    check_distance(x, distance, "triplet_accuracy")
+    n_triplets = _positive_int(n_triplets, "n_triplets", "triplet_accuracy")
+    a, p, n = sample_triplets(labels, n_triplets, np.random.default_rng(seed))
+    return float((pair_distance(x[a], x[p], distance) < pair_distance(x[a], x[n], distance)).mean())
+
+
+def roc_auc(scores_same: np.ndarray, is_same: np.ndarray) -> float:
+    """ROC AUC of pair distances (`scores_same`: smaller = more likely "same") against the truth `is_same`.
+
+    Mann-Whitney U with average ranks, so a tie between a same and a different pair counts one half;
+    equals sklearn.metrics.roc_auc_score(is_same, -scores_same).
+    """
+    d, same = np.asarray(scores_same), np.asarray(is_same)
+    if d.ndim != 1 or d.shape != same.shape or d.size == 0:
+        raise HarnessError(f"roc_auc: expected two non-empty 1-D arrays of one length, got {d.shape} and {same.shape}")
+    if not np.issubdtype(d.dtype, np.number) or not np.isfinite(d).all():
+        raise HarnessError("roc_auc: distances must be finite numbers")
+    if not np.isin(same, (0, 1)).all():
+        raise HarnessError("roc_auc: is_same must hold only booleans (or 0/1)")
+    same = same.astype(bool)
+    n_same, n_diff = int(same.sum()), int((~same).sum())
+    if n_same == 0 or n_diff == 0:
+        raise HarnessError(f"roc_auc: needs both same and different pairs, got {n_same} same and {n_diff} different")
+    ranks = rankdata(-d.astype(np.float64), method="average")
+    u = ranks[same].sum() - n_same * (n_same + 1) / 2
+    return float(u / (n_same * n_diff))
+
+
+def balanced_pairs(labels: np.ndarray, n_pairs: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(i, j, same): n_pairs // 2 same-class pairs with i != j, then the rest different-class pairs.
+
+    Same pairs start from an item drawn uniformly among those whose class has >= 2 members; different
+    pairs start from any item. The partner is uniform among the allowed items.
+    """
+    labels = np.asarray(labels)
+    n_pairs = _positive_int(n_pairs, "n_pairs", "balanced_pairs", minimum=2)
+    groups = _Groups(labels)
+    if len(groups.classes) < 2:
+        raise HarnessError(f"balanced pairs need at least 2 classes, got {len(groups.classes)}")
+    eligible = np.flatnonzero(groups.sizes[groups.codes] >= 2)
+    if len(eligible) == 0:
+        raise HarnessError("balanced pairs need a class with at least 2 items; every class has a single item")
+    n_same = n_pairs // 2
+    i_same = eligible[rng.integers(0, len(eligible), n_same)]
+    j_same = groups.same(i_same, rng)
+    i_diff = rng.integers(0, len(labels), n_pairs - n_same)
+    j_diff = groups.other(i_diff, rng)
+    same = np.concatenate([np.ones(n_same, dtype=bool), np.zeros(n_pairs - n_same, dtype=bool)])
+    return np.concatenate([i_same, i_diff]), np.concatenate([j_same, j_diff]), same
+
+
+def class_members(labels: np.ndarray) -> dict:
+    """label -> indices of its items, ascending; one sort instead of a scan of all labels per class."""
+    groups = _Groups(np.asarray(labels))
+    blocks = np.split(groups.order, np.cumsum(groups.sizes)[:-1])
+    return dict(zip(groups.classes.tolist(), blocks))
+
+
+def stratified_split(labels: np.ndarray, validation_fraction: float,
+                     rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """(validation items, test items): each class shuffled, its first round(fraction * size) items to validation."""
+    validation, test = [], []
+    for members in class_members(labels).values():
+        members = rng.permutation(members)
+        # Round half up, not Python's half-to-even, so that the cut moves monotonically with the class size.
+        cut = int(np.floor(validation_fraction * len(members) + 0.5))
+        validation.append(members[:cut])
+        test.append(members[cut:])
+    return np.sort(np.concatenate(validation)), np.sort(np.concatenate(test))
+
+
+def threshold_accuracy(distances: np.ndarray, is_same: np.ndarray, threshold: float) -> float:
+    """Accuracy of predicting "same" iff distance <= threshold."""
+    return float(((np.asarray(distances) <= threshold) == np.asarray(is_same, dtype=bool)).mean())
+
+
+def choose_threshold(distances: np.ndarray, is_same: np.ndarray) -> float:
+    """The threshold of best accuracy among every midpoint of consecutive distinct distances and the two extremes.
+
+    The extremes are just below the smallest distance (all "different") and the largest (all "same");
+    a tie in accuracy goes to the smallest threshold. Midpoints of distinct values only, so that the smallest
+    best threshold sits halfway into a gap rather than on the last "same" distance.
+    """
+    d, same = np.asarray(distances, dtype=np.float64), np.asarray(is_same, dtype=bool)
+    s = np.unique(d)
+    candidates = np.unique(np.concatenate([[np.nextafter(s[0], -np.inf)], s[:-1] + (s[1:] - s[:-1]) / 2, [s[-1]]]))
+    correct_same = np.searchsorted(np.sort(d[same]), candidates, side="right")
+    correct_diff = (~same).sum() - np.searchsorted(np.sort(d[~same]), candidates, side="right")
+    # argmax returns the first maximum and candidates ascend: the smallest best threshold.
+    return float(candidates[np.argmax(correct_same + correct_diff)])
+
+
+def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, validation_fraction: float = 0.5,
+                 seed: int = 0, distance: str = "euclidean") -> dict[str, float]:
+    """Same/different verification: threshold chosen on validation pairs, accuracy and ROC AUC on test pairs.
+
+    The items (not the pairs) are split per class into a validation and a test part, and n_pairs balanced
+    pairs are drawn inside each part, so no item is shared between the two. The threshold is never chosen
+    on test pairs (the original project used a fixed cosine threshold of 0.2).
+    """
+    x, labels = check_embeddings(x, labels, "verification")
+    check_distance(x, distance, "verification")
+    n_pairs = _positive_int(n_pairs, "n_pairs", "verification", minimum=2)
+    if not 0 < validation_fraction < 1:
+        raise HarnessError(f"verification: validation_fraction must be strictly between 0 and 1, "
+                           f"got {validation_fraction}")
+    if len(np.unique(labels)) < 2:
+        raise HarnessError("verification: needs at least 2 classes, got 1")
+    rng = np.random.default_rng(seed)
+    parts = stratified_split(labels, validation_fraction, rng)
+    scored = []
+    for part, name in zip(parts, ("validation", "test")):
+        classes, counts = np.unique(labels[part], return_counts=True)
+        if len(classes) < 2 or counts.max() < 2:
+            raise HarnessError(f"verification: the {name} part ({len(part)} items, {len(classes)} classes) needs "
+                               f"2 classes and a class with 2 items; change validation_fraction or add items")
+        i, j, same = balanced_pairs(labels[part], n_pairs, rng)
+        scored.append((pair_distance(x[part[i]], x[part[j]], distance), same))
+    (val_d, val_same), (test_d, test_same) = scored
+    threshold = choose_threshold(val_d, val_same)
+    return {"verification_accuracy": threshold_accuracy(test_d, test_same, threshold),
+            "verification_threshold": threshold, "roc_auc": roc_auc(test_d, test_same)}
+
+
+def episode_classes(labels: np.ndarray, k_shot: int, classes: Iterable | None = None) -> np.ndarray:
+    """The classes an episode may draw: those with >= k_shot + 1 items, within `classes` when given."""
+    present, counts = np.unique(labels, return_counts=True)
+    eligible = present[counts >= k_shot + 1]
+    if classes is None:
+        return eligible
+    wanted = np.unique(np.asarray(list(classes)))
+    if wanted.size == 0:
+        raise HarnessError("n_way_k_shot: `classes` is empty")
+    missing = np.setdiff1d(wanted, present)
+    if missing.size:
+        raise HarnessError(f"n_way_k_shot: classes not among the labels: {missing[:5].tolist()}")
+    return np.intersect1d(eligible, wanted)
+
+
+def sample_episode(members: dict, eligible: np.ndarray, n_way: int, k_shot: int, n_queries: int,
+                   rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(support items, their labels, query items, their labels) of one episode; `members` from class_members."""
+    chosen = rng.choice(eligible, n_way, replace=False)
+    support, query = [], []
+    for label in chosen.tolist():
+        shuffled = rng.permutation(members[label])
+        support.append(shuffled[:k_shot])
+        query.append(shuffled[k_shot:k_shot + min(n_queries, len(shuffled) - k_shot)])
+    return (np.concatenate(support), np.repeat(chosen, [len(s) for s in support]),
+            np.concatenate(query), np.repeat(chosen, [len(q) for q in query]))
+
+
+def episode_accuracy(support: np.ndarray, support_labels: np.ndarray, query: np.ndarray, query_labels: np.ndarray,
+                     distance: str, classifier: str) -> float:
+    """Fraction of queries whose nearest support ("nearest") or nearest class mean ("mean") has their label.
+
+    A tie goes to the support (or class) that comes first: the episode's class order, which is random.
+    """
+    if classifier == "mean":
+        if distance == "cosine":
+            support = support / np.linalg.norm(support, axis=1, keepdims=True)
+        classes, first = np.unique(support_labels, return_index=True)
+        keep = np.argsort(first)  # keep the episode's class order, so that ties resolve the same way as "nearest"
+        classes = classes[keep]
+        support = np.stack([support[support_labels == c].mean(axis=0) for c in classes])
+        support_labels = classes
+    d = pair_distance(query[:, None, :], support[None, :, :], distance)
+    return float((support_labels[d.argmin(axis=1)] == query_labels).mean())
+
+
+def n_way_k_shot(x: np.ndarray, labels: np.ndarray, *, n_way: int = 5, k_shot: int = 1, n_queries: int = 15,
+                 n_episodes: int = 600, seed: int = 0, distance: str = "euclidean", classifier: str = "nearest",
+                 classes: Iterable | None = None) -> dict[str, float | int]:
+    """Few-shot episodes: mean query accuracy, half-width of its 95% interval (1.96 s / sqrt(n)), episode count.
+
+    Each episode draws n_way classes among those with >= k_shot + 1 items (restricted to `classes` when
+    given, e.g. classes unseen in training), k_shot supports per class and up to n_queries queries from the
+    rest of the class.
+    """
+    x, labels = check_embeddings(x, labels, "n_way_k_shot")
+    check_distance(x, distance, "n_way_k_shot")
+    if classifier not in CLASSIFIERS:
+        raise HarnessError(f"n_way_k_shot: unknown classifier '{classifier}'; known: {', '.join(CLASSIFIERS)}")
+    n_way = _positive_int(n_way, "n_way", "n_way_k_shot", minimum=2)
+    k_shot = _positive_int(k_shot, "k_shot", "n_way_k_shot")
+    n_queries = _positive_int(n_queries, "n_queries", "n_way_k_shot")
+    # Two episodes at least: the interval needs a sample standard deviation.
+    n_episodes = _positive_int(n_episodes, "n_episodes", "n_way_k_shot", minimum=2)
+    eligible = episode_classes(labels, k_shot, classes)
+    if len(eligible) < n_way:
+        raise HarnessError(f"n_way_k_shot: {n_way}-way needs {n_way} classes with at least {k_shot + 1} items, "
+                           f"found {len(eligible)}")
+    rng = np.random.default_rng(seed)
+    members = class_members(labels)
+    accuracies = np.empty(n_episodes)
+    for e in range(n_episodes):
+        s, s_y, q, q_y = sample_episode(members, eligible, n_way, k_shot, n_queries, rng)
+        accuracies[e] = episode_accuracy(x[s], s_y, x[q], q_y, distance, classifier)
+    return {"episode_accuracy": float(accuracies.mean()),
+            "episode_ci95": float(1.96 * accuracies.std(ddof=1) / np.sqrt(n_episodes)),
+            "episodes": n_episodes}
+
+
+def chance_level(n_way: int) -> float:
+    """Accuracy of guessing among n_way classes."""
+    return 1.0 / _positive_int(n_way, "n_way", "chance_level")
