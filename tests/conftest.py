@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from harness import cli
@@ -30,3 +31,12 @@ def run_cli(capsys: pytest.CaptureFixture[str]):
         return code, out, err
 
     return invoke
+
+
+def clustered(n: int, classes: int, dim: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+    """Gaussian blobs around random class centres: embeddings with realistic overlap for metric tests."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    centres = rng.standard_normal((classes, dim)) * 2
+    x = centres[labels] + spread * rng.standard_normal((n, dim))
+    return x.astype(np.float32), labels

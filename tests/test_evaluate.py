@@ -11,14 +11,7 @@ from sklearn.neighbors import KNeighborsClassifier
 from harness import evaluate
 from harness.evaluate import retrieval
 from harness.errors import HarnessError
-
-
-def clustered(n: int, classes: int, dim: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n)
-    centres = rng.standard_normal((classes, dim)) * 2
-    x = centres[labels] + spread * rng.standard_normal((n, dim))
-    return x.astype(np.float32), labels
+from tests.conftest import clustered
 
 
 @pytest.mark.parametrize("seed,spread", [(0, 0.5), (1, 2.0), (2, 5.0)])

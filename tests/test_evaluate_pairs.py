@@ -9,15 +9,8 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from harness.errors import HarnessError
+from tests.conftest import clustered
 from harness.evaluate import pairs
-
-
-def clustered(n: int, classes: int, dim: int, seed: int, spread: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, classes, n)
-    centres = rng.standard_normal((classes, dim)) * 2
-    x = centres[labels] + spread * rng.standard_normal((n, dim))
-    return x.astype(np.float32), labels
 
 
 def separated(per_class: int, classes: int, dim: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

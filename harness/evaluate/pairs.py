@@ -78,15 +78,21 @@ class _Groups:
         return self.order[np.where(u < self.starts[c], u, u + m)]
 
 
+def _with_partner(groups: "_Groups", what: str) -> np.ndarray:
+    """Items whose class has another member (possible anchors of a same-class pair); errors name `what`."""
+    if len(groups.classes) < 2:
+        raise HarnessError(f"{what} need at least 2 classes, got {len(groups.classes)}")
+    eligible = np.flatnonzero(groups.sizes[groups.codes] >= 2)
+    if len(eligible) == 0:
+        raise HarnessError(f"{what} need a class with at least 2 items; every class has a single item")
+    return eligible
+
+
 def sample_triplets(labels: np.ndarray, n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """n (anchor, positive, negative) index triplets; anchors uniform over items whose class has >= 2 members."""
     labels = np.asarray(labels)
     groups = _Groups(labels)
-    if len(groups.classes) < 2:
-        raise HarnessError(f"triplets need at least 2 classes, got {len(groups.classes)}")
-    eligible = np.flatnonzero(groups.sizes[groups.codes] >= 2)
-    if len(eligible) == 0:
-        raise HarnessError("triplets need a class with at least 2 items; every class has a single item")
+    eligible = _with_partner(groups, "triplets")
     anchors = eligible[rng.integers(0, len(eligible), n)]
     return anchors, groups.same(anchors, rng), groups.other(anchors, rng)
 
@@ -133,11 +139,7 @@ def balanced_pairs(labels: np.ndarray, n_pairs: int,
     labels = np.asarray(labels)
     n_pairs = _positive_int(n_pairs, "n_pairs", "balanced_pairs", minimum=2)
     groups = _Groups(labels)
-    if len(groups.classes) < 2:
-        raise HarnessError(f"balanced pairs need at least 2 classes, got {len(groups.classes)}")
-    eligible = np.flatnonzero(groups.sizes[groups.codes] >= 2)
-    if len(eligible) == 0:
-        raise HarnessError("balanced pairs need a class with at least 2 items; every class has a single item")
+    eligible = _with_partner(groups, "balanced pairs")
     n_same = n_pairs // 2
     i_same = eligible[rng.integers(0, len(eligible), n_same)]
     j_same = groups.same(i_same, rng)

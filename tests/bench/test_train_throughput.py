@@ -13,7 +13,6 @@ import io
 import statistics
 import time
 
-import pytest
 import torch
 from pytorch_metric_learning import distances, losses, miners, reducers
 from tqdm.auto import tqdm
