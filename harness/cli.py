@@ -49,8 +49,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     for number, run in enumerate(plan.todo, 1):
         label = " ".join(f"{k}={v}" for k, v in run.axes.items())
         print(f"[{number}/{len(plan.todo)}] {run.run_id} {label} seed={run.seed}", file=sys.stderr)
-        record = train.execute(run, data_root=args.data, progress=_progress_wanted(args), command=command)
-        path = store.write(args.results, record)
+        with store.claim(args.results, study.name, study.profile, run.run_id) as mine:
+            if not mine or store.finished(args.results, study.name, study.profile, run.run_id,
+                                          rerun_failed=args.rerun_failed):
+                print("    skipped: another process is running it or has just recorded it", file=sys.stderr)
+                continue
+            checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id)
+            record = train.execute(run, data_root=args.data, progress=_progress_wanted(args), command=command,
+                                   checkpoint=checkpoint)
+            path = store.write(args.results, record)
+            checkpoint.unlink(missing_ok=True)
         remaining = len(plan.todo) - number
         eta = f"; about {(time.perf_counter() - start) / number * remaining / 60:.1f} min left" if remaining else ""
         if record["status"] == "ok":

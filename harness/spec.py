@@ -6,6 +6,7 @@ import copy
 import hashlib
 import itertools
 import json
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from harness.errors import ConfigError, suggest
 
-EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+# $HARNESS_EXPERIMENTS points the CLI at another folder of study files (a scratch copy, a fork's studies).
+EXPERIMENTS_DIR = Path(os.environ.get("HARNESS_EXPERIMENTS") or Path(__file__).resolve().parent.parent / "experiments")
 DEFAULTS_FILE = "defaults.yaml"
 PROFILES = ("full", "quick", "smoke")
 DEFAULT_PROFILE = "quick"

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
+import socket
 import re
 import tempfile
 from collections.abc import Iterator
@@ -33,6 +36,11 @@ def run_dir(results: Path, study: str, profile: str) -> Path:
 
 def record_path(results: Path, study: str, profile: str, run_id: str) -> Path:
     return run_dir(results, study, profile) / f"{_safe('run', run_id)}.json"
+
+
+def checkpoint_path(results: Path, study: str, profile: str, run_id: str) -> Path:
+    """Where an unfinished run keeps its per-epoch checkpoint (hidden, deleted once the record is written)."""
+    return run_dir(results, study, profile) / f".{_safe('run', run_id)}.ckpt"
 
 
 def write(results: Path, record: dict[str, Any]) -> Path:
@@ -101,3 +109,43 @@ def iter_profiles(results: Path, study: str) -> Iterator[str]:
     folder = Path(results) / _safe("study", study)
     if folder.is_dir():
         yield from sorted(p.name for p in folder.iterdir() if p.is_dir())
+
+
+def finished(results: Path, study: str, profile: str, run_id: str, *, rerun_failed: bool = False) -> bool:
+    """Whether a valid record settles this run already (ok, or failed and failures are not being retried)."""
+    path = record_path(results, study, profile, run_id)
+    if not path.exists():
+        return False
+    try:
+        record = read(path)
+    except RecordError:
+        return False
+    return record["status"] == "ok" or not rerun_failed
+
+
+@contextlib.contextmanager
+def claim(results: Path, study: str, profile: str, run_id: str) -> Iterator[bool]:
+    """Hold an exclusive lock on one run for as long as the block runs; yields False if another process has it.
+
+    Processes sharing a results folder (two shells, a Slurm array, several machines on one file system) each
+    claim a run before training it, so no run is trained twice at once. The lock is an flock on
+    `.<run_id>.lock`: the kernel releases it when its process dies, so a killed job leaves no stale claim.
+    Callers check `finished` again after claiming: a run may have been completed while they were waiting.
+    """
+    path = run_dir(results, study, profile) / f".{_safe('run', run_id)}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
+        try:
+            yield True
+        finally:
+            path.unlink(missing_ok=True)
+    finally:
+        os.close(fd)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import os
+import random
 import resource
 import time
 import traceback
@@ -118,6 +120,36 @@ class Trainer:
                 bar.update(1)
         return seen
 
+    def state(self) -> dict[str, Any]:
+        """Everything the rest of the run depends on: weights, optimizer, loss parameters, and every RNG."""
+        legacy = np.random.get_state()
+        py_version, py_state, py_gauss = random.getstate()
+        return {
+            "model": self.accelerator.unwrap_model(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "loss": self.loss_fn.state_dict(),
+            "batch_order": self.order.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "numpy_rng": {"keys": torch.from_numpy(legacy[1].astype(np.int64)), "pos": int(legacy[2]),
+                          "has_gauss": int(legacy[3]), "gauss": float(legacy[4])},
+            "python_rng": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+        }
+
+    def load_state(self, state: dict[str, Any]) -> None:
+        self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.loss_fn.load_state_dict(state["loss"])
+        self.order.set_state(state["batch_order"])
+        torch.set_rng_state(state["torch_rng"])
+        if state["cuda_rng"]:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        legacy = state["numpy_rng"]
+        np.random.set_state(("MT19937", legacy["keys"].numpy().astype(np.uint32), legacy["pos"],
+                             legacy["has_gauss"], legacy["gauss"]))
+        py = state["python_rng"]
+        random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+
     @torch.no_grad()
     def embed(self, split: datasets.Split) -> np.ndarray:
         """A clean eval-mode pass (no dropout, no gradient) over a whole split."""
@@ -148,9 +180,36 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
+def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
+    """Atomically: a kill during the save leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
+    with open(tmp, "wb") as handle:
+        torch.save(state, handle)
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path | None, run_id: str) -> dict[str, Any] | None:
+    """A checkpoint of this run, loaded weights-only (no code from the file runs); None if absent or unusable."""
+    if path is None or not path.exists():
+        return None
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # a truncated or foreign file: start the run over rather than trust it
+        return None
+    return state if isinstance(state, dict) and state.get("run_id") == run_id else None
+
+
 def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, command: list[str] | None = None,
-            accelerator: Accelerator | None = None) -> dict[str, Any]:
-    """Train and evaluate one run; return its record (status 'ok' or 'failed'). User errors propagate."""
+            accelerator: Accelerator | None = None, checkpoint: Path | None = None) -> dict[str, Any]:
+    """Train and evaluate one run; return its record (status 'ok' or 'failed'). User errors propagate.
+
+    With `checkpoint`, the run's state is saved there after every epoch, and a run that finds a checkpoint of
+    itself continues from it: killed at any moment and restarted, it ends with the same metrics and loss curve
+    as an uninterrupted run (on CPU, bit for bit).
+    """
     started = datetime.now(timezone.utc)
     wall_start = time.perf_counter()
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
@@ -177,8 +236,17 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         bar = tqdm(total=cfg.train.epochs * trainer.steps_per_epoch, disable=not progress, unit="step", leave=False,
                    desc=f"{run.study}/{run.run_id[:8]} " + " ".join(f"{v}" for v in run.axes.values())
                    + f" seed {cfg.seed}", mininterval=1.0)
+        first_epoch = 1
+        resumed = load_checkpoint(checkpoint, run.run_id)
+        if resumed is not None:
+            trainer.load_state(resumed["trainer"])
+            record["metrics"], record["loss_curve"] = resumed["metrics"], resumed["loss_curve"]
+            timing = dict(resumed["timing"])
+            first_epoch = resumed["epoch"] + 1
+            record["resumed_from_epoch"] = resumed["epoch"]
+            bar.update(resumed["epoch"] * trainer.steps_per_epoch)
         with bar:
-            for epoch in range(1, cfg.train.epochs + 1):
+            for epoch in range(first_epoch, cfg.train.epochs + 1):
                 tick = time.perf_counter()
                 timing["train_images"] += trainer.train_epoch(epoch, record["loss_curve"], bar)
                 timing["train_s"] += time.perf_counter() - tick
@@ -187,6 +255,10 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
                     record["metrics"].append({"epoch": epoch, **trainer.evaluate()})
                     timing["eval_s"] += time.perf_counter() - tick
                     bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
+                if checkpoint is not None and epoch < cfg.train.epochs:
+                    save_checkpoint(checkpoint, {"run_id": run.run_id, "epoch": epoch, "trainer": trainer.state(),
+                                                 "metrics": record["metrics"], "loss_curve": record["loss_curve"],
+                                                 "timing": timing})
         record["status"] = "ok"
     except HarnessError:
         raise
