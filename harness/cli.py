@@ -43,6 +43,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
           f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run"
           f"{skipped}", file=sys.stderr)
+    # Every dataset the plan needs is found and verified before anything is written or trained.
+    from harness import data as datasets
+
+    for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
+        datasets.load(name, args.data)
     command = args.argv
     failed = 0
     start = time.perf_counter()
