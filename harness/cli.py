@@ -37,17 +37,17 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     study = spec.load(args.study, args.profile)
     plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+    # Every dataset the plan needs is found and verified before anything is written or trained.
+    from harness import data as datasets
+
+    for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
+        datasets.load(name, args.data)
     for run_id, why in plan.corrupt.items():
         print(f"warning: {why} (it will be rerun)", file=sys.stderr)
     skipped = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" if plan.failed and not args.rerun_failed else ""
     print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
           f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run"
           f"{skipped}", file=sys.stderr)
-    # Every dataset the plan needs is found and verified before anything is written or trained.
-    from harness import data as datasets
-
-    for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
-        datasets.load(name, args.data)
     command = args.argv
     failed = 0
     start = time.perf_counter()

@@ -6,7 +6,7 @@ import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
 
-from harness.errors import ConfigError, suggest
+from harness.errors import ConfigError, suggest, yaml_number_hint
 
 T = TypeVar("T")
 
@@ -91,4 +91,4 @@ class Registry(Generic[T]):
             wrong_number = isinstance(default, (int, float)) and not isinstance(value, (int, float))
             if wrong_flag or wrong_number:
                 raise ConfigError(f"{where}.{key}: expected {type(default).__name__} like {default!r}, "
-                                  f"got {type(value).__name__} {value!r}")
+                                  f"got {type(value).__name__} {value!r}{yaml_number_hint(value)}")

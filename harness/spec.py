@@ -15,7 +15,7 @@ from typing import Any, Literal, get_args
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from harness.errors import ConfigError, suggest
+from harness.errors import ConfigError, suggest, yaml_number_hint
 
 # $HARNESS_EXPERIMENTS points the CLI at another folder of study files (a scratch copy, a fork's studies).
 EXPERIMENTS_DIR = Path(os.environ.get("HARNESS_EXPERIMENTS") or Path(__file__).resolve().parent.parent / "experiments")
@@ -296,8 +296,7 @@ def _describe(exc: ValidationError, model: type[BaseModel]) -> str:
     if error["type"] == "missing":
         return f"missing key '{key}'"
     got = error.get("input")
-    hint = " (YAML reads 1e-3 as text: write 1.0e-3)" if isinstance(got, str) and "e" in got.lower() else ""
-    return f"{key}: {error['msg'].lower()} (got {type(got).__name__} {got!r}){hint}"
+    return f"{key}: {error['msg'].lower()} (got {type(got).__name__} {got!r}){yaml_number_hint(got)}"
 
 
 def study_path(name: str, experiments: Path | None = None) -> Path:

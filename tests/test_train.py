@@ -98,9 +98,34 @@ def test_record_carries_provenance(smoke_runs):
     record = train.execute(smoke_runs["nca"], progress=False, command=["harness", "run", "x"])
     prov = record["provenance"]
     assert prov["command"] == ["harness", "run", "x"]
-    assert prov["versions"]["torch"] == torch.__version__.split("+")[0] or prov["versions"]["torch"]
+    assert prov["versions"]["torch"] == torch.__version__.split("+")[0]
     assert prov["versions"]["pytorch-metric-learning"] and prov["versions"]["python"]
     assert prov["accelerate"]["num_processes"] == 1 and prov["accelerate"]["device"] == "cpu"
     assert prov["dataset"]["name"] == "digits" and len(prov["dataset"]["sha256"]["digits"]) == 64
     assert set(prov["git"]) == {"commit", "dirty"} and prov["cpu"] and prov["host"]
     assert prov["started"] <= prov["finished"]
+
+
+def test_git_state_flags_a_dirty_tree(tmp_path, monkeypatch):
+    import subprocess
+
+    from harness import provenance
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "code.py").write_text("x = 1\n")
+    git("add", "code.py")
+    git("commit", "-qm", "c")
+    monkeypatch.setattr(provenance, "REPO", tmp_path)
+    clean = provenance.git_state()
+    assert len(clean["commit"]) == 40 and clean["dirty"] is False
+    (tmp_path / "code.py").write_text("x = 2\n")
+    assert provenance.git_state() == {"commit": clean["commit"], "dirty": True}
+    # New results are not code: writing records must not make the next run look dirty.
+    (tmp_path / "code.py").write_text("x = 1\n")
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "r.json").write_text("{}")
+    assert provenance.git_state()["dirty"] is False
