@@ -33,9 +33,26 @@ def _fmt_metrics(record: dict) -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    import contextlib
+
+    import torch
+    from accelerate import Accelerator
+    from accelerate.utils import broadcast_object_list
+
     from harness import train  # imports torch: only commands that train pay for it
 
     study = spec.load(args.study, args.profile)
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    world = accelerator.num_processes
+    if args.processes is not None and args.processes != world:
+        raise HarnessError(f"--processes {args.processes} requested but {world} process(es) started; on a CPU box "
+                           f"launch with `ACCELERATE_USE_CPU=1 torchrun --nproc_per_node {args.processes} -m harness "
+                           f"run ...` (accelerate launch --cpu starts a single process there)")
+    main = accelerator.is_main_process
+
+    def say(*parts: object) -> None:  # one voice for a multi-process launch
+        if main:
+            print(*parts, file=sys.stderr)
     plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
     # Every dataset the plan needs is found and verified before anything is written or trained.
     from harness import data as datasets
@@ -43,39 +60,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
         datasets.load(name, args.data)
     for run_id, why in plan.corrupt.items():
-        print(f"warning: {why} (it will be rerun)", file=sys.stderr)
+        say(f"warning: {why} (it will be rerun)")
     skipped = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" if plan.failed and not args.rerun_failed else ""
-    print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
+    say(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
           f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run"
-          f"{skipped}", file=sys.stderr)
+          f"{skipped}")
     command = args.argv
     failed = 0
     start = time.perf_counter()
     for number, run in enumerate(plan.todo, 1):
         label = " ".join(f"{k}={v}" for k, v in run.axes.items())
-        print(f"[{number}/{len(plan.todo)}] {run.run_id} {label} seed={run.seed}", file=sys.stderr)
-        with store.claim(args.results, study.name, study.profile, run.run_id) as mine:
-            if not mine or store.finished(args.results, study.name, study.profile, run.run_id,
-                                          rerun_failed=args.rerun_failed):
-                print("    skipped: another process is running it or has just recorded it", file=sys.stderr)
+        say(f"[{number}/{len(plan.todo)}] {run.run_id} {label} seed={run.seed}")
+        # The main process claims the run for all of its processes and tells them whether to go.
+        claim = store.claim(args.results, study.name, study.profile, run.run_id) if main \
+            else contextlib.nullcontext(None)
+        with claim as mine:
+            go = [bool(mine) and not store.finished(args.results, study.name, study.profile, run.run_id,
+                                                    rerun_failed=args.rerun_failed)] if main else [None]
+            if world > 1:
+                broadcast_object_list(go)
+            if not go[0]:
+                say("    skipped: another process is running it or has just recorded it")
                 continue
-            checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id)
-            record = train.execute(run, data_root=args.data, progress=_progress_wanted(args), command=command,
-                                   checkpoint=checkpoint)
+            # Checkpoints hold one process's RNG states, so resuming is offered for single-process runs.
+            checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id) \
+                if world == 1 else None
+            record = train.execute(run, data_root=args.data, progress=_progress_wanted(args) and main,
+                                   command=command, checkpoint=checkpoint, accelerator=accelerator)
+            if not main:
+                continue
             path = store.write(args.results, record)
-            checkpoint.unlink(missing_ok=True)
+            if checkpoint is not None:
+                checkpoint.unlink(missing_ok=True)
         remaining = len(plan.todo) - number
         eta = f"; about {(time.perf_counter() - start) / number * remaining / 60:.1f} min left" if remaining else ""
         if record["status"] == "ok":
-            print(f"    ok in {record['timing']['wall_s']:.1f} s: {_fmt_metrics(record)} -> {path}{eta}",
-                  file=sys.stderr)
+            say(f"    ok in {record['timing']['wall_s']:.1f} s: {_fmt_metrics(record)} -> {path}{eta}")
         else:
             failed += 1
-            print(f"    FAILED ({record['error']['type']}: {record['error']['message']}) -> {path}{eta}",
-                  file=sys.stderr)
+            say(f"    FAILED ({record['error']['type']}: {record['error']['message']}) -> {path}{eta}")
     if plan.todo:
-        print(f"{study.name}/{study.profile}: ran {len(plan.todo)} runs in {time.perf_counter() - start:.0f} s, "
-              f"{failed} failed", file=sys.stderr)
+        say(f"{study.name}/{study.profile}: ran {len(plan.todo)} runs in {time.perf_counter() - start:.0f} s, "
+            f"{failed} failed")
     return 0
 
 
@@ -197,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--shard", default=None, help="run only slice i of n (1-based), e.g. 3/16")
     run.add_argument("--rerun-failed", action="store_true", help="also retry runs recorded as failed")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
+    run.add_argument("--processes", type=int, default=None,
+                     help="the number of processes this launch must have (checked against the real world size)")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="done / failed / missing runs per profile")

@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 from tqdm.auto import tqdm
 
 from harness import data as datasets
@@ -76,6 +77,16 @@ class Trainer:
             params, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.loss_fn.to(accelerator.device)
+        self.world = accelerator.num_processes
+        if self.world > 1:
+            if cfg.train.batch_size % self.world:
+                raise HarnessError(f"train.batch_size {cfg.train.batch_size} is not divisible by the "
+                                   f"{self.world} processes; each process takes an equal share of a global batch")
+            # Losses and miners see the whole global batch: pytorch-metric-learning gathers the embeddings of
+            # every process (the loss is scaled by the world size because DDP averages gradients).
+            self.loss_fn = DistributedLossWrapper(self.loss_fn)
+            self.miner = DistributedMinerWrapper(self.miner) if self.miner is not None else None
+        self.loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
         # Batch order has its own generator, so evaluation (or anything else drawing random numbers) cannot move it.
         self.order = torch.Generator().manual_seed(cfg.seed)
 
@@ -83,6 +94,13 @@ class Trainer:
         permutation = torch.randperm(len(self.train.labels), generator=self.order).to(self.accelerator.device)
         for start in range(0, len(permutation), self.cfg.train.batch_size):
             index = permutation[start:start + self.cfg.train.batch_size]
+            if self.world > 1:
+                # Every process draws the same global order and keeps its share: the global batch is exactly the
+                # one-process batch. A last batch that does not split evenly loses its remainder (PML's gather
+                # needs equal shares), so the step count matches one process whenever it does split evenly.
+                index = index[: len(index) - len(index) % self.world][self.accelerator.process_index::self.world]
+                if len(index) == 0:
+                    continue
             yield self.train.images[index], self.train.labels[index]
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -91,8 +109,12 @@ class Trainer:
         loss = self.loss_fn(embeddings, labels, tuples)
         self.optimizer.zero_grad(set_to_none=True)
         self.accelerator.backward(loss)
+        if self.world > 1:
+            for param in self.loss_params:  # the loss module is not wrapped in DDP: average its gradients here
+                if param.grad is not None:
+                    param.grad = self.accelerator.reduce(param.grad, reduction="mean")
         self.optimizer.step()
-        return loss.detach()
+        return loss.detach() / self.world
 
     @property
     def steps_per_epoch(self) -> int:
@@ -107,17 +129,19 @@ class Trainer:
         first_step = (epoch - 1) * self.steps_per_epoch
         running, count, seen = 0.0, 0, 0
         for step, (images, labels) in enumerate(self.batches(), first_step + 1):
-            value = float(self.step(images, labels))
+            value = float(self.step(images, labels))  # the global batch's loss, the same on every process
             if not math.isfinite(value):
                 raise RunFailure(f"loss became {value} at epoch {epoch}, step {step}")
             running += value
             count += 1
             seen += len(labels)
-            if count == window or step == first_step + self.steps_per_epoch:
+            if count == window:
                 curve.append({"epoch": epoch, "step": step, "loss": running / count})
                 running, count = 0.0, 0
             if bar is not None:
                 bar.update(1)
+        if count:
+            curve.append({"epoch": epoch, "step": step, "loss": running / count})
         return seen
 
     def state(self) -> dict[str, Any]:
@@ -153,11 +177,12 @@ class Trainer:
     @torch.no_grad()
     def embed(self, split: datasets.Split) -> np.ndarray:
         """A clean eval-mode pass (no dropout, no gradient) over a whole split."""
-        self.model.eval()
+        model = self.accelerator.unwrap_model(self.model)  # no DDP hooks: only the main process evaluates
+        model.eval()
         out = []
         for start in range(0, len(split.labels), self.cfg.eval.batch_size):
-            out.append(self.model(split.images[start:start + self.cfg.eval.batch_size]).float().cpu())
-        self.model.train()
+            out.append(model(split.images[start:start + self.cfg.eval.batch_size]).float().cpu())
+        model.train()
         return torch.cat(out).numpy()
 
     def evaluate(self) -> dict[str, float]:
@@ -252,9 +277,11 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
                 timing["train_s"] += time.perf_counter() - tick
                 if epoch in cfg.train.eval_epochs:
                     tick = time.perf_counter()
-                    record["metrics"].append({"epoch": epoch, **trainer.evaluate()})
+                    if accelerator.is_main_process:  # the record comes from one process; the others wait
+                        record["metrics"].append({"epoch": epoch, **trainer.evaluate()})
+                        bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
+                    accelerator.wait_for_everyone()
                     timing["eval_s"] += time.perf_counter() - tick
-                    bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
                 if checkpoint is not None and epoch < cfg.train.epochs:
                     save_checkpoint(checkpoint, {"run_id": run.run_id, "epoch": epoch, "trainer": trainer.state(),
                                                  "metrics": record["metrics"], "loss_curve": record["loss_curve"],

@@ -1,0 +1,36 @@
+"""plan: shards are disjoint and cover the matrix exactly once; recorded runs are skipped, failed ones kept."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import plan, spec, store
+from harness.errors import HarnessError
+
+
+@pytest.mark.parametrize("count", [1, 2, 3, 4, 7, 16])
+def test_shards_cover_the_matrix_exactly_once(count):
+    runs = spec.load("loss_epochs", "full").runs
+    slices = [plan.shard(runs, i, count) for i in range(1, count + 1)]
+    ids = [r.run_id for part in slices for r in part]
+    assert sorted(ids) == sorted(r.run_id for r in runs)
+    assert max(len(p) for p in slices) - min(len(p) for p in slices) <= 1
+
+
+@pytest.mark.parametrize("text", ["0/0", "3/2", "0/4", "1/0", "a/b", "1-2", "", "-1/2"])
+def test_bad_shards(text):
+    with pytest.raises(HarnessError, match="expected i/n"):
+        plan.parse_shard(text)
+
+
+def test_recorded_runs_are_skipped_and_failed_ones_kept_unless_asked(tmp_path):
+    study = spec.load("loss_epochs", "smoke")
+    first, second = study.runs[:2]
+    base = {"schema_version": store.SCHEMA_VERSION, "study": "loss_epochs", "profile": "smoke", "axes": {},
+            "seed": 0, "config": {}, "metrics": [], "loss_curve": [], "timing": {}, "provenance": {}}
+    store.write(tmp_path, {**base, "run_id": first.run_id, "status": "ok"})
+    store.write(tmp_path, {**base, "run_id": second.run_id, "status": "failed"})
+    todo = plan.make(study, tmp_path).todo
+    assert first not in todo and second not in todo and len(todo) == 3
+    retry = plan.make(study, tmp_path, rerun_failed=True)
+    assert second in retry.todo and first not in retry.todo
