@@ -28,7 +28,7 @@ def launch(experiments: Path, results: Path, processes: int) -> subprocess.Compl
     if processes == 1:
         cmd = [sys.executable, *harness]
     else:
-        cmd = [TORCHRUN, "--nproc_per_node", str(processes), "--master_port", "29517", *harness]
+        cmd = [TORCHRUN, "--standalone", "--nproc_per_node", str(processes), *harness]  # --standalone: a free port
     return subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
 
 
