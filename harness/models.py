@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
+from harness.errors import ConfigError
 from harness.registry import Registry
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -44,9 +45,152 @@ class ThesisConvNet(nn.Module):
 MODELS.register("thesis_convnet", ThesisConvNet)
 
 
+class SeminarConvNet(nn.Module):
+    """The seed-002 network (ArcFace vs softmax on MNIST): two 5x5 convolutions and a hidden layer of 50.
+
+    It mirrors `Net` in Sorrow321/cmc_seminar_master, old_files/mnist_arcface.ipynb: conv(C->10, 5) maxpool ReLU,
+    conv(10->20, 5) dropout maxpool ReLU, fc(flat->50) ReLU dropout; those 50 values fed either the ArcFace head or
+    a Linear(50, 10) softmax head. The notebook's dropout after conv2 is `nn.Dropout()` (element-wise), not the
+    `Dropout2d` of the PyTorch MNIST example it descends from, so element-wise dropout is kept here.
+
+    The embedding is returned as is, not L2-normalised: the softmax baseline's linear head saw the raw 50 values,
+    and the heads that need unit vectors (ArcFace, cosine losses) normalise their input themselves. `flat` follows
+    the input shape (320 for 1x28x28, 500 for 3x32x32); below 16x16 nothing is left after the second pooling.
+    """
+
+    MIN_SIDE = 16  # 16 -> conv 12 -> pool 6 -> conv 2 -> pool 1
+
+    def __init__(self, input_shape: tuple[int, int, int], embedding_dim: int = 50, dropout: float = 0.5) -> None:
+        super().__init__()
+        channels, height, width = input_shape
+        if min(height, width) < self.MIN_SIDE:
+            raise ConfigError(f"model 'seminar_convnet' needs inputs of at least {self.MIN_SIDE}x{self.MIN_SIDE} "
+                              f"(two 5x5 convolutions, two 2x2 poolings); got input shape {tuple(input_shape)}")
+        self.conv1 = nn.Conv2d(channels, 10, 5)
+        self.conv2 = nn.Conv2d(10, 20, 5)
+        self.conv_dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(20 * self._side(height) * self._side(width), embedding_dim)
+        self.fc_dropout = nn.Dropout(dropout)
+
+    @staticmethod
+    def _side(pixels: int) -> int:
+        return ((pixels - 4) // 2 - 4) // 2
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.relu(F.max_pool2d(self.conv1(x), 2))
+        x = F.relu(F.max_pool2d(self.conv_dropout(self.conv2(x)), 2))
+        return self.fc_dropout(F.relu(self.fc(torch.flatten(x, 1))))
+
+
+MODELS.register("seminar_convnet", SeminarConvNet)
+
+
+class ZeroPadShortcut(nn.Module):
+    """He et al.'s option A: identity, subsampled by the stride, with the new channels zero-padded. No parameters.
+
+    The CIFAR ResNets of the paper (sec. 4.2) and of akamaster/pytorch_resnet_cifar10 use it, so a ResNet-56 has the
+    paper's 0.85M parameters; a 1x1-convolution shortcut (option B) would add some and change the comparison.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.stride = stride
+        extra = out_channels - in_channels
+        self.pad = (extra // 2, extra - extra // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Same output size as the block's 3x3 stride-s convolution with padding 1: ceil(side / s).
+        return F.pad(x[:, :, ::self.stride, ::self.stride], (0, 0, 0, 0, *self.pad))
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions with BatchNorm, added to the shortcut, then ReLU."""
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(out_channels)
+        same = stride == 1 and in_channels == out_channels
+        self.shortcut = nn.Identity() if same else ZeroPadShortcut(in_channels, out_channels, stride)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = F.relu(self.bn1(self.conv1(x)))
+        return F.relu(self.bn2(self.conv2(out)) + self.shortcut(x))
+
+
+class CifarResNet(nn.Module):
+    """The CIFAR ResNet of He et al. 2016 (sec. 4.2), as the seed-004 project used it (ResNet-56, no final layer).
+
+    A 3x3 stem (C->16), three stages of BasicBlocks of widths 16, 32, 64 (strides 1, 2, 2), option-A shortcuts,
+    global average pooling. `blocks` = [9, 9, 9] is ResNet-56 (6n+2 layers, n = 9), [1, 1, 1] is ResNet-8.
+    The embedding is the 64-d pooled output, as in the original; `embedding_dim` adds a Linear(64 -> dim).
+    Any channel count and any side >= 8 works (8x8 leaves 2x2 before pooling, so BatchNorm sees several values
+    per channel even in a batch of one).
+    """
+
+    WIDTHS = (16, 32, 64)
+    STRIDES = (1, 2, 2)
+
+    def __init__(self, input_shape: tuple[int, int, int], blocks: Sequence[int] = (9, 9, 9),
+                 embedding_dim: int | None = None, normalize: bool = False) -> None:
+        super().__init__()
+        self.check_config(blocks=blocks, embedding_dim=embedding_dim)
+        self.stem = nn.Sequential(nn.Conv2d(input_shape[0], self.WIDTHS[0], 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(self.WIDTHS[0]), nn.ReLU())
+        stages, in_channels = [], self.WIDTHS[0]
+        for count, width, stride in zip(blocks, self.WIDTHS, self.STRIDES, strict=True):
+            stage = [BasicBlock(in_channels, width, stride)]
+            stage += [BasicBlock(width, width, 1) for _ in range(count - 1)]
+            stages.append(nn.Sequential(*stage))
+            in_channels = width
+        self.stages = nn.Sequential(*stages)
+        self.fc = nn.Linear(self.WIDTHS[-1], embedding_dim) if embedding_dim is not None else None
+        self.normalize = normalize
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+
+    @classmethod
+    def check_config(cls, blocks: Sequence[int] = (9, 9, 9), embedding_dim: int | None = None, **_: Any) -> None:
+        """Raise ConfigError for values the signature cannot express (before any data is loaded)."""
+        if (isinstance(blocks, (str, bytes)) or not isinstance(blocks, Sequence) or len(blocks) != len(cls.WIDTHS)
+                or not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in blocks)):
+            raise ConfigError(f"blocks: expected {len(cls.WIDTHS)} positive integers (BasicBlocks per stage, "
+                              f"e.g. [9, 9, 9] for ResNet-56), got {blocks!r}")
+        if embedding_dim is not None and (isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int)
+                                          or embedding_dim < 1):
+            raise ConfigError(f"embedding_dim: expected a positive integer or null, got {embedding_dim!r}")
+
+    @classmethod
+    def output_dim(cls, embedding_dim: int | None = None, **_: Any) -> int:
+        return cls.WIDTHS[-1] if embedding_dim is None else int(embedding_dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(F.adaptive_avg_pool2d(self.stages(self.stem(x)), 1), 1)
+        if self.fc is not None:
+            x = self.fc(x)
+        return F.normalize(x, p=2, dim=1) if self.normalize else x
+
+
+MODELS.register("cifar_resnet", CifarResNet)
+
+
 def check_model(spec: Any, where: str) -> None:
-    """Raise ConfigError unless `spec` names a registered model with arguments it accepts."""
+    """Raise ConfigError unless `spec` names a registered model with arguments it accepts.
+
+    Beyond the signature check, a factory may define `check_config(**args)` for constraints a signature cannot say.
+    """
     MODELS.check(spec, where)
+    check_config = getattr(MODELS.get(spec["name"]), "check_config", None)
+    if check_config is not None:
+        try:
+            check_config(**{k: v for k, v in spec.items() if k != "name"})
+        except ConfigError as error:
+            raise ConfigError(f"{where}.{error}") from None
 
 
 def build_model(spec: Mapping[str, Any], input_shape: tuple[int, int, int]) -> nn.Module:
@@ -55,7 +199,16 @@ def build_model(spec: Mapping[str, Any], input_shape: tuple[int, int, int]) -> n
 
 
 def embedding_dim(spec: Mapping[str, Any]) -> int:
-    """The output size a model spec declares (its `embedding_dim` argument or that argument's default)."""
-    if "embedding_dim" in spec:
-        return int(spec["embedding_dim"])
-    return int(inspect.signature(MODELS.get(spec["name"])).parameters["embedding_dim"].default)
+    """The output size a model spec declares, without building the model.
+
+    A factory whose output size is not simply its `embedding_dim` argument defines `output_dim(**args)`; otherwise
+    it is that argument, or that argument's default.
+    """
+    factory = MODELS.get(spec["name"])
+    args = {k: v for k, v in spec.items() if k != "name"}
+    output_dim = getattr(factory, "output_dim", None)
+    if output_dim is not None:
+        return int(output_dim(**args))
+    if "embedding_dim" in args:
+        return int(args["embedding_dim"])
+    return int(inspect.signature(factory).parameters["embedding_dim"].default)

@@ -3,13 +3,51 @@
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping
 from typing import Any
 
 import torch
+from torch.nn import functional as F
 from pytorch_metric_learning import distances, losses, miners, reducers
 
 from harness.registry import Registry, constructor_args
+
+class ArcFace(losses.ArcFaceLoss):
+    """pytorch-metric-learning's ArcFaceLoss with the margin m in radians and the scale s, as the ArcFace paper
+    (Deng et al. 2019) and our study axes state them (PML takes the margin in degrees).
+
+    Logits are s * cos(theta_y + m) for the target class and s * cos(theta_j) for the others, with the
+    embeddings and the class weights L2-normalised. PML keeps the target logit decreasing past theta = pi - m
+    (cos(theta) - m sin(m) there); the seed-002 notebook did not, which matters only for angles near pi.
+    `get_logits` gives s * cos(theta_j) without the margin: its argmax is the predicted class.
+    """
+
+    own_args_only = True  # m and s replace PML's margin and scale; passing those too would be ambiguous
+
+    def __init__(self, num_classes: int, embedding_size: int, m: float = 0.5, s: float = 64.0) -> None:
+        super().__init__(num_classes=num_classes, embedding_size=embedding_size, margin=math.degrees(m), scale=s)
+
+
+class SoftmaxCrossEntropy(torch.nn.Module):
+    """The plain classification head: Linear(embedding_size, num_classes) + cross-entropy (no normalisation,
+    no margin), the baseline ArcFace is compared with. `get_logits` gives the linear layer's output."""
+
+    def __init__(self, num_classes: int, embedding_size: int, bias: bool = True) -> None:
+        super().__init__()
+        self.fc = torch.nn.Linear(embedding_size, num_classes, bias=bias)
+
+    def get_logits(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.fc(embeddings)
+
+    def forward(self, embeddings: torch.Tensor, labels: torch.Tensor, indices_tuple: Any = None) -> torch.Tensor:
+        return F.cross_entropy(self.get_logits(embeddings), labels)
+
+
+def has_classifier(spec: Mapping[str, Any]) -> bool:
+    """Whether a loss spec carries a classifier head (a `get_logits`), so classification accuracy is defined."""
+    return callable(getattr(LOSSES.get(spec["name"]), "get_logits", None))
+
 
 LOSSES: Registry[type] = Registry("loss")
 MINERS: Registry[type] = Registry("miner")
@@ -23,7 +61,8 @@ LOSSES.register_all({
     "nca": losses.NCALoss,
     "margin": losses.MarginLoss,
     "multi_similarity": losses.MultiSimilarityLoss,
-    "arcface": losses.ArcFaceLoss,
+    "arcface": ArcFace,
+    "softmax_ce": SoftmaxCrossEntropy,
     "normalized_softmax": losses.NormalizedSoftmaxLoss,
 })
 MINERS.register_all({

@@ -19,6 +19,9 @@ def constructor_args(factory: Callable[..., Any]) -> dict[str, inspect.Parameter
     """Named arguments a factory accepts, gathered along a class's bases (PML passes **kwargs upwards)."""
     owners = [factory] if not isinstance(factory, type) else [
         k for k in factory.__mro__ if k.__module__.split(".")[0] not in ("torch", "builtins")]
+    # A class can declare that its own arguments are all it takes (a wrapper renaming its base's arguments).
+    if isinstance(factory, type) and factory.__dict__.get("own_args_only"):
+        owners = [factory]
     args: dict[str, inspect.Parameter] = {}
     for owner in owners:
         if isinstance(owner, type) and "__init__" not in owner.__dict__:

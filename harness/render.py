@@ -23,7 +23,7 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
 
 
 def latex_escape(text: Any) -> str:
-    return "".join(_SPECIAL.get(ch, ch) for ch in str(text))
+    return "".join(_SPECIAL.get(ch, ch) for ch in _label(text))
 
 
 def environment(templates: Path) -> jinja2.Environment:
@@ -43,6 +43,13 @@ def _cell(mean: float, std: float, n: int, scale: float) -> str:
     if n < 2 or not np.isfinite(std):
         return f"{mean * scale:.2f}"
     return f"{mean * scale:.2f} $\\pm$ {std * scale:.2f}"
+
+
+def _label(value: Any) -> str:
+    """An axis label as the YAML wrote it: pandas turns integer labels of a column with gaps into floats."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def _ordered(values: Sequence[Any], order: Sequence[Any]) -> list[Any]:
@@ -94,9 +101,8 @@ class StudyRenderer:
         self.records = [r for r in [*scan.ok.values(), *scan.failed.values()] if r["run_id"] in wanted]
         self.corrupt = scan.corrupt
         self.frame = aggregate.long_frame(self.records)
-        self.axis_order = {axis: [spec._cell(axis, v)[0] for v in values]
-                           for axis, values in {**study.spec.matrix,
-                                                **study.spec.profiles[study.profile].matrix}.items()}
+        self.axis_order = study.axes
+        self.labels = study.spec.report.axis_labels
 
     def render(self) -> list[Path]:
         # Start clean so no file from an earlier render (or an earlier matrix) can reach the PDF.
@@ -126,9 +132,23 @@ class StudyRenderer:
     def _order(self, axis: str, values: Sequence[Any]) -> list[Any]:
         return _ordered(values, self.axis_order.get(axis, sorted(set(values))))
 
+    def label(self, axis: str) -> str:
+        return self.labels.get(axis, axis)
+
+    def rows_for(self, metrics: Sequence[str], where: dict[str, Any], epoch: str = "all") -> pd.DataFrame:
+        """The long frame restricted to some metrics, to runs matching `where` (runs without one of its axes
+        are kept: a baseline outside a grid), and optionally to each run's last evaluated epoch."""
+        data = self.frame[self.frame["metric"].isin(metrics)]
+        for axis, value in where.items():
+            if axis in data:
+                data = data[data[axis].isna() | (data[axis] == value)]
+        if epoch == "last":
+            data = data[data["epoch"] == data.groupby("run_id")["epoch"].transform("max")]
+        return data
+
     def table(self, table: spec.TableSpec, facts: dict[str, Any]) -> Path:
-        data = self.frame[self.frame["metric"] == table.metric]
-        summary = aggregate.summarise(data, [table.rows, table.columns])
+        data = self.rows_for([table.metric], table.where, table.epoch)
+        summary = aggregate.summarise(data.dropna(subset=[table.rows, table.columns]), [table.rows, table.columns])
         rows = self._order(table.rows, summary[table.rows].tolist())
         columns = self._order(table.columns, summary[table.columns].tolist())
         scale = 100.0 if table.percent else 1.0
@@ -144,7 +164,8 @@ class StudyRenderer:
                 cells[(row, column)] = {"text": _cell(means[i], stds[i], ns[i], scale), "best": i == best}
         ns = sorted(set(summary["n"].astype(int)))
         return self._write(f"table_{table.name}.tex", self.env.get_template("table.tex.j2").render(
-            table=table, rows=rows, columns=columns, cells=cells, facts=facts, ns=ns, study=self.study.name))
+            table=table, rows=rows, columns=columns, cells=cells, facts=facts, ns=ns, study=self.study.name,
+            row_label=self.label(table.rows), column_label=self.label(table.columns)))
 
     def figure(self, figure: spec.FigureSpec, facts: dict[str, Any]) -> list[Path]:
         import matplotlib
@@ -153,49 +174,124 @@ class StudyRenderer:
         import matplotlib.pyplot as plt
         import seaborn as sns
 
-        data = self.frame[self.frame["metric"].isin(figure.metrics)].copy()
-        hue_order = self._order(figure.hue, data[figure.hue].tolist())
         sns.set_theme(context="paper", style="whitegrid")
-        grid = sns.relplot(data=data, x=figure.x, y="value", hue=figure.hue, hue_order=hue_order, col="metric",
-                           col_order=figure.metrics, kind="line", errorbar="sd", marker="o",
-                           facet_kws={"sharey": False}, height=2.4, aspect=1.1)
-        grid.set_titles("{col_name}")
-        grid.set_axis_labels(figure.x, "")
-        if figure.x == "epoch":
-            for ax in grid.axes.flat:
+        data = self.rows_for(figure.metrics, figure.where, "last" if figure.kind == "heatmap" else "all")
+        chosen = None
+        if figure.select is not None:
+            data, chosen = self.select(data, figure.select)
+        if figure.kind == "heatmap":
+            fig = self.heatmap(data, figure)
+        else:
+            fig = self.lines(data, figure)
+        pdf = self.out / f"figure_{figure.name}.pdf"
+        # Fixed metadata so the same records give the same bytes.
+        fig.savefig(pdf, metadata={"CreationDate": None, "ModDate": None}, bbox_inches="tight")
+        plt.close(fig)
+        tex = self._write(f"figure_{figure.name}.tex", self.env.get_template("figure.tex.j2").render(
+            figure=figure, path=f"generated/{self.study.name}/{pdf.name}", facts=facts, study=self.study.name,
+            chosen=chosen))
+        return [pdf, tex]
+
+    def select(self, data: pd.DataFrame, select: spec.SelectSpec) -> tuple[pd.DataFrame, str]:
+        """Keep the best cell over `select.axes` by `select.by` (mean over seeds, last epoch) and the runs
+        without those axes; returns the kept rows and the chosen cell in words."""
+        scores = self.rows_for([select.by], {}, "last").dropna(subset=select.axes)
+        if scores.empty:
+            raise HarnessError(f"{self.study.name}: no run has {select.by} to choose the best "
+                               f"{', '.join(select.axes)} by")
+        means = scores.groupby(select.axes)["value"].mean()
+        best = means.idxmax() if len(select.axes) > 1 else (means.idxmax(),)
+        keep = data[select.axes[0]].isna()
+        match = pd.Series(True, index=data.index)
+        for axis, value in zip(select.axes, best):
+            match &= data[axis] == value
+        words = ", ".join(f"{self.label(a)} = {_label(v)}" for a, v in zip(select.axes, best))
+        return data[keep | match], f"{words} ({select.by} {means.max() * 100:.2f})"
+
+    def heatmap(self, data: pd.DataFrame, figure: spec.FigureSpec) -> Any:
+        import matplotlib.pyplot as plt
+        import seaborn as sns
+
+        summary = aggregate.summarise(data.dropna(subset=[figure.x, figure.y]), [figure.y, figure.x])
+        grid = summary.pivot(index=figure.y, columns=figure.x, values="mean")
+        grid = grid.reindex(index=self._order(figure.y, list(grid.index)),
+                            columns=self._order(figure.x, list(grid.columns))) * 100.0
+        fig, ax = plt.subplots(figsize=(1.0 + 0.9 * grid.shape[1], 0.8 + 0.6 * grid.shape[0]))
+        sns.heatmap(grid, annot=True, fmt=".1f", cmap="viridis", cbar_kws={"label": f"{figure.metrics[0]} (%)"},
+                    ax=ax)
+        ax.set_xlabel(self.label(figure.x))
+        ax.set_ylabel(self.label(figure.y))
+        return fig
+
+    def lines(self, data: pd.DataFrame, figure: spec.FigureSpec) -> Any:
+        import matplotlib
+        import seaborn as sns
+
+        data = data.copy()
+        x_order = self._order(figure.x, data[figure.x].dropna().tolist())
+        numeric_x = pd.api.types.is_numeric_dtype(data[figure.x])
+        if not numeric_x:  # categorical x (e.g. "20-80"): plot at positions in the declared order
+            position = {label: i for i, label in enumerate(x_order)}
+            data[figure.x] = data[figure.x].map(position)
+        by_metric = figure.hue == "metric"
+        hue_order = figure.metrics if by_metric else self._order(figure.hue, data[figure.hue].tolist())
+        grid = sns.relplot(data=data, x=figure.x, y="value", hue=figure.hue, hue_order=hue_order,
+                           col=None if by_metric else "metric", col_order=None if by_metric else figure.metrics,
+                           kind="line", errorbar="sd", marker="o", facet_kws={"sharey": False},
+                           height=2.4 if not by_metric else 3.0, aspect=1.1 if not by_metric else 1.5)
+        if not by_metric:
+            grid.set_titles("{col_name}")
+        grid.set_axis_labels(self.label(figure.x), "")
+        for ax in grid.axes.flat:
+            if not numeric_x:
+                ax.set_xticks(range(len(x_order)), [str(v) for v in x_order])
+            elif figure.x == "epoch":
                 ax.set_xscale("log")
                 ax.set_xticks(sorted(data["epoch"].unique()))
                 ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
                 ax.minorticks_off()
-        pdf = self.out / f"figure_{figure.name}.pdf"
-        # Fixed metadata so the same records give the same bytes.
-        grid.savefig(pdf, metadata={"CreationDate": None, "ModDate": None}, bbox_inches="tight")
-        plt.close(grid.figure)
-        tex = self._write(f"figure_{figure.name}.tex", self.env.get_template("figure.tex.j2").render(
-            figure=figure, path=f"generated/{self.study.name}/{pdf.name}", facts=facts, study=self.study.name))
-        return [pdf, tex]
+        return grid.figure
 
     def reference(self, ref: spec.ReferenceSpec, facts: dict[str, Any]) -> Path:
         original = pd.read_csv(self.study.path.parent / ref.file)
         original = original.assign(row=original[ref.rows].map(lambda v: ref.row_map.get(v, v)))
         theirs_scale = 1.0 if ref.percent_in_file else 100.0
         row_axis = ref.axis
-        ours = aggregate.summarise(self.frame[self.frame["metric"] == ref.metric], [row_axis, "epoch"])
+        if ref.columns is not None:  # one metric, their epochs beside ours
+            ours = aggregate.summarise(self.rows_for([ref.metric], ref.where).dropna(subset=[row_axis]),
+                                       [row_axis, "epoch"])
+            their_cols = sorted(original[ref.columns].unique())
+            our_cols = sorted(ours["epoch"].unique())
+        else:  # several metrics at the last epoch
+            metrics = [c.ours for c in ref.values]
+            ours = aggregate.summarise(self.rows_for(metrics, ref.where, "last").dropna(subset=[row_axis]),
+                                       [row_axis, "metric"])
+            their_cols = [c.label for c in ref.values if c.theirs is not None]
+            our_cols = [c.label for c in ref.values]
         rows = self._order(row_axis, list(ours[row_axis]) + list(original["row"]))
-        their_cols = sorted(original[ref.columns].unique())
-        our_cols = sorted(ours["epoch"].unique())
         body = []
         for row in rows:
-            theirs = original[original["row"] == row].set_index(ref.columns)[ref.value_column]
-            mine = ours[ours[row_axis] == row].set_index("epoch")
+            theirs_row = original[original["row"] == row]
+            mine = ours[ours[row_axis] == row]
+            if ref.columns is not None:
+                series = theirs_row.set_index(ref.columns)[ref.value_column]
+                theirs = [series.get(c) for c in their_cols]
+                mine = mine.set_index("epoch")
+                ours_cells = [mine.loc[c] if c in mine.index else None for c in our_cols]
+            else:
+                theirs = [theirs_row[c.theirs].iloc[0] if len(theirs_row) else None
+                          for c in ref.values if c.theirs is not None]
+                mine = mine.set_index("metric")
+                ours_cells = [mine.loc[c.ours] if c.ours in mine.index else None for c in ref.values]
             body.append({
                 "label": row,
-                "theirs": [f"{theirs[c] * theirs_scale:.2f}" if c in theirs.index else "--" for c in their_cols],
-                "ours": [_cell(mine.loc[c, "mean"], mine.loc[c, "std"], int(mine.loc[c, "n"]), 100.0)
-                         if c in mine.index else "--" for c in our_cols],
+                "theirs": [f"{v * theirs_scale:.2f}" if v is not None and pd.notna(v) else "--" for v in theirs],
+                "ours": [_cell(c["mean"], c["std"], int(c["n"]), 100.0) if c is not None else "--"
+                         for c in ours_cells],
             })
         return self._write("reference.tex", self.env.get_template("reference.tex.j2").render(
-            ref=ref, their_cols=their_cols, our_cols=our_cols, body=body, facts=facts, study=self.study.name))
+            ref=ref, their_cols=their_cols, our_cols=our_cols, body=body, facts=facts, study=self.study.name,
+            row_label=self.label(row_axis), by_epoch=ref.columns is not None))
 
 
 def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:

@@ -34,6 +34,17 @@ class DataConfig(_Strict):
     train_per_class: int | None = Field(default=None, gt=0)
     test_per_class: int | None = Field(default=None, gt=0)
     subset_seed: int = 0  # fixed across run seeds: every run of a study sees the same images
+    # Held out of the training items, per class, for choices that must not look at the test split.
+    val_per_class: int | None = Field(default=None, gt=0)
+    split: dict[str, Any] = {"name": "all"}  # which classes are seen in training (harness.splits)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        from harness import splits
+
+        splits.check(spec)
+        return spec
 
     @field_validator("dataset")
     @classmethod
@@ -49,6 +60,7 @@ class TrainConfig(_Strict):
     epochs: int = Field(gt=0)
     batch_size: int = Field(gt=1)
     eval_epochs: list[int] = Field(min_length=1)  # evaluated inside one run: epochs 1, 5, 10 is one run, not three
+    augment: list[Literal["hflip"]] = []  # training-batch augmentations, drawn from the batch-order generator
 
     @model_validator(mode="after")
     def _schedule(self) -> TrainConfig:
@@ -61,20 +73,35 @@ class TrainConfig(_Strict):
 
 
 class EvalConfig(_Strict):
-    metrics: list[str] = Field(min_length=1)
+    metrics: list[str] = Field(min_length=1)  # on the test items of the seen classes (all classes by default)
+    unseen_metrics: list[str] = []  # on the test items of the classes data.split leaves out; recorded as unseen_*
     knn_k: int = Field(default=3, gt=0)
     distance: Literal["euclidean", "cosine"] = "euclidean"
     batch_size: int = Field(default=128, gt=0)  # embedding pass only; does not change any number
+    options: dict[str, Any] = {}  # metric options (n_way, k_shot, n_episodes, n_pairs, ...); see harness.evaluate
 
-    @field_validator("metrics")
+    @field_validator("metrics", "unseen_metrics")
     @classmethod
-    def _known(cls, names: list[str]) -> list[str]:
-        from harness.evaluate import METRICS
+    def _known(cls, names: list[str], info: Any) -> list[str]:
+        from harness.evaluate import HEAD_METRICS, METRICS
 
         for name in names:
-            if name not in METRICS:
-                raise ConfigError(f"eval.metrics: {METRICS.unknown(name)}")
+            if name not in METRICS and name not in HEAD_METRICS:
+                known = sorted([*METRICS, *HEAD_METRICS])
+                raise ConfigError(f"eval.{info.field_name}: unknown metric '{name}'{suggest(name, known)}; "
+                                  f"known: {', '.join(known)}")
         return names
+
+    @field_validator("options")
+    @classmethod
+    def _options(cls, options: dict[str, Any]) -> dict[str, Any]:
+        from harness.evaluate import OPTIONS
+
+        for key in options:
+            if key not in OPTIONS:
+                raise ConfigError(f"eval.options: unknown option '{key}'{suggest(key, OPTIONS)}; "
+                                  f"known: {', '.join(sorted(OPTIONS))}")
+        return options
 
 
 class RunConfig(_Strict):
@@ -95,8 +122,15 @@ class RunConfig(_Strict):
         from harness.objectives import LOSSES, MINERS, check_component
         from harness.train import OPTIMIZERS
 
+        from harness.evaluate import HEAD_METRICS
+        from harness.objectives import has_classifier
+
         check_model(self.model, "model")
         check_component(self.loss, LOSSES, "loss")
+        heads = [m for m in [*self.eval.metrics, *self.eval.unseen_metrics] if m in HEAD_METRICS]
+        if heads and not has_classifier(self.loss):
+            raise ConfigError(f"eval.metrics: {heads[0]} needs a loss with a classifier head (e.g. arcface, "
+                              f"softmax_ce); loss '{self.loss['name']}' has none")
         if self.miner is not None:
             check_component(self.miner, MINERS, "miner")
         OPTIMIZERS.check(self.optimizer, "optimizer")
@@ -110,14 +144,45 @@ class TableSpec(_Strict):
     columns: str  # "epoch" or a matrix axis
     caption: str
     percent: bool = True
+    epoch: Literal["all", "last"] = "all"  # "last": only the last evaluated epoch (when columns is not "epoch")
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+
+
+class SelectSpec(_Strict):
+    """Keep, of the cells that have all of `axes`, only the best by `by` (mean over seeds at the last epoch).
+
+    `by` should be a validation metric (val_...): choosing on the test split would flatter the chosen cell.
+    Cells without those axes (a baseline) are kept as they are.
+    """
+
+    axes: list[str] = Field(min_length=1)
+    by: str
 
 
 class FigureSpec(_Strict):
     name: str
+    kind: Literal["line", "heatmap"] = "line"
     x: str  # "epoch" or a matrix axis
-    hue: str  # a matrix axis
-    metrics: list[str] = Field(min_length=1)
+    hue: str | None = None  # a matrix axis, or "metric" (all metrics in one panel); line figures only
+    y: str | None = None  # heatmaps: the axis of the rows
+    metrics: list[str] = Field(min_length=1)  # a heatmap shows one metric at the last evaluated epoch
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+    select: SelectSpec | None = None
     caption: str
+
+    @model_validator(mode="after")
+    def _kind(self) -> FigureSpec:
+        if self.kind == "line" and self.hue is None:
+            raise ConfigError(f"report.figures '{self.name}': a line figure needs 'hue' (an axis or 'metric')")
+        if self.kind == "heatmap" and (self.y is None or len(self.metrics) != 1):
+            raise ConfigError(f"report.figures '{self.name}': a heatmap needs 'y' (an axis) and exactly one metric")
+        return self
+
+
+class Comparison(_Strict):
+    theirs: str | None  # a CSV column; null for a column of ours they have no counterpart for
+    ours: str  # our metric
+    label: str  # the column header
 
 
 class ReferenceSpec(_Strict):
@@ -126,25 +191,44 @@ class ReferenceSpec(_Strict):
     file: str  # relative to experiments/
     source: str
     metric: str  # our metric they correspond to
-    value_column: str
+    value_column: str | None = None  # with `columns`: one metric per epoch
     axis: str  # our matrix axis that their rows correspond to
     rows: str  # CSV column holding their row labels
-    columns: str  # CSV column holding their epochs
-    row_map: dict[str, str] = {}  # their row names -> our axis labels
+    columns: str | None = None  # CSV column holding their epochs; or, without it, `values` at the last epoch
+    values: list[Comparison] = []  # several metrics side by side, theirs vs ours, at the last epoch
+    row_map: dict[str, Any] = {}  # their row names -> our axis labels
+    where: dict[str, Any] = {}  # axis -> label: our runs in their setting (e.g. their m and s)
     percent_in_file: bool = True
     setting: str  # their setting, in a few words, for the caption
+    dataset: str  # their dataset, by our name: the caption warns when ours differs
+
+    @model_validator(mode="after")
+    def _shape(self) -> ReferenceSpec:
+        if (self.columns is None) == (not self.values) or (self.columns is not None) != (self.value_column is not None):
+            raise ConfigError("report.reference: give either `columns` and `value_column` (one metric per epoch) "
+                              "or `values` (several metrics at the last epoch)")
+        return self
 
 
 class ReportSpec(_Strict):
+    axis_labels: dict[str, str] = {}  # axis -> how tables and figures name it ("m" -> "margin m")
     tables: list[TableSpec] = []
     figures: list[FigureSpec] = []
     reference: ReferenceSpec | None = None
 
 
+# One axis: a list of values set at the config path named like the axis, or {path: config.path, values: [...]}
+# when the axis's short name (a table header, a figure label) differs from where its values go.
+AxisSpec = list[Any] | dict[str, Any]
+# A matrix: one mapping of axes (their product), or a list of such blocks (the union of their products, e.g. a
+# baseline without the grid's axes next to the grid).
+MatrixSpec = dict[str, AxisSpec] | list[dict[str, AxisSpec]]
+
+
 class ProfileSpec(_Strict):
     description: str
     config: dict[str, Any] = {}
-    matrix: dict[str, list[Any]] = {}
+    matrix: MatrixSpec = {}
     seeds: list[int] | None = None
 
 
@@ -154,7 +238,7 @@ class StudyFile(_Strict):
     question: str
     anchors: dict[str, Any] = {}  # a place for YAML anchors (&name) that matrix values refer to; not read
     config: dict[str, Any] = {}
-    matrix: dict[str, list[Any]] = {}
+    matrix: MatrixSpec = {}
     seeds: list[int] = Field(min_length=1)
     profiles: dict[str, ProfileSpec]
     report: ReportSpec = ReportSpec()
@@ -195,10 +279,27 @@ class Study:
     spec: StudyFile
     profile: str
     runs: list[Run]
+    axes: dict[str, list[Any]]  # axis -> its labels in declared order, over every block of the matrix
 
     @property
     def description(self) -> str:
         return self.spec.profiles[self.profile].description
+
+
+# Options added after the first records were written, with their defaults. At the default they are left out of
+# the identity, so a new option never orphans existing records; set to anything else, they change the run_id.
+ADDED_OPTIONS = {("data", "split"): {"name": "all"}, ("data", "val_per_class"): None,
+                 ("eval", "unseen_metrics"): [], ("eval", "options"): {},
+                 ("train", "augment"): []}
+
+
+def identity(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a resolved config that names a run: everything, less added options at their defaults."""
+    out = copy.deepcopy(dict(config))
+    for (section, key), default in ADDED_OPTIONS.items():
+        if section in out and key in out[section] and out[section][key] == default:
+            del out[section][key]
+    return out
 
 
 def run_id(config: Mapping[str, Any]) -> str:
@@ -240,12 +341,14 @@ def _get_path(config: Mapping[str, Any], path: Sequence[str]) -> Any:
 _MISSING = object()
 
 
-def _cell(axis: str, value: Any) -> tuple[Any, dict[str, Any]]:
+def _cell(axis: str, value: Any, path: str | None = None) -> tuple[Any, dict[str, Any]]:
     """(label, {config path: value}) for one axis value.
 
-    A plain value (scalar or component mapping) is set at the axis's own path and labelled by itself or its
-    `name`. A mapping {label: ..., set: {path: value, ...}} sets several paths together (a loss with its miner).
+    A plain value (scalar or component mapping) is set at the axis's config path (its name unless given) and
+    labelled by itself or its `name`. A mapping {label: ..., set: {path: value, ...}} sets several paths
+    together (a loss with its miner).
     """
+    path = path or axis
     if isinstance(value, Mapping) and "set" in value:
         if set(value) != {"label", "set"} or not isinstance(value["set"], Mapping) or not value["set"]:
             raise ConfigError(f"matrix.{axis}: a paired value has exactly 'label' and a non-empty 'set' mapping, "
@@ -254,8 +357,42 @@ def _cell(axis: str, value: Any) -> tuple[Any, dict[str, Any]]:
     if isinstance(value, Mapping):
         if "name" not in value:
             raise ConfigError(f"matrix.{axis}: mapping values need a 'name' to label them, got {dict(value)}")
-        return value["name"], {axis: value}
-    return value, {axis: value}
+        return value["name"], {path: value}
+    return value, {path: value}
+
+
+Block = dict[str, tuple[str, list[Any]]]  # axis -> (config path, values)
+
+
+def _axis(axis: str, spec: Any) -> tuple[str, list[Any]]:
+    if isinstance(spec, list):
+        values, path = spec, axis
+    elif isinstance(spec, Mapping) and set(spec) == {"path", "values"} and isinstance(spec["values"], list) \
+            and isinstance(spec["path"], str):
+        values, path = spec["values"], spec["path"]
+    else:
+        raise ConfigError(f"matrix.{axis}: an axis is a list of values or {{path: config.path, values: [...]}}")
+    if not values:
+        raise ConfigError(f"matrix.{axis}: empty axis (the matrix would have no runs)")
+    return path, values
+
+
+def _blocks(study_matrix: Any, profile_matrix: Any) -> list[Block]:
+    """The matrix as blocks of axes. A profile's list replaces the study's matrix; a profile's mapping replaces
+    same-named axes in every block and adds axes found in none of them to every block."""
+    def parse(block: Mapping[str, Any]) -> Block:
+        return {axis: _axis(axis, spec) for axis, spec in block.items()}
+
+    if isinstance(profile_matrix, list):
+        return [parse(b) for b in profile_matrix]
+    blocks = [parse(b) for b in (study_matrix if isinstance(study_matrix, list) else [study_matrix])]
+    override = parse(profile_matrix)
+    known = {axis for block in blocks for axis in block}
+    for block in blocks:
+        for axis, value in override.items():
+            if axis in block or axis not in known:
+                block[axis] = value
+    return blocks
 
 
 def _read_yaml(path: Path) -> Any:
@@ -339,11 +476,11 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
         raise ConfigError(f"{experiments / DEFAULTS_FILE}: expected a mapping at the top level")
     chosen = spec.profiles[profile]
     base = deep_merge(deep_merge(defaults, spec.config), chosen.config)
-    matrix = {**spec.matrix, **chosen.matrix}
+    try:
+        blocks = _blocks(spec.matrix, chosen.matrix)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     seeds = chosen.seeds if chosen.seeds is not None else spec.seeds
-    for axis, values in matrix.items():
-        if not values:
-            raise ConfigError(f"{path}: matrix.{axis}: empty axis (the matrix would have no runs)")
     if not seeds:
         raise ConfigError(f"{path}: seeds: empty list (the matrix would have no runs)")
 
@@ -351,67 +488,96 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
         for label, source in ((f"profiles.{profile}.config", chosen.config), ("config", spec.config)):
             if _get_path(source, loc) is not _MISSING:
                 return f"{path}: {label}."
-        for axis, values in matrix.items():
-            paths = {p for v in values for p in _cell(axis, v)[1]}
-            if any(".".join(loc).startswith(p) for p in paths):
-                return f"{path}: matrix.{axis} -> "
+        for block in blocks:
+            for axis, (axis_path, values) in block.items():
+                paths = {p for v in values for p in _cell(axis, v, axis_path)[1]}
+                if any(".".join(loc).startswith(p) for p in paths):
+                    return f"{path}: matrix.{axis} -> "
         if _get_path(defaults, loc) is not _MISSING:
             return f"{experiments / DEFAULTS_FILE}: "
         return f"{path} (profile {profile}): "
 
     runs, seen = [], set()
-    for combo in itertools.product(*matrix.values()):
-        axes, assignments = {}, {}
-        for axis, value in zip(matrix, combo):
-            try:
-                axes[axis], paths = _cell(axis, value)
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            assignments.update(paths)
-        cell = tuple(axes.items())
-        if cell in seen:
-            raise ConfigError(f"{path}: matrix: two values of one axis share the label {cell}; give them distinct names")
-        seen.add(cell)
-        for seed in seeds:
-            resolved = copy.deepcopy(base)
-            for key, value in assignments.items():
+    order: dict[str, list[Any]] = {}
+    for block in blocks:
+        for combo in itertools.product(*(values for _, values in block.values())):
+            axes, assignments = {}, {}
+            for (axis, (axis_path, _)), value in zip(block.items(), combo):
                 try:
-                    _set_path(resolved, key, value)
+                    axes[axis], paths = _cell(axis, value, axis_path)
                 except ConfigError as exc:
                     raise ConfigError(f"{path}: {exc}") from None
-            resolved["seed"] = seed
-            try:
-                config = RunConfig.model_validate(resolved)
-            except ValidationError as exc:
-                loc = [str(p) for p in exc.errors()[0]["loc"]]
-                raise ConfigError(f"{origin(loc)}{_describe(exc, RunConfig)}") from None
-            except ConfigError as exc:
-                loc = str(exc).split(":")[0].split(".")
-                raise ConfigError(f"{origin(loc)}{exc}") from None
-            runs.append(Run(spec.study, profile, run_id(config.model_dump(mode="json")), axes, config))
+                assignments.update(paths)
+                if axes[axis] not in order.setdefault(axis, []):
+                    order[axis].append(axes[axis])
+            cell = tuple(sorted(axes.items(), key=lambda kv: kv[0]))
+            if cell in seen:
+                raise ConfigError(f"{path}: matrix: two cells share the labels {dict(cell)}; give them distinct "
+                                  "labels")
+            seen.add(cell)
+            for seed in seeds:
+                resolved = copy.deepcopy(base)
+                # Whole components first, then paths inside them: {loss: {name: arcface}} before loss.m.
+                for key, value in sorted(assignments.items(), key=lambda kv: kv[0].count(".")):
+                    try:
+                        _set_path(resolved, key, value)
+                    except ConfigError as exc:
+                        raise ConfigError(f"{path}: {exc}") from None
+                resolved["seed"] = seed
+                try:
+                    config = RunConfig.model_validate(resolved)
+                except ValidationError as exc:
+                    loc = [str(p) for p in exc.errors()[0]["loc"]]
+                    raise ConfigError(f"{origin(loc)}{_describe(exc, RunConfig)}") from None
+                except ConfigError as exc:
+                    loc = str(exc).split(":")[0].split(".")
+                    raise ConfigError(f"{origin(loc)}{exc}") from None
+                runs.append(Run(spec.study, profile, run_id(identity(config.model_dump(mode="json"))), axes, config))
     ids = [r.run_id for r in runs]
     if len(set(ids)) != len(ids):
         raise ConfigError(f"{path}: two cells of the matrix resolve to the same config; remove the duplicate")
-    _check_report(path, spec, matrix)
-    return Study(spec.study, path, spec, profile, runs)
+    _check_report(path, spec, order)
+    return Study(spec.study, path, spec, profile, runs, order)
 
 
-def _check_report(path: Path, spec: StudyFile, matrix: Mapping[str, Any]) -> None:
-    from harness.evaluate import METRICS
+def _check_report(path: Path, spec: StudyFile, order: Mapping[str, list[Any]]) -> None:
+    """Every axis and metric a table, figure or reference names must exist (a typo fails at load, not at render)."""
+    from harness.evaluate import result_names
 
-    axes = set(matrix) | {"epoch"}
-    for kind, items in (("tables", spec.report.tables), ("figures", spec.report.figures)):
+    axes = set(order) | {"epoch"}
+    known_metrics = result_names()
+
+    def check_axis(where: str, value: str | None, extra: Sequence[str] = ()) -> None:
+        if value is not None and value not in axes and value not in extra:
+            raise ConfigError(f"{path}: {where}: unknown axis '{value}'{suggest(value, axes)}; "
+                              f"axes: {', '.join(sorted(axes))}")
+
+    def check_metric(where: str, metric: str) -> None:
+        if metric not in known_metrics:
+            raise ConfigError(f"{path}: {where}: unknown metric '{metric}'{suggest(metric, known_metrics)}")
+
+    report = spec.report
+    for kind, items in (("tables", report.tables), ("figures", report.figures)):
         for i, item in enumerate(items):
-            for attr in ("rows", "columns", "x", "hue"):
-                value = getattr(item, attr, None)
-                if value is not None and value not in axes:
-                    raise ConfigError(f"{path}: report.{kind}[{i}].{attr}: unknown axis '{value}'"
-                                      f"{suggest(value, axes)}; axes: {', '.join(sorted(axes))}")
+            for attr in ("rows", "columns", "x", "hue", "y"):
+                check_axis(f"report.{kind}[{i}].{attr}", getattr(item, attr, None), ("metric",) * (attr == "hue"))
+            for axis in item.where:
+                check_axis(f"report.{kind}[{i}].where", axis)
             for metric in getattr(item, "metrics", None) or [item.metric]:
-                if metric not in METRICS:
-                    raise ConfigError(f"{path}: report.{kind}[{i}]: {METRICS.unknown(metric)}")
-    if spec.report.reference and spec.report.reference.axis not in matrix:
-        raise ConfigError(f"{path}: report.reference.axis: unknown axis '{spec.report.reference.axis}'"
-                          f"{suggest(spec.report.reference.axis, matrix)}; axes: {', '.join(matrix)}")
-    if spec.report.reference and not (path.parent / spec.report.reference.file).exists():
-        raise ConfigError(f"{path}: report.reference.file: {path.parent / spec.report.reference.file} not found")
+                check_metric(f"report.{kind}[{i}]", metric)
+            select = getattr(item, "select", None)
+            if select is not None:
+                for axis in select.axes:
+                    check_axis(f"report.{kind}[{i}].select.axes", axis)
+                check_metric(f"report.{kind}[{i}].select.by", select.by)
+    for axis in report.axis_labels:
+        check_axis("report.axis_labels", axis)
+    ref = report.reference
+    if ref is not None:
+        check_axis("report.reference.axis", ref.axis)
+        for axis in ref.where:
+            check_axis("report.reference.where", axis)
+        for metric in [ref.metric] + [c.ours for c in ref.values]:
+            check_metric("report.reference", metric)
+        if not (path.parent / ref.file).exists():
+            raise ConfigError(f"{path}: report.reference.file: {path.parent / ref.file} not found")

@@ -20,9 +20,11 @@ from accelerate.utils import set_seed
 from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 from tqdm.auto import tqdm
 
+from pytorch_metric_learning.losses import BaseMetricLossFunction
+
 from harness import data as datasets
-from harness import evaluate, provenance
-from harness.errors import HarnessError
+from harness import evaluate, provenance, splits
+from harness.errors import ConfigError, HarnessError
 from harness.models import build_model, embedding_dim
 from harness.objectives import build_loss, build_miner
 from harness.registry import Registry
@@ -60,14 +62,21 @@ class Trainer:
         self.cfg = cfg
         self.accelerator = accelerator
         set_seed(cfg.seed)
-        train_idx = datasets.balanced_subset(dataset.train.labels, cfg.data.train_per_class, cfg.data.subset_seed,
-                                             "train")
+        try:
+            self.seen = splits.seen_classes(cfg.data.split, dataset.num_classes)
+        except TypeError as exc:  # a required split argument left out
+            raise ConfigError(f"data.split: {exc}") from None
+        train_idx, val_idx = training_items(dataset.train.labels, self.seen, cfg.data)
         test_idx = datasets.balanced_subset(dataset.test.labels, cfg.data.test_per_class, cfg.data.subset_seed,
                                             "test")
+        seen_test = torch.isin(dataset.test.labels[test_idx], torch.tensor(self.seen))
         # The splits live on the training device for the whole run (MNIST-sized data is a few hundred MB),
         # so a step indexes device memory instead of copying a batch from the host.
-        self.train = datasets.subset(dataset.train, train_idx, accelerator.device)
-        self.test = datasets.subset(dataset.test, test_idx, accelerator.device)
+        device = accelerator.device
+        self.train = datasets.subset(dataset.train, train_idx, device)
+        self.test = datasets.subset(dataset.test, test_idx[seen_test], device)
+        self.val = datasets.subset(dataset.train, val_idx, device) if val_idx is not None else None
+        self.unseen = datasets.subset(dataset.test, test_idx[~seen_test], device) if (~seen_test).any() else None
         model = build_model(cfg.model, dataset.input_shape)
         self.loss_fn = build_loss(cfg.loss, num_classes=dataset.num_classes, embedding_size=embedding_dim(cfg.model))
         self.miner = build_miner(cfg.miner)
@@ -78,13 +87,17 @@ class Trainer:
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
         self.loss_fn.to(accelerator.device)
         self.world = accelerator.num_processes
+        self.head = self.loss_fn  # the unwrapped loss: its get_logits (if any) classifies
+        # Losses that compare the items of a batch see the whole global batch: pytorch-metric-learning gathers
+        # the embeddings of every process (and scales the loss by the world size, as DDP averages gradients).
+        # A per-item loss (a plain classifier head) needs nothing: DDP's average is the global batch's mean.
+        self.gathered = self.world > 1 and isinstance(self.loss_fn, BaseMetricLossFunction)
         if self.world > 1:
             if cfg.train.batch_size % self.world:
                 raise HarnessError(f"train.batch_size {cfg.train.batch_size} is not divisible by the "
                                    f"{self.world} processes; each process takes an equal share of a global batch")
-            # Losses and miners see the whole global batch: pytorch-metric-learning gathers the embeddings of
-            # every process (the loss is scaled by the world size because DDP averages gradients).
-            self.loss_fn = DistributedLossWrapper(self.loss_fn)
+            if self.gathered:
+                self.loss_fn = DistributedLossWrapper(self.loss_fn)
             self.miner = DistributedMinerWrapper(self.miner) if self.miner is not None else None
         self.loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
         # Batch order has its own generator, so evaluation (or anything else drawing random numbers) cannot move it.
@@ -94,14 +107,22 @@ class Trainer:
         permutation = torch.randperm(len(self.train.labels), generator=self.order).to(self.accelerator.device)
         for start in range(0, len(permutation), self.cfg.train.batch_size):
             index = permutation[start:start + self.cfg.train.batch_size]
+            # Flips are drawn for the whole global batch from the batch-order generator, so every image gets
+            # the same flip whatever the process count.
+            flip = torch.rand(len(index), generator=self.order) < 0.5 if "hflip" in self.cfg.train.augment else None
             if self.world > 1:
                 # Every process draws the same global order and keeps its share: the global batch is exactly the
                 # one-process batch. A last batch that does not split evenly loses its remainder (PML's gather
                 # needs equal shares), so the step count matches one process whenever it does split evenly.
-                index = index[: len(index) - len(index) % self.world][self.accelerator.process_index::self.world]
+                share = slice(self.accelerator.process_index, len(index) - len(index) % self.world, self.world)
+                index = index[share]
+                flip = flip[share] if flip is not None else None
                 if len(index) == 0:
                     continue
-            yield self.train.images[index], self.train.labels[index]
+            images = self.train.images[index]
+            if flip is not None:
+                images = torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
+            yield images, self.train.labels[index]
 
     def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         embeddings = self.model(images)
@@ -114,7 +135,9 @@ class Trainer:
                 if param.grad is not None:
                     param.grad = self.accelerator.reduce(param.grad, reduction="mean")
         self.optimizer.step()
-        return loss.detach() / self.world
+        if self.gathered:
+            return loss.detach() / self.world
+        return self.accelerator.reduce(loss.detach(), reduction="mean") if self.world > 1 else loss.detach()
 
     @property
     def steps_per_epoch(self) -> int:
@@ -186,19 +209,54 @@ class Trainer:
         return torch.cat(out).numpy()
 
     def evaluate(self) -> dict[str, float]:
-        test = self.embed(self.test)
-        test_labels = self.test.labels.cpu().numpy()
-        metrics = self.cfg.eval.metrics
-        against_train = [m for m in metrics if m in evaluate.TRAIN_REFERENCE_METRICS]
-        against_test = [m for m in metrics if m not in evaluate.TRAIN_REFERENCE_METRICS]
-        values: dict[str, float] = {}
-        common = {"knn_k": self.cfg.eval.knn_k, "distance": self.cfg.eval.distance}
-        if against_train:
-            values |= evaluate.evaluate(test, test_labels, self.embed(self.train), self.train.labels.cpu().numpy(),
-                                        metrics=against_train, **common)
-        if against_test:
-            values |= evaluate.evaluate(test, test_labels, metrics=against_test, **common)
+        """eval.metrics on the test items of the seen classes (and on the validation items, as val_*), and
+        eval.unseen_metrics on the test items of the unseen classes (as unseen_*)."""
+        train = None
+        if any(m in evaluate.TRAIN_REFERENCE_METRICS for m in self.cfg.eval.metrics):
+            train = (self.embed(self.train), self.train.labels.cpu().numpy())
+        values = self.score(self.test, self.cfg.eval.metrics, train)
+        if self.val is not None:
+            values |= {f"val_{k}": v for k, v in self.score(self.val, self.cfg.eval.metrics, train).items()}
+        if self.unseen is not None and self.cfg.eval.unseen_metrics:
+            # Unseen classes have no training items: every metric ranks the unseen items among themselves.
+            values |= {f"unseen_{k}": v for k, v in self.score(self.unseen, self.cfg.eval.unseen_metrics).items()}
         return values
+
+    def score(self, split: datasets.Split, metrics: list[str],
+              train: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+        embeddings = self.embed(split)
+        labels = split.labels.cpu().numpy()
+        common = {"knn_k": self.cfg.eval.knn_k, "distance": self.cfg.eval.distance, **self.cfg.eval.options}
+        heads = [m for m in metrics if m in evaluate.HEAD_METRICS]
+        against_train = [m for m in metrics if m in evaluate.TRAIN_REFERENCE_METRICS and train is not None]
+        against_self = [m for m in metrics if m not in heads and m not in against_train]
+        values: dict[str, float] = {}
+        if heads:
+            with torch.no_grad():
+                logits = self.head.get_logits(torch.from_numpy(embeddings).to(self.accelerator.device))
+            values["classification_accuracy"] = evaluate.classification_accuracy(logits, split.labels)
+        if against_train:
+            values |= evaluate.evaluate(embeddings, labels, *train, metrics=against_train, **common)
+        if against_self:
+            values |= evaluate.evaluate(embeddings, labels, metrics=against_self, **common)
+        return values
+
+
+def training_items(labels: torch.Tensor, seen: list[int], data: Any) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(training indices, validation indices or None) among the items of the seen classes.
+
+    The validation items are drawn per class first (data.val_per_class), the training subset
+    (data.train_per_class) from what is left, both with data.subset_seed: the two never share an item.
+    """
+    pool = torch.nonzero(torch.isin(labels, torch.tensor(seen))).flatten()
+    val = None
+    if data.val_per_class is not None:
+        chosen = datasets.balanced_subset(labels[pool], data.val_per_class, data.subset_seed, "val")
+        val = pool[chosen]
+        keep = torch.ones(len(pool), dtype=torch.bool)
+        keep[chosen] = False
+        pool = pool[keep]
+    return pool[datasets.balanced_subset(labels[pool], data.train_per_class, data.subset_seed, "train")], val
 
 
 def _peak_rss_mb() -> float:
@@ -256,6 +314,9 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
     try:
         trainer = Trainer(run, accelerator, dataset)
         record["data"] = {"train_size": len(trainer.train.labels), "test_size": len(trainer.test.labels),
+                          "val_size": len(trainer.val.labels) if trainer.val is not None else 0,
+                          "unseen_test_size": len(trainer.unseen.labels) if trainer.unseen is not None else 0,
+                          "seen_classes": trainer.seen,
                           "num_classes": dataset.num_classes, "input_shape": list(dataset.input_shape),
                           "normalisation": {"mean": dataset.mean, "std": dataset.std}}
         bar = tqdm(total=cfg.train.epochs * trainer.steps_per_epoch, disable=not progress, unit="step", leave=False,

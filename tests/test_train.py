@@ -45,6 +45,7 @@ def test_record_has_metrics_at_each_evaluated_epoch_and_a_loss_curve(smoke_runs)
     steps = [p["step"] for p in record["loss_curve"]]
     assert steps == sorted(steps) and steps[-1] == 2 * math.ceil(300 / 32)
     assert record["data"] == {"train_size": 300, "test_size": 200, "num_classes": 10, "input_shape": [1, 8, 8],
+                              "val_size": 0, "unseen_test_size": 0, "seen_classes": list(range(10)),
                               "normalisation": record["data"]["normalisation"]}
     for key in ("train_s", "eval_s", "wall_s", "train_images_per_s", "peak_rss_mb"):
         assert record["timing"][key] > 0

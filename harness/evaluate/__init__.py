@@ -39,6 +39,13 @@ DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
 # Metrics that classify test items by their neighbours in the training split; the others rank the test split
 # against itself (retrieval), as in the Metric Learning Reality Check protocol.
 TRAIN_REFERENCE_METRICS = frozenset({"knn_accuracy"})
+# Metrics of a classifier head's logits rather than of the embeddings (computed by the training loop).
+HEAD_METRICS = ("classification_accuracy",)
+# Options a call (or a study's eval.options) may pass to the metric families.
+OPTIONS = ("n_pairs", "validation_fraction", "n_triplets", "n_way", "k_shot", "n_queries", "n_episodes",
+           "classifier", "classes", "few_shot_queries", "few_shot_threshold")
+# Prefixes of metrics computed on other parts of the data than the test items of the seen classes.
+PREFIXES = ("val_", "unseen_")
 
 
 def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
@@ -155,8 +162,21 @@ def _episode_accuracy(inputs: Inputs) -> dict[str, float]:
     from harness.evaluate import pairs
 
     keys = ("n_way", "k_shot", "n_queries", "n_episodes", "classifier", "classes")
-    return pairs.n_way_k_shot(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed,
-                              distance=inputs.distance, **{k: inputs.options[k] for k in keys if k in inputs.options})
+    options = {k: inputs.options[k] for k in keys if k in inputs.options}
+    if options.get("n_way") == "all":  # every eligible class in each episode: N = the number of classes
+        options["n_way"] = len(pairs.episode_classes(inputs.query_labels, options.get("k_shot", 1),
+                                                     options.get("classes")))
+    values = pairs.n_way_k_shot(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed,
+                                distance=inputs.distance, **options)
+    return {**values, "episode_chance": pairs.chance_level(options.get("n_way", 5))}
+
+
+def _original_few_shot(inputs: Inputs) -> dict[str, float]:
+    from harness.evaluate import pairs
+
+    return pairs.original_few_shot(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed,
+                                   n_queries=inputs.options.get("few_shot_queries", 1000),
+                                   threshold=inputs.options.get("few_shot_threshold", 0.2))
 
 
 METRICS.register_all({
@@ -171,7 +191,30 @@ METRICS.register_all({
     "verification": _verification,
     "triplet_accuracy": _triplet_accuracy,
     "episode_accuracy": _episode_accuracy,
+    "original_few_shot": _original_few_shot,
 })
+# What each metric writes into a record (a table or figure refers to these names).
+OUTPUTS = {
+    "recall_at_k": tuple(f"recall_at_{k}" for k in DEFAULT_RECALL_KS),
+    "verification": ("verification_accuracy", "verification_threshold", "roc_auc"),
+    "episode_accuracy": ("episode_accuracy", "episode_ci95", "episodes", "episode_chance"),
+    "original_few_shot": ("original_few_shot_accuracy", "always_different_accuracy"),
+}
+
+
+def result_names() -> list[str]:
+    """Every name a record's metrics can carry, prefixed ones included."""
+    names = [out for name in [*METRICS, *HEAD_METRICS] for out in OUTPUTS.get(name, (name,))]
+    return sorted({*names, *(prefix + n for prefix in PREFIXES for n in names)})
+
+
+def classification_accuracy(logits: Any, labels: Any) -> float:
+    """Fraction of items whose largest logit is their label (a tie goes to the smaller class index)."""
+    logits = torch.as_tensor(logits)
+    labels = torch.as_tensor(labels, device=logits.device)
+    if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
+        raise HarnessError(f"classification_accuracy: {tuple(logits.shape)} logits for {len(labels)} labels")
+    return float((logits.argmax(dim=1) == labels).float().mean())
 RETRIEVAL_METRICS = ("precision_at_1", "recall_at_k", "map_at_r", "r_precision", "knn_accuracy")
 
 

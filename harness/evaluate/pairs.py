@@ -304,3 +304,34 @@ def n_way_k_shot(x: np.ndarray, labels: np.ndarray, *, n_way: int = 5, k_shot: i
 def chance_level(n_way: int) -> float:
     """Accuracy of guessing among n_way classes."""
     return 1.0 / _positive_int(n_way, "n_way", "chance_level")
+
+
+def original_few_shot(x: np.ndarray, labels: np.ndarray, *, n_queries: int = 1000, threshold: float = 0.2,
+                      seed: int = 0) -> dict[str, float]:
+    """The seed-004 project's "mean few-shot accuracy", computed as its code did, and the baseline that beats it.
+
+    One support item per class (classes in ascending order); for each support, `n_queries` items drawn
+    uniformly with replacement from the whole set (the support itself may be drawn) are judged "same" iff
+    cosine similarity > threshold (0.2 in the original). After each support, the running accuracy over all
+    pairs judged so far is noted; the score is the mean of those running values. The same pairs answered
+    "different" every time give `always_different_accuracy`: with C classes only about 1/C of the pairs are
+    positive, so that baseline scores about 1 - 1/C. This is a same/different score, not N-way classification.
+    """
+    x, labels = check_embeddings(x, labels, "original_few_shot")
+    n_queries = _positive_int(n_queries, "few_shot_queries", "original_few_shot")
+    rng = np.random.default_rng(seed)
+    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    judged = correct = always_different = 0
+    running, running_baseline = [], []
+    for members in class_members(labels).values():
+        support = rng.choice(members)
+        queries = rng.integers(0, len(labels), n_queries)
+        same = labels[queries] == labels[support]
+        predicted_same = unit[queries] @ unit[support] > threshold
+        judged += n_queries
+        correct += int((predicted_same == same).sum())
+        always_different += int((~same).sum())
+        running.append(correct / judged)
+        running_baseline.append(always_different / judged)
+    return {"original_few_shot_accuracy": float(np.mean(running)),
+            "always_different_accuracy": float(np.mean(running_baseline))}
