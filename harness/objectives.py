@@ -44,6 +44,17 @@ class SoftmaxCrossEntropy(torch.nn.Module):
         return F.cross_entropy(self.get_logits(embeddings), labels)
 
 
+def class_scores(head: torch.nn.Module, embeddings: torch.Tensor) -> torch.Tensor:
+    """Per-class scores where larger means more likely, from a head's `get_logits`.
+
+    PML heads built on a distance (ProxyAnchor with an Lp distance) return distances from get_logits:
+    smaller is closer there, so they are negated.
+    """
+    logits = head.get_logits(embeddings)
+    distance = getattr(head, "distance", None)
+    return -logits if distance is not None and not distance.is_inverted else logits
+
+
 def has_classifier(spec: Mapping[str, Any]) -> bool:
     """Whether a loss spec carries a classifier head (a `get_logits`), so classification accuracy is defined."""
     return callable(getattr(LOSSES.get(spec["name"]), "get_logits", None))

@@ -52,6 +52,13 @@ def _label(value: Any) -> str:
     return str(value)
 
 
+def _natural(label: Any) -> tuple[Any, ...]:
+    """Sort key that puts "9-91" before "10-90": digit runs compare as numbers."""
+    import re
+
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", _label(label)) if part)
+
+
 def _ordered(values: Sequence[Any], order: Sequence[Any]) -> list[Any]:
     """Axis labels in the order the matrix declares them (epochs ascending)."""
     present = list(dict.fromkeys(values))
@@ -175,7 +182,8 @@ class StudyRenderer:
         import seaborn as sns
 
         sns.set_theme(context="paper", style="whitegrid")
-        data = self.rows_for(figure.metrics, figure.where, "last" if figure.kind == "heatmap" else "all")
+        # Anything but a curve over epochs shows each run's last evaluated epoch.
+        data = self.rows_for(figure.metrics, figure.where, "all" if figure.x == "epoch" else "last")
         chosen = None
         if figure.select is not None:
             data, chosen = self.select(data, figure.select)
@@ -268,7 +276,9 @@ class StudyRenderer:
                                        [row_axis, "metric"])
             their_cols = [c.label for c in ref.values if c.theirs is not None]
             our_cols = [c.label for c in ref.values]
-        rows = self._order(row_axis, list(ours[row_axis]) + list(original["row"]))
+        # Their rows and ours interleaved by label ("10-90" ... "100-0"), so a shared setting shares a line.
+        rows = list(dict.fromkeys(list(ours[row_axis]) + list(original["row"])))
+        rows = sorted(rows, key=_natural) if all(_label(r)[:1].isdigit() for r in rows) else self._order(row_axis, rows)
         body = []
         for row in rows:
             theirs_row = original[original["row"] == row]

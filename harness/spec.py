@@ -546,6 +546,9 @@ def _check_report(path: Path, spec: StudyFile, order: Mapping[str, list[Any]]) -
 
     axes = set(order) | {"epoch"}
     known_metrics = result_names()
+    # `where` may name an axis that only some profiles have (runs without it are kept).
+    anywhere = axes | {axis for m in [spec.matrix, *(p.matrix for p in spec.profiles.values())]
+                       for block in (m if isinstance(m, list) else [m]) for axis in block}
 
     def check_axis(where: str, value: str | None, extra: Sequence[str] = ()) -> None:
         if value is not None and value not in axes and value not in extra:
@@ -562,7 +565,7 @@ def _check_report(path: Path, spec: StudyFile, order: Mapping[str, list[Any]]) -
             for attr in ("rows", "columns", "x", "hue", "y"):
                 check_axis(f"report.{kind}[{i}].{attr}", getattr(item, attr, None), ("metric",) * (attr == "hue"))
             for axis in item.where:
-                check_axis(f"report.{kind}[{i}].where", axis)
+                check_axis(f"report.{kind}[{i}].where", axis, tuple(anywhere))
             for metric in getattr(item, "metrics", None) or [item.metric]:
                 check_metric(f"report.{kind}[{i}]", metric)
             select = getattr(item, "select", None)
@@ -576,7 +579,7 @@ def _check_report(path: Path, spec: StudyFile, order: Mapping[str, list[Any]]) -
     if ref is not None:
         check_axis("report.reference.axis", ref.axis)
         for axis in ref.where:
-            check_axis("report.reference.where", axis)
+            check_axis("report.reference.where", axis, tuple(anywhere))
         for metric in [ref.metric] + [c.ours for c in ref.values]:
             check_metric("report.reference", metric)
         if not (path.parent / ref.file).exists():

@@ -37,7 +37,7 @@ def _random(num_classes: int, seen: int, seed: int = 0) -> list[int]:
 
 
 def _check(seen: int, num_classes: int) -> None:
-    if not 1 <= seen <= num_classes:
+    if isinstance(seen, bool) or not isinstance(seen, int) or not 1 <= seen <= num_classes:
         raise ConfigError(f"data.split.seen: {seen} seen classes requested but the dataset has {num_classes} "
                           f"(use 1..{num_classes})")
 

@@ -26,7 +26,7 @@ from harness import data as datasets
 from harness import evaluate, provenance, splits
 from harness.errors import ConfigError, HarnessError
 from harness.models import build_model, embedding_dim
-from harness.objectives import build_loss, build_miner
+from harness.objectives import build_loss, build_miner, class_scores
 from harness.registry import Registry
 from harness.spec import Run
 from harness.store import SCHEMA_VERSION
@@ -233,7 +233,7 @@ class Trainer:
         values: dict[str, float] = {}
         if heads:
             with torch.no_grad():
-                logits = self.head.get_logits(torch.from_numpy(embeddings).to(self.accelerator.device))
+                logits = class_scores(self.head, torch.from_numpy(embeddings).to(self.accelerator.device))
             values["classification_accuracy"] = evaluate.classification_accuracy(logits, split.labels)
         if against_train:
             values |= evaluate.evaluate(embeddings, labels, *train, metrics=against_train, **common)

@@ -58,6 +58,49 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
         pytest.fail("CI must install LaTeX (.ci/run) so the PDF is compiled")
 
 
+@pytest.mark.slow
+def test_arcface_and_one_shot_smoke_profiles_to_pdf(tmp_path: Path, run_cli):
+    """CI runs every study's smoke profile end to end: records, tables, figures, the original-vs-reproduced
+    tables, and the PDF with all chapters."""
+    results = tmp_path / "results"
+    for study, count in (("arcface", 3), ("one_shot", 2)):
+        code, _, err = run_cli("run", study, "--profile", "smoke", "--results", results, "--no-progress")
+        assert code == 0, err
+        assert f"{count} runs" in err and "0 failed" in err
+    arcface = [store.read(p) for p in (results / "arcface" / "smoke").glob("*.json")]
+    assert {r["axes"].get("head") for r in arcface} == {"softmax", "arcface"}
+    for record in arcface:
+        assert {"classification_accuracy", "knn_accuracy", "val_classification_accuracy"} <= set(record["metrics"][-1])
+        assert record["data"]["val_size"] == 100 and record["data"]["train_size"] == 200
+    one_shot = {r["axes"]["split"]: r for r in map(store.read, (results / "one_shot" / "smoke").glob("*.json"))}
+    partial, closed = one_shot["60-40"], one_shot["100-0"]
+    assert partial["data"]["seen_classes"] == [0, 1, 2, 3, 4, 5] and partial["data"]["unseen_test_size"] == 80
+    assert partial["metrics"][-1]["unseen_episode_chance"] == 0.25
+    assert not any(k.startswith("unseen_") for k in closed["metrics"][-1]) and closed["data"]["unseen_test_size"] == 0
+
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    code, out, err = run_cli("render", "--profile", "smoke", "--results", results, "--paper", paper,
+                             *([] if LATEX else ["--no-pdf"]))
+    assert code == 0, err
+    arc = paper / "generated" / "arcface"
+    assert (arc / "figure_grid.pdf").stat().st_size > 1000
+    best = max((r for r in arcface if r["axes"]["head"] == "arcface"),
+               key=lambda r: r["metrics"][-1]["val_classification_accuracy"])
+    assert f"chosen: margin m = 0.4, scale s = {best['axes']['s']}" in (arc / "figure_best_vs_softmax.tex").read_text()
+    reference = (arc / "reference.tex").read_text()
+    assert "92.63" in reference and "The datasets differ" in reference  # the original's ArcFace, epoch 1
+    softmax = next(r for r in arcface if r["axes"]["head"] == "softmax")
+    assert f"{softmax['metrics'][0]['classification_accuracy'] * 100:.2f}" in reference
+    ours = (paper / "generated" / "one_shot" / "reference.tex").read_text()
+    row = next(line for line in ours.splitlines() if line.startswith("\\texttt{60-40}"))
+    assert row.startswith("\\texttt{60-40} & 88.01 & 81.63 & 72.73 & ")  # theirs, then ours
+    assert f"{partial['metrics'][-1]['unseen_always_different_accuracy'] * 100:.2f}" in row
+    assert (paper / "generated" / "loss_epochs" / "missing.tex").exists()
+    if LATEX:
+        assert (paper / "build" / "main.pdf").stat().st_size > 10_000
+
+
 def test_render_without_records_says_how_to_produce_them(tmp_path: Path, run_cli):
     paper = tmp_path / "paper"
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
@@ -75,7 +118,8 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
     code, out, err = run_cli("render", "--profile", "quick", "--results", REPO / "results", "--paper", paper)
     assert code == 0, err
-    assert not (paper / "generated" / "loss_epochs" / "missing.tex").exists(), "quick results are not committed"
+    for study in ("loss_epochs", "arcface", "one_shot"):
+        assert not (paper / "generated" / study / "missing.tex").exists(), f"{study}: quick results not committed"
     assert (paper / "build" / "main.pdf").exists()
 
 

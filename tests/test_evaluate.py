@@ -189,3 +189,86 @@ def test_bad_input_is_one_clear_error(what, kwargs, match):
 def test_unknown_metric_suggests_a_name():
     with pytest.raises(HarnessError, match="did you mean 'map_at_r'"):
         evaluate.evaluate(np.zeros((4, 2), np.float32), np.arange(4), metrics=["map_at_rr"])
+
+
+# --- episodes with N = every class, the chance level beside them, and a classifier head's accuracy ---------------
+
+def separated_clusters(per_class: int, classes: int, dim: int = 8) -> tuple[np.ndarray, np.ndarray]:
+    labels = np.repeat(np.arange(classes), per_class)
+    noise = 0.01 * np.random.default_rng(0).standard_normal((len(labels), dim))
+    return (100 * np.eye(classes, dim)[labels] + noise).astype(np.float32), labels
+
+
+def test_episode_accuracy_with_every_class_and_its_chance_level():
+    x, y = separated_clusters(6, 4)
+    got = evaluate.evaluate(x, y, metrics=["episode_accuracy"], n_way="all", k_shot=1, n_episodes=50)
+    assert set(got) == {"episode_accuracy", "episode_ci95", "episodes", "episode_chance"}
+    assert got["episode_chance"] == 0.25 and got["episode_accuracy"] == 1.0 and got["episodes"] == 50
+    two = evaluate.evaluate(x, y, metrics=["episode_accuracy"], n_way=2, k_shot=1, n_episodes=50)
+    assert two["episode_chance"] == 0.5 and two["episode_accuracy"] == 1.0
+    default = evaluate.evaluate(*separated_clusters(4, 6), metrics=["episode_accuracy"], n_episodes=10)
+    assert default["episode_chance"] == 0.2  # 5-way unless told
+
+
+def test_n_way_all_counts_only_the_classes_an_episode_can_draw():
+    x, y = separated_clusters(6, 5)
+    y = y.copy()
+    y[-5:] = [4, 5, 6, 7, 8]  # classes 5..8 have one item: no query left after a 1-shot support
+    got = evaluate.evaluate(x, y, metrics=["episode_accuracy"], n_way="all", k_shot=1, n_episodes=20)
+    assert got["episode_chance"] == 0.2  # classes 0..4 (class 4 keeps 2 items)
+    restricted = evaluate.evaluate(x, y, metrics=["episode_accuracy"], n_way="all", k_shot=1, n_episodes=20,
+                                   classes=[1, 2, 3])
+    assert restricted["episode_chance"] == pytest.approx(1 / 3)
+    # n_way "all" is every class in every episode: the same as naming the number.
+    named = evaluate.evaluate(x, y, metrics=["episode_accuracy"], n_way=5, k_shot=1, n_episodes=20)
+    assert named == got
+
+
+def test_episodes_on_random_embeddings_sit_near_the_reported_chance():
+    rng = np.random.default_rng(3)
+    y = np.repeat(np.arange(4), 30)
+    got = evaluate.evaluate(rng.standard_normal((120, 8)), y, metrics=["episode_accuracy"], n_way="all",
+                            n_episodes=300, n_queries=10)
+    assert got["episode_accuracy"] == pytest.approx(got["episode_chance"], abs=0.05)
+
+
+def test_original_few_shot_options_reach_the_metric():
+    from harness.evaluate import pairs
+
+    x, y = clustered(120, 4, 8, 9, 2.0)
+    got = evaluate.evaluate(x, y, metrics=["original_few_shot"], seed=3, few_shot_queries=50,
+                            few_shot_threshold=0.5)
+    assert got == pairs.original_few_shot(x, y, n_queries=50, threshold=0.5, seed=3)
+    assert got != evaluate.evaluate(x, y, metrics=["original_few_shot"], seed=3)  # the defaults: 1000 and 0.2
+
+
+def test_classification_accuracy():
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 5.0, 1.0], [1.0, 0.0, 3.0], [0.5, 0.4, 0.0]])
+    assert evaluate.classification_accuracy(logits, [0, 1, 2, 1]) == 0.75
+    assert evaluate.classification_accuracy(torch.tensor(logits), torch.tensor([1, 1, 2, 1])) == 0.5
+    # A tie goes to the smaller class index.
+    tied = torch.tensor([[1.0, 3.0, 3.0], [2.0, 2.0, 2.0]])
+    assert evaluate.classification_accuracy(tied, [1, 0]) == 1.0
+    assert evaluate.classification_accuracy(tied, [2, 2]) == 0.0
+
+
+@pytest.mark.parametrize("logits,labels", [
+    (np.zeros((3, 2)), [0, 1]),
+    (np.zeros((2, 2)), [0, 1, 1]),
+    (np.zeros(3), [0, 1, 1]),
+    (np.zeros((0, 2)), []),
+], ids=["fewer labels", "more labels", "1-d logits", "empty"])
+def test_classification_accuracy_refuses_mismatched_shapes(logits, labels):
+    with pytest.raises(HarnessError, match="classification_accuracy") as info:
+        evaluate.classification_accuracy(logits, labels)
+    assert "\n" not in str(info.value)
+
+
+def test_result_names_cover_heads_prefixes_and_new_outputs():
+    names = evaluate.result_names()
+    for name in ("classification_accuracy", "val_classification_accuracy", "unseen_episode_accuracy",
+                 "unseen_episode_chance", "episode_chance", "unseen_always_different_accuracy",
+                 "original_few_shot_accuracy", "recall_at_32", "val_recall_at_1", "knn_accuracy"):
+        assert name in names, name
+    assert "recall_at_k" not in names and "original_few_shot" not in names  # metric names, not outputs
+    assert names == sorted(set(names))

@@ -332,3 +332,75 @@ def test_bad_inputs_raise_one_line(call, match):
     with pytest.raises(HarnessError, match=match) as caught:
         call()
     assert "\n" not in str(caught.value)
+
+
+# --- the seed-004 project's "mean few-shot accuracy" and its always-"different" baseline -------------------------
+
+def naive_original_few_shot(x: np.ndarray, labels: np.ndarray, n_queries: int, threshold: float,
+                            seed: int) -> tuple[float, float]:
+    """The docstring's procedure as a plain loop over the same random draws."""
+    rng = np.random.default_rng(seed)
+    judged = correct = different = 0
+    running, baseline = [], []
+    for label in sorted(set(labels.tolist())):
+        support = rng.choice(np.flatnonzero(labels == label))
+        for q in rng.integers(0, len(labels), n_queries).tolist():
+            a, b = x[q], x[support]
+            cosine = float(a @ b) / math.sqrt(float(a @ a) * float(b @ b))
+            same = labels[q] == labels[support]
+            correct += (cosine > threshold) == same
+            different += not same
+            judged += 1
+        running.append(correct / judged)
+        baseline.append(different / judged)
+    return sum(running) / len(running), sum(baseline) / len(baseline)
+
+
+def test_original_few_shot_equals_a_hand_loop():
+    # Unit vectors with known cosines: a.b = 0.6 and c.d = 0.6 (> 0.5, "same"), a.c = b.d = 0, a.d = -0.8, b.c = 0.8.
+    a, b, c, d = [1.0, 0.0], [0.6, 0.8], [0.0, 1.0], [-0.8, 0.6]
+    x = np.array([b, a, d, c, a, b])
+    labels = np.array([1, 0, 1, 0, 0, 1])  # unsorted: supports are still taken in ascending class order
+    for seed in range(5):
+        got = pairs.original_few_shot(x, labels, n_queries=7, threshold=0.5, seed=seed)
+        accuracy, baseline = naive_original_few_shot(x, labels, 7, 0.5, seed)
+        assert got["original_few_shot_accuracy"] == pytest.approx(accuracy, abs=1e-12)
+        assert got["always_different_accuracy"] == pytest.approx(baseline, abs=1e-12)
+    # Different pairs a-b and c-d are judged "same" here, so the score is not trivially perfect.
+    assert pairs.original_few_shot(x, labels, n_queries=200, threshold=0.5)["original_few_shot_accuracy"] < 0.9
+
+
+def test_original_few_shot_by_hand_for_one_draw():
+    """Two classes of one item each: the supports are forced, and only the query draws remain."""
+    x, labels = np.array([[1.0, 0.0], [0.6, 0.8]]), np.array([0, 1])
+    rng = np.random.default_rng(0)
+    rng.choice(np.array([0]))  # the forced support still takes its draw
+    first = rng.integers(0, 2, 4)
+    rng.choice(np.array([1]))
+    second = rng.integers(0, 2, 4)
+    # cos(item 0, item 1) = 0.6: at threshold 0.7 every judgement is right, at 0.5 every "different" pair is wrong.
+    assert pairs.original_few_shot(x, labels, n_queries=4, threshold=0.7)["original_few_shot_accuracy"] == 1.0
+    wrong_1, wrong_2 = int((first == 1).sum()), int((second == 0).sum())
+    expected = ((4 - wrong_1) / 4 + (8 - wrong_1 - wrong_2) / 8) / 2
+    got = pairs.original_few_shot(x, labels, n_queries=4, threshold=0.5)
+    assert got["original_few_shot_accuracy"] == pytest.approx(expected, abs=1e-12)
+    assert got["always_different_accuracy"] == pytest.approx((wrong_1 / 4 + (wrong_1 + wrong_2) / 8) / 2, abs=1e-12)
+
+
+def test_always_different_scores_about_one_minus_one_over_c():
+    labels = np.repeat(np.arange(10), 100)  # balanced classes; the embeddings do not matter to the baseline
+    x = np.random.default_rng(5).standard_normal((len(labels), 8))
+    got = pairs.original_few_shot(x, labels, n_queries=2000, seed=1)
+    assert got["always_different_accuracy"] == pytest.approx(0.9, abs=0.02)
+
+
+def test_original_few_shot_is_perfect_on_one_hot_embeddings():
+    labels = np.repeat(np.arange(5), 8)
+    got = pairs.original_few_shot(np.eye(5)[labels], labels, n_queries=300, threshold=0.2, seed=2)
+    assert got["original_few_shot_accuracy"] == 1.0
+    assert got["always_different_accuracy"] == pytest.approx(0.8, abs=0.05)
+
+
+def test_original_few_shot_refuses_a_bad_query_count():
+    with pytest.raises(HarnessError, match="few_shot_queries"):
+        pairs.original_few_shot(GOOD_X, GOOD_Y, n_queries=0)

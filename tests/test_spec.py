@@ -133,3 +133,101 @@ def test_cli_reports_config_error_in_one_line_with_exit_2(run_cli, monkeypatch, 
     assert err.startswith("error: ") and err.count("\n") == 1 and "Traceback" not in err
     assert "batch_sise" in err
     assert not (experiments.parent / "r").exists()
+
+
+# --- matrices of several blocks, named axis paths, profile overrides (study arcface's shape) ---
+
+def _study(experiments: Path, name: str, body: dict) -> spec.Study:
+    doc = {"study": name, "title": "t", "question": "q", "seeds": [0],
+           "config": {"data": {"dataset": "digits"}, "train": {"epochs": 1, "eval_epochs": [1]},
+                      "eval": {"metrics": ["knn_accuracy"]}},
+           "profiles": {p: {"description": p} for p in spec.PROFILES}, **body}
+    (experiments / f"{name}.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    return spec.load(name, "smoke", experiments)
+
+
+def test_blocks_are_a_union_and_a_baseline_has_no_grid_axes(experiments):
+    study = _study(experiments, "grid", {"matrix": [
+        {"head": [{"label": "softmax", "set": {"loss": {"name": "softmax_ce"}}}]},
+        {"head": [{"label": "arcface", "set": {"loss": {"name": "arcface"}}}],
+         "m": {"path": "loss.m", "values": [0.1, 0.4]}, "s": {"path": "loss.s", "values": [2, 64]}}]})
+    assert [r.axes for r in study.runs] == [
+        {"head": "softmax"}, {"head": "arcface", "m": 0.1, "s": 2}, {"head": "arcface", "m": 0.1, "s": 64},
+        {"head": "arcface", "m": 0.4, "s": 2}, {"head": "arcface", "m": 0.4, "s": 64}]
+    # The whole component is set before paths inside it, whatever order the axes are written in.
+    assert study.runs[4].config.loss == {"name": "arcface", "m": 0.4, "s": 64}
+    assert study.runs[0].config.loss == {"name": "softmax_ce"}
+    assert study.axes == {"head": ["softmax", "arcface"], "m": [0.1, 0.4], "s": [2, 64]}
+
+
+def test_inner_path_written_before_its_component_still_lands(experiments):
+    study = _study(experiments, "order", {"matrix": {
+        "m": {"path": "loss.m", "values": [0.3]},
+        "head": [{"label": "arcface", "set": {"loss": {"name": "arcface"}}}]}})
+    assert study.runs[0].config.loss == {"name": "arcface", "m": 0.3}
+
+
+def test_profile_axis_replaces_it_in_every_block_and_new_axes_join_all(experiments):
+    study = _study(experiments, "over", {
+        "matrix": [{"head": [{"label": "softmax", "set": {"loss": {"name": "softmax_ce"}}}]},
+                   {"head": [{"label": "arcface", "set": {"loss": {"name": "arcface"}}}],
+                    "m": {"path": "loss.m", "values": [0.1, 0.2, 0.3]}}],
+        "profiles": {"full": {"description": "f"}, "quick": {"description": "q"},
+                     "smoke": {"description": "s", "matrix": {"m": {"path": "loss.m", "values": [0.5]},
+                                                              "knn": {"path": "eval.knn_k", "values": [1, 5]}}}}})
+    assert sorted((r.axes["head"], r.axes.get("m"), r.axes["knn"]) for r in study.runs) == sorted([
+        ("softmax", None, 1), ("softmax", None, 5), ("arcface", 0.5, 1), ("arcface", 0.5, 5)])
+
+
+@pytest.mark.parametrize("matrix, message", [
+    ({"m": {"path": "loss.m"}}, "an axis is a list of values or {path"),
+    ({"m": {"path": "loss.m", "values": []}}, "empty axis"),
+    ([{"k": {"path": "eval.knn_k", "values": [1]}}, {"k": {"path": "eval.knn_k", "values": [1]}}],
+     "two cells share the labels"),
+])
+def test_bad_matrix_shapes_are_one_line(experiments, matrix, message):
+    with pytest.raises(ConfigError, match=message.replace("{", r"\{")):
+        _study(experiments, "bad", {"matrix": matrix})
+
+
+def test_added_options_at_their_defaults_do_not_change_run_ids():
+    """Records written before data.split, val_per_class, unseen_metrics, options and augment existed stay valid."""
+    run = spec.load("loss_epochs", "quick").runs[0]
+    dumped = run.config_dict()
+    assert dumped["data"]["split"] == {"name": "all"} and dumped["train"]["augment"] == []
+    legacy = spec.identity(dumped)
+    assert "split" not in legacy["data"] and "augment" not in legacy["train"]
+    assert run.run_id == spec.run_id(legacy)
+    committed = {p.stem for p in (Path(spec.EXPERIMENTS_DIR).parent / "results/loss_epochs/quick").glob("*.json")}
+    assert run.run_id in committed
+    changed = {**dumped, "train": {**dumped["train"], "augment": ["hflip"]}}
+    assert spec.run_id(spec.identity(changed)) != run.run_id
+
+
+def test_report_names_are_checked_at_load(experiments):
+    base = {"matrix": {"k": {"path": "eval.knn_k", "values": [1, 3]}}}
+    with pytest.raises(ConfigError, match="report.figures\\[0\\].y: unknown axis 'kk'"):
+        _study(experiments, "rep", {**base, "report": {"figures": [
+            {"name": "h", "kind": "heatmap", "x": "k", "y": "kk", "metrics": ["knn_accuracy"], "caption": "c"}]}})
+    with pytest.raises(ConfigError, match="a heatmap needs 'y'"):
+        _study(experiments, "rep", {**base, "report": {"figures": [
+            {"name": "h", "kind": "heatmap", "x": "k", "metrics": ["knn_accuracy"], "caption": "c"}]}})
+    with pytest.raises(ConfigError, match="unknown metric 'val_knn_acuracy'.*did you mean 'val_knn_accuracy'"):
+        _study(experiments, "rep", {**base, "report": {"figures": [
+            {"name": "l", "x": "epoch", "hue": "k", "metrics": ["knn_accuracy"], "caption": "c",
+             "select": {"axes": ["k"], "by": "val_knn_acuracy"}}]}})
+    study = _study(experiments, "rep", {**base, "report": {"tables": [
+        {"name": "t", "metric": "unseen_episode_accuracy", "rows": "k", "columns": "epoch", "caption": "c",
+         "where": {"k": 1}}]}})
+    assert len(study.runs) == 2
+
+
+def test_new_studies_load_in_every_profile():
+    sizes = {(name, p): len(spec.load(name, p).runs) for name in ("arcface", "one_shot") for p in spec.PROFILES}
+    assert sizes[("arcface", "full")] == 2 * (1 + 5 * 6) * 3
+    assert sizes[("one_shot", "full")] == 10 * 2 * 3
+    one_shot = spec.load("one_shot", "full").runs
+    euclid = next(r for r in one_shot if r.axes == {"split": "30-70", "distance": "euclidean"})
+    assert euclid.config.data.split == {"name": "first", "seen": 30}
+    assert euclid.config.loss["distance"] == {"name": "lp", "normalize_embeddings": False}
+    assert euclid.config.eval.distance == "euclidean" and euclid.config.loss["margin"] == 0.3

@@ -130,3 +130,20 @@ def test_git_state_flags_a_dirty_tree(tmp_path, monkeypatch):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.json").write_text("{}")
     assert provenance.git_state()["dirty"] is False
+
+
+def test_hflip_flips_a_seeded_half_of_each_batch_and_stays_deterministic(smoke_runs):
+    from accelerate import Accelerator
+
+    run = smoke_runs["contrastive"]
+    digits = data.load("digits")
+    plain = train.Trainer(run, Accelerator(cpu=True), digits)
+    flipped = train.Trainer(with_train(run, augment=["hflip"]), Accelerator(cpu=True), digits)
+    (a, labels_a), (b, labels_b) = next(iter(plain.batches())), next(iter(flipped.batches()))
+    assert torch.equal(labels_a, labels_b)  # the batch order is drawn before any flip
+    same = (a == b).flatten(1).all(dim=1)
+    mirrored = (a.flip(-1) == b).flatten(1).all(dim=1)
+    assert bool((same | mirrored).all())
+    assert 0 < int((mirrored & ~same).sum()) < len(a)
+    again = train.Trainer(with_train(run, augment=["hflip"]), Accelerator(cpu=True), digits)
+    assert torch.equal(next(iter(again.batches()))[0], b)
