@@ -430,3 +430,7 @@ def balanced_subset(labels: torch.Tensor, per_class: int | None, seed: int, what
 def subset(split: Split, indices: Sequence[int] | torch.Tensor, device: torch.device | str = "cpu") -> Split:
     index = torch.as_tensor(indices)
     return Split(split.images[index].to(device), split.labels[index].to(device))
+
+
+# Image-file datasets (CUB-200-2011, Cars-196) register themselves here; imported last because they use DATASETS.
+import harness.images  # noqa: E402,F401

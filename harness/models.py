@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import inspect
-from collections.abc import Callable, Mapping, Sequence
+import os
+import urllib.parse
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 from torch.nn import functional as F
 
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError, suggest
 from harness.registry import Registry
 
 MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
@@ -212,3 +216,149 @@ def embedding_dim(spec: Mapping[str, Any]) -> int:
     if "embedding_dim" in args:
         return int(args["embedding_dim"])
     return int(inspect.signature(factory).parameters["embedding_dim"].default)
+
+
+class ResNet50Embedder(nn.Module):
+    """torchvision's ResNet-50 with its classifier replaced by Linear(2048 -> embedding_dim): the usual DML network
+    for CUB-200-2011 and Cars196.
+
+    ImageNet weights come from a local file only (the harness never downloads them): `weights_path`, or else
+    torchvision's own cache file for `weights` (e.g. resnet50-0676ba61.pth for IMAGENET1K_V1) under
+    torch.hub.get_dir()/checkpoints, which follows $TORCH_HOME. Backbone keys load strictly; the file's fc.* (the
+    ImageNet classifier) is ignored. Which weights were loaded is kept on the module for the run record:
+    `weights_source` (the file's path) and `weights_sha256` (of its bytes); both are None when `pretrained` is false.
+
+    `freeze_bn` keeps every backbone BatchNorm in eval mode (running statistics frozen, also after `.train()`) and
+    its affine parameters out of training: batch statistics of the small batches DML samples are too noisy.
+
+    Head-only warm-up epochs are the trainer's job, not the model's: it optimises `head_parameters()` first, then
+    adds `backbone_parameters()`; the two together cover `parameters()` exactly once.
+    """
+
+    FEATURES = 2048  # ResNet-50's pooled feature size
+    CHANNELS = 3  # the ImageNet stem takes RGB
+
+    def __init__(self, input_shape: tuple[int, int, int], embedding_dim: int = 512, normalize: bool = False,
+                 pretrained: bool = True, weights: str = "IMAGENET1K_V1", weights_path: str | None = None,
+                 freeze_bn: bool = False) -> None:
+        super().__init__()
+        import torchvision.models
+
+        self.check_config(embedding_dim=embedding_dim, pretrained=pretrained, weights=weights,
+                          weights_path=weights_path)
+        if len(input_shape) != 3 or input_shape[0] != self.CHANNELS:
+            raise ConfigError(f"model 'resnet50' needs {self.CHANNELS}-channel (RGB) inputs; got input shape "
+                              f"{tuple(input_shape)}")
+        self.backbone = torchvision.models.resnet50(weights=None)
+        self.weights_source: str | None = None
+        self.weights_sha256: str | None = None
+        if pretrained:
+            path = _resnet50_weights_file(weights, weights_path)
+            _load_backbone(self.backbone, path)
+            self.weights_source, self.weights_sha256 = str(path), _sha256(path)
+        self.backbone.fc = nn.Identity()  # the pooled, flattened 2048-d features
+        self.head = nn.Linear(self.FEATURES, embedding_dim)
+        self.normalize = normalize
+        self.freeze_bn = freeze_bn
+        if freeze_bn:
+            for bn in self._backbone_batchnorms():
+                for param in bn.parameters():
+                    param.requires_grad_(False)
+            self.train(self.training)
+
+    @classmethod
+    def check_config(cls, embedding_dim: int = 512, pretrained: bool = True, weights: str = "IMAGENET1K_V1",
+                     weights_path: str | None = None, **_: Any) -> None:
+        """Raise ConfigError for values the signature cannot express (before any data or weights are read)."""
+        import torchvision.models
+
+        if isinstance(embedding_dim, bool) or not isinstance(embedding_dim, int) or embedding_dim < 1:
+            raise ConfigError(f"embedding_dim: expected a positive integer, got {embedding_dim!r}")
+        known = list(torchvision.models.ResNet50_Weights.__members__)
+        if not isinstance(weights, str) or weights not in known:
+            raise ConfigError(f"weights: unknown ResNet50_Weights member {weights!r}"
+                              f"{suggest(str(weights), known)}; known: {', '.join(known)}")
+        if weights_path is not None and not isinstance(weights_path, str):
+            raise ConfigError(f"weights_path: expected a file path or null, got {weights_path!r}")
+        if weights_path is not None and not pretrained:
+            raise ConfigError(f"weights_path: given ({weights_path!r}) but pretrained is false; drop one of them")
+
+    @classmethod
+    def output_dim(cls, embedding_dim: int = 512, **_: Any) -> int:
+        return int(embedding_dim)
+
+    def _backbone_batchnorms(self) -> list[nn.Module]:
+        return [m for m in self.backbone.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+    def train(self, mode: bool = True) -> ResNet50Embedder:
+        super().train(mode)
+        if self.freeze_bn:
+            for bn in self._backbone_batchnorms():
+                bn.eval()
+        return self
+
+    def backbone_parameters(self) -> Iterator[nn.Parameter]:
+        """The ResNet's parameters (frozen BatchNorm ones included, with requires_grad False)."""
+        return self.backbone.parameters()
+
+    def head_parameters(self) -> Iterator[nn.Parameter]:
+        """The embedding layer's parameters: what a head-only warm-up trains."""
+        return self.head.parameters()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.head(self.backbone(x))
+        return F.normalize(x, p=2, dim=1) if self.normalize else x
+
+
+def _resnet50_weights_file(weights: str, weights_path: str | None) -> Path:
+    """The local file holding torchvision's `weights` for ResNet-50; DataError (one line) when it is not there."""
+    import torchvision.models
+
+    url = torchvision.models.ResNet50_Weights[weights].url
+    name = os.path.basename(urllib.parse.urlparse(url).path)  # the name torch.hub caches it under
+    cache_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    path = Path(weights_path).expanduser() if weights_path is not None else cache_dir / name
+    if path.is_file():
+        return path
+    fetch = (f"""python -c "import torchvision; torchvision.models.resnet50(weights='{weights}')" """
+             f"on a machine with internet (it saves {name} in its torch hub checkpoints folder)")
+    if weights_path is not None:
+        raise DataError(f"model 'resnet50': weights_path {path} not found; put the {weights} ResNet-50 weights "
+                        f"there: download {url} to that path, or run {fetch} and copy the file")
+    raise DataError(f"model 'resnet50': ImageNet weights file {name} ({weights}) not found in {cache_dir} "
+                    f"(the folder follows $TORCH_HOME); download {url} into {cache_dir}, or run {fetch} and copy "
+                    f"it there, or set weights_path")
+
+
+def _load_backbone(backbone: nn.Module, path: Path) -> None:
+    """Load a torchvision ResNet-50 state dict into `backbone`, strictly on all keys but the classifier's fc.*."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # truncated zip, pickle junk, not a tensor file: all mean "get the file again"
+        raise DataError(f"model 'resnet50': cannot read weights file {path} ({type(error).__name__}: "
+                        f"{str(error).splitlines()[0] if str(error) else 'no detail'}); delete it and fetch it "
+                        f"again") from None
+    if not isinstance(state, Mapping):
+        raise DataError(f"model 'resnet50': weights file {path} holds a {type(state).__name__}, not a state dict")
+    state = {k: v for k, v in state.items() if not k.startswith("fc.")}
+    try:
+        missing, unexpected = backbone.load_state_dict(state, strict=False)
+    except RuntimeError as error:  # shape mismatches are raised even when not strict
+        raise DataError(f"model 'resnet50': weights file {path} does not fit torchvision's ResNet-50 "
+                        f"({' '.join(str(error).split())[:300]})") from None
+    missing = [k for k in missing if not k.startswith("fc.")]
+    if missing or unexpected:
+        raise DataError(f"model 'resnet50': weights file {path} is not a torchvision ResNet-50 state dict "
+                        f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
+                        f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+MODELS.register("resnet50", ResNet50Embedder)

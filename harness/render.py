@@ -155,6 +155,9 @@ class StudyRenderer:
 
     def table(self, table: spec.TableSpec, facts: dict[str, Any]) -> Path:
         data = self.rows_for([table.metric], table.where, table.epoch)
+        chosen = None
+        if table.select is not None:
+            data, chosen = self.select(data, table.select)
         summary = aggregate.summarise(data.dropna(subset=[table.rows, table.columns]), [table.rows, table.columns])
         rows = self._order(table.rows, summary[table.rows].tolist())
         columns = self._order(table.columns, summary[table.columns].tolist())
@@ -172,7 +175,7 @@ class StudyRenderer:
         ns = sorted(set(summary["n"].astype(int)))
         return self._write(f"table_{table.name}.tex", self.env.get_template("table.tex.j2").render(
             table=table, rows=rows, columns=columns, cells=cells, facts=facts, ns=ns, study=self.study.name,
-            row_label=self.label(table.rows), column_label=self.label(table.columns)))
+            row_label=self.label(table.rows), column_label=self.label(table.columns), chosen=chosen))
 
     def figure(self, figure: spec.FigureSpec, facts: dict[str, Any]) -> list[Path]:
         import matplotlib

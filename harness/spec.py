@@ -137,17 +137,6 @@ class RunConfig(_Strict):
         return self
 
 
-class TableSpec(_Strict):
-    name: str
-    metric: str
-    rows: str  # a matrix axis
-    columns: str  # "epoch" or a matrix axis
-    caption: str
-    percent: bool = True
-    epoch: Literal["all", "last"] = "all"  # "last": only the last evaluated epoch (when columns is not "epoch")
-    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
-
-
 class SelectSpec(_Strict):
     """Keep, of the cells that have all of `axes`, only the best by `by` (mean over seeds at the last epoch).
 
@@ -157,6 +146,18 @@ class SelectSpec(_Strict):
 
     axes: list[str] = Field(min_length=1)
     by: str
+
+
+class TableSpec(_Strict):
+    name: str
+    metric: str
+    rows: str  # a matrix axis
+    columns: str  # "epoch" or a matrix axis
+    caption: str
+    percent: bool = True
+    epoch: Literal["all", "last"] = "all"  # "last": only the last evaluated epoch (when columns is not "epoch")
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+    select: SelectSpec | None = None  # only the best cell of a grid (and runs outside the grid)
 
 
 class FigureSpec(_Strict):
@@ -309,10 +310,18 @@ def run_id(config: Mapping[str, Any]) -> str:
 
 
 def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    """Override nested mappings key by key; anything else (lists, scalars, None) replaces."""
+    """Override nested mappings key by key; anything else (lists, scalars, None) replaces.
+
+    A component naming another `name` replaces the base one whole: the default model's arguments must not
+    leak into a different model (defaults' embedding_dim 128 would add a layer to a network meant to end at
+    its pooled features).
+    """
     merged = copy.deepcopy(dict(base))
     for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+        base_value = merged.get(key)
+        other_component = (isinstance(value, Mapping) and isinstance(base_value, Mapping) and "name" in value
+                           and "name" in base_value and value["name"] != base_value["name"])
+        if isinstance(value, Mapping) and isinstance(base_value, Mapping) and not other_component:
             merged[key] = deep_merge(merged[key], value)
         else:
             merged[key] = copy.deepcopy(value)

@@ -231,3 +231,11 @@ def test_new_studies_load_in_every_profile():
     assert euclid.config.data.split == {"name": "first", "seen": 30}
     assert euclid.config.loss["distance"] == {"name": "lp", "normalize_embeddings": False}
     assert euclid.config.eval.distance == "euclidean" and euclid.config.loss["margin"] == 0.3
+
+
+def test_a_component_of_another_name_replaces_the_default_whole():
+    assert spec.deep_merge({"model": {"name": "a", "embedding_dim": 128}}, {"model": {"name": "b", "blocks": [1]}}) \
+        == {"model": {"name": "b", "blocks": [1]}}
+    assert spec.deep_merge({"model": {"name": "a", "embedding_dim": 128}}, {"model": {"name": "a", "dropout": 0}}) \
+        == {"model": {"name": "a", "embedding_dim": 128, "dropout": 0}}
+    assert spec.load("one_shot", "full").runs[0].config.model == {"name": "cifar_resnet", "blocks": [9, 9, 9]}
