@@ -9,10 +9,10 @@ STUDIES := $(sort $(basename $(notdir $(filter-out experiments/defaults.yaml,$(w
 
 .PHONY: reproduce figures table test bench venv lock clean
 
-## reproduce: run every study's missing runs (PROFILE=quick by default), then tables, figures and the PDF
+## reproduce: run every study's missing runs (PROFILE=quick by default; STUDIES="a b" for some), then the PDF
 reproduce: venv
 	@for s in $(STUDIES); do $(HARNESS) run $$s --profile $(PROFILE) || exit $$?; done
-	$(HARNESS) render --profile $(PROFILE)
+	$(HARNESS) render --profile $(PROFILE) --studies $(STUDIES)
 
 ## figures: tables, figures and the PDF from results/ only (no training)
 figures: venv

@@ -428,7 +428,10 @@ def balanced_subset(labels: torch.Tensor, per_class: int | None, seed: int, what
 
 
 def subset(split: Split, indices: Sequence[int] | torch.Tensor, device: torch.device | str = "cpu") -> Split:
+    """The items at `indices`; tensors move to `device`, image files stay paths (decoded per epoch)."""
     index = torch.as_tensor(indices)
+    if hasattr(split, "paths"):
+        return type(split)(tuple(split.paths[i] for i in index.tolist()), split.labels[index])
     return Split(split.images[index].to(device), split.labels[index].to(device))
 
 

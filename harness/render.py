@@ -78,6 +78,7 @@ def setup_facts(study: spec.Study, records: list[dict[str, Any]]) -> dict[str, A
         "profile": study.profile,
         "description": study.description,
         "dataset": cfg["data"]["dataset"],
+        "datasets": sorted({r["config"]["data"]["dataset"] for r in ok}),
         "train_size": first["data"]["train_size"],
         "test_size": first["data"]["test_size"],
         "model": cfg["model"]["name"],
@@ -92,7 +93,20 @@ def setup_facts(study: spec.Study, records: list[dict[str, Any]]) -> dict[str, A
         "commits": commits,
         "devices": devices,
         "train_hours": sum(r["timing"]["wall_s"] for r in records) / 3600.0,
+        # Why runs failed, once per distinct reason, with the cells it happened in.
+        "failures": _failures(records),
     }
+
+
+def _failures(records: list[dict[str, Any]]) -> list[dict[str, str]]:
+    reasons: dict[str, list[str]] = {}
+    for record in records:
+        if record["status"] == "failed":
+            where = ", ".join(f"{k} {_label(v)}" for k, v in record["axes"].items())
+            cells = reasons.setdefault(record["error"]["message"], [])
+            if where not in cells:
+                cells.append(where)
+    return [{"reason": reason, "cells": "; ".join(cells)} for reason, cells in reasons.items()]
 
 
 class StudyRenderer:
@@ -121,11 +135,14 @@ class StudyRenderer:
         facts = setup_facts(self.study, self.records)
         written = [self._write("setup.tex", self.env.get_template("setup.tex.j2").render(
             facts=facts, study=self.study.name, expected=len(self.study.runs)))]
+        present = set(self.frame.columns) | {"metric"}
         for table in self.study.spec.report.tables:
-            written.append(self.table(table, facts))
+            if {table.rows, table.columns} <= present:  # an axis of another profile: no such table here
+                written.append(self.table(table, facts))
         for figure in self.study.spec.report.figures:
-            written.extend(self.figure(figure, facts))
-        if self.study.spec.report.reference:
+            if {figure.x, figure.hue or "metric", figure.y or "metric"} <= present:
+                written.extend(self.figure(figure, facts))
+        if self.study.spec.report.reference and self.study.spec.report.reference.axis in present:
             written.append(self.reference(self.study.spec.report.reference, facts))
         return written
 
@@ -147,8 +164,8 @@ class StudyRenderer:
         are kept: a baseline outside a grid), and optionally to each run's last evaluated epoch."""
         data = self.frame[self.frame["metric"].isin(metrics)]
         for axis, value in where.items():
-            if axis in data:
-                data = data[data[axis].isna() | (data[axis] == value)]
+            if axis in data:  # a list means any of its labels
+                data = data[data[axis].isna() | data[axis].isin(value if isinstance(value, list) else [value])]
         if epoch == "last":
             data = data[data["epoch"] == data.groupby("run_id")["epoch"].transform("max")]
         return data
@@ -159,8 +176,13 @@ class StudyRenderer:
         if table.select is not None:
             data, chosen = self.select(data, table.select)
         summary = aggregate.summarise(data.dropna(subset=[table.rows, table.columns]), [table.rows, table.columns])
-        rows = self._order(table.rows, summary[table.rows].tolist())
-        columns = self._order(table.columns, summary[table.columns].tolist())
+        # Cells whose runs all failed still get a row and say so (a failed run is a result: "batch 1 cannot train").
+        failed = [r["axes"] for r in self.records if r["status"] == "failed" and table.rows in r["axes"]
+                  and (table.columns == "epoch" or table.columns in r["axes"])
+                  and all(r["axes"].get(a, v) == v for a, v in table.where.items())]
+        rows = self._order(table.rows, summary[table.rows].tolist() + [a[table.rows] for a in failed])
+        columns = self._order(table.columns, summary[table.columns].tolist()
+                              + [a[table.columns] for a in failed if table.columns != "epoch"])
         scale = 100.0 if table.percent else 1.0
         cells: dict[tuple[Any, Any], dict[str, Any]] = {}
         for column in columns:
@@ -171,7 +193,11 @@ class StudyRenderer:
             ns = [int(e["n"]) if e is not None else 0 for e in entries]
             best = aggregate.clearly_best(means, stds, ns)
             for i, row in enumerate(rows):
-                cells[(row, column)] = {"text": _cell(means[i], stds[i], ns[i], scale), "best": i == best}
+                text = _cell(means[i], stds[i], ns[i], scale)
+                if ns[i] == 0 and any(a[table.rows] == row and (table.columns == "epoch" or a[table.columns] == column)
+                                      for a in failed):
+                    text = "failed"
+                cells[(row, column)] = {"text": text, "best": i == best}
         ns = sorted(set(summary["n"].astype(int)))
         return self._write(f"table_{table.name}.tex", self.env.get_template("table.tex.j2").render(
             table=table, rows=rows, columns=columns, cells=cells, facts=facts, ns=ns, study=self.study.name,
@@ -265,6 +291,8 @@ class StudyRenderer:
 
     def reference(self, ref: spec.ReferenceSpec, facts: dict[str, Any]) -> Path:
         original = pd.read_csv(self.study.path.parent / ref.file)
+        for column, value in ref.their_where.items():  # their rows in the setting compared (backbone, dataset)
+            original = original[original[column].astype(str) == str(value)]
         original = original.assign(row=original[ref.rows].map(lambda v: ref.row_map.get(v, v)))
         theirs_scale = 1.0 if ref.percent_in_file else 100.0
         row_axis = ref.axis

@@ -36,6 +36,7 @@ class DataConfig(_Strict):
     subset_seed: int = 0  # fixed across run seeds: every run of a study sees the same images
     # Held out of the training items, per class, for choices that must not look at the test split.
     val_per_class: int | None = Field(default=None, gt=0)
+    image_size: int = Field(default=224, ge=16)  # crop size of image-file datasets (CUB, Cars); unused by tensors
     split: dict[str, Any] = {"name": "all"}  # which classes are seen in training (harness.splits)
 
     @field_validator("split")
@@ -58,9 +59,32 @@ class DataConfig(_Strict):
 
 class TrainConfig(_Strict):
     epochs: int = Field(gt=0)
-    batch_size: int = Field(gt=1)
+    batch_size: int = Field(ge=1)  # 1 is allowed: a study may ask for the smallest batch that trains
     eval_epochs: list[int] = Field(min_length=1)  # evaluated inside one run: epochs 1, 5, 10 is one run, not three
     augment: list[Literal["hflip"]] = []  # training-batch augmentations, drawn from the batch-order generator
+    # Batches: "random" (a shuffled pass) or {name: m_per_class, m: 4} (PML's MPerClassSampler: batches of
+    # batch_size / m classes with m items each).
+    sampler: dict[str, Any] = {"name": "random"}
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast of forward passes where the device supports it
+    channels_last: bool = False  # memory format of images and convolution weights (faster on GPUs)
+    warmup_epochs: int = Field(default=0, ge=0)  # first epochs train only the model's head (its backbone frozen)
+    lr_schedule: dict[str, Any] = {"name": "constant"}  # or {name: step, step_size: 5, gamma: 0.1}, per epoch
+
+    @field_validator("sampler")
+    @classmethod
+    def _sampler(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        from harness.train import SAMPLERS
+
+        SAMPLERS.check(spec, "train.sampler")
+        return spec
+
+    @field_validator("lr_schedule")
+    @classmethod
+    def _schedule_name(cls, spec: dict[str, Any]) -> dict[str, Any]:
+        from harness.train import SCHEDULES
+
+        SCHEDULES.check(spec, "train.lr_schedule")
+        return spec
 
     @model_validator(mode="after")
     def _schedule(self) -> TrainConfig:
@@ -69,12 +93,18 @@ class TrainConfig(_Strict):
         if self.eval_epochs[-1] != self.epochs:
             raise ConfigError(f"train.eval_epochs: the last evaluation ({self.eval_epochs[-1]}) must be the last "
                               f"epoch (train.epochs = {self.epochs})")
+        if self.warmup_epochs >= self.epochs:
+            raise ConfigError(f"train.warmup_epochs: {self.warmup_epochs} head-only epochs leave none of the "
+                              f"{self.epochs} epochs to train the whole model")
         return self
 
 
 class EvalConfig(_Strict):
     metrics: list[str] = Field(min_length=1)  # on the test items of the seen classes (all classes by default)
     unseen_metrics: list[str] = []  # on the test items of the classes data.split leaves out; recorded as unseen_*
+    # Which test items `metrics` score: those of the seen classes, or (the class-disjoint DML protocol on a
+    # dataset without its own disjoint split) those of the unseen classes, recorded without a prefix.
+    classes: Literal["seen", "unseen"] = "seen"
     knn_k: int = Field(default=3, gt=0)
     distance: Literal["euclidean", "cosine"] = "euclidean"
     batch_size: int = Field(default=128, gt=0)  # embedding pass only; does not change any number
@@ -118,7 +148,7 @@ class RunConfig(_Strict):
 
     @model_validator(mode="after")
     def _components(self) -> RunConfig:
-        from harness.models import check_model
+        from harness.models import MODELS, check_model
         from harness.objectives import LOSSES, MINERS, check_component
         from harness.train import OPTIMIZERS
 
@@ -127,6 +157,8 @@ class RunConfig(_Strict):
 
         check_model(self.model, "model")
         check_component(self.loss, LOSSES, "loss")
+        if self.train.warmup_epochs and not hasattr(MODELS.get(self.model["name"]), "head_parameters"):
+            raise ConfigError(f"train.warmup_epochs: model '{self.model['name']}' has no separate head to warm up")
         heads = [m for m in [*self.eval.metrics, *self.eval.unseen_metrics] if m in HEAD_METRICS]
         if heads and not has_classifier(self.loss):
             raise ConfigError(f"eval.metrics: {heads[0]} needs a loss with a classifier head (e.g. arcface, "
@@ -198,7 +230,8 @@ class ReferenceSpec(_Strict):
     columns: str | None = None  # CSV column holding their epochs; or, without it, `values` at the last epoch
     values: list[Comparison] = []  # several metrics side by side, theirs vs ours, at the last epoch
     row_map: dict[str, Any] = {}  # their row names -> our axis labels
-    where: dict[str, Any] = {}  # axis -> label: our runs in their setting (e.g. their m and s)
+    where: dict[str, Any] = {}  # axis -> label (or list of labels): our runs in their setting (their m and s)
+    their_where: dict[str, Any] = {}  # CSV column -> value: their rows in the setting compared
     percent_in_file: bool = True
     setting: str  # their setting, in a few words, for the caption
     dataset: str  # their dataset, by our name: the caption warns when ours differs
@@ -291,7 +324,9 @@ class Study:
 # the identity, so a new option never orphans existing records; set to anything else, they change the run_id.
 ADDED_OPTIONS = {("data", "split"): {"name": "all"}, ("data", "val_per_class"): None,
                  ("eval", "unseen_metrics"): [], ("eval", "options"): {},
-                 ("train", "augment"): []}
+                 ("train", "augment"): [], ("train", "sampler"): {"name": "random"}, ("train", "precision"): "fp32",
+                 ("train", "channels_last"): False, ("train", "warmup_epochs"): 0, ("eval", "classes"): "seen",
+                 ("data", "image_size"): 224, ("train", "lr_schedule"): {"name": "constant"}}
 
 
 def identity(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -506,7 +541,9 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
             return f"{experiments / DEFAULTS_FILE}: "
         return f"{path} (profile {profile}): "
 
-    runs, seen = [], set()
+    runs: list[Any] = []  # run ids in matrix order, then the runs
+    by_id: dict[str, Run] = {}
+    seen = set()
     order: dict[str, list[Any]] = {}
     for block in blocks:
         for combo in itertools.product(*(values for _, values in block.values())):
@@ -541,10 +578,20 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
                 except ConfigError as exc:
                     loc = str(exc).split(":")[0].split(".")
                     raise ConfigError(f"{origin(loc)}{exc}") from None
-                runs.append(Run(spec.study, profile, run_id(identity(config.model_dump(mode="json"))), axes, config))
-    ids = [r.run_id for r in runs]
-    if len(set(ids)) != len(ids):
-        raise ConfigError(f"{path}: two cells of the matrix resolve to the same config; remove the duplicate")
+                rid = run_id(identity(config.model_dump(mode="json")))
+                if rid in by_id:
+                    # The same run reached from two blocks (the default setting of two one-factor sweeps) is one
+                    # run carrying the labels of both; a label that disagrees is an error.
+                    merged = dict(by_id[rid].axes)
+                    for axis, label in axes.items():
+                        if merged.setdefault(axis, label) != label:
+                            raise ConfigError(f"{path}: matrix: one config is labelled {axis} = {merged[axis]!r} "
+                                              f"in one block and {label!r} in another")
+                    by_id[rid] = Run(spec.study, profile, rid, merged, config)
+                    continue
+                by_id[rid] = Run(spec.study, profile, rid, axes, config)
+                runs.append(rid)
+    runs = [by_id[rid] for rid in runs]
     _check_report(path, spec, order)
     return Study(spec.study, path, spec, profile, runs, order)
 
@@ -572,7 +619,9 @@ def _check_report(path: Path, spec: StudyFile, order: Mapping[str, list[Any]]) -
     for kind, items in (("tables", report.tables), ("figures", report.figures)):
         for i, item in enumerate(items):
             for attr in ("rows", "columns", "x", "hue", "y"):
-                check_axis(f"report.{kind}[{i}].{attr}", getattr(item, attr, None), ("metric",) * (attr == "hue"))
+                # An axis of another profile is fine: this profile's render leaves that table out.
+                check_axis(f"report.{kind}[{i}].{attr}", getattr(item, attr, None),
+                           (*anywhere, *("metric",) * (attr == "hue")))
             for axis in item.where:
                 check_axis(f"report.{kind}[{i}].where", axis, tuple(anywhere))
             for metric in getattr(item, "metrics", None) or [item.metric]:
@@ -583,10 +632,10 @@ def _check_report(path: Path, spec: StudyFile, order: Mapping[str, list[Any]]) -
                     check_axis(f"report.{kind}[{i}].select.axes", axis)
                 check_metric(f"report.{kind}[{i}].select.by", select.by)
     for axis in report.axis_labels:
-        check_axis("report.axis_labels", axis)
+        check_axis("report.axis_labels", axis, tuple(anywhere))
     ref = report.reference
     if ref is not None:
-        check_axis("report.reference.axis", ref.axis)
+        check_axis("report.reference.axis", ref.axis, tuple(anywhere))
         for axis in ref.where:
             check_axis("report.reference.where", axis, tuple(anywhere))
         for metric in [ref.metric] + [c.ours for c in ref.values]:

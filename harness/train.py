@@ -17,16 +17,16 @@ import numpy as np
 import torch
 from accelerate import Accelerator
 from accelerate.utils import set_seed
+from pytorch_metric_learning.losses import BaseMetricLossFunction
+from pytorch_metric_learning.samplers import MPerClassSampler
 from pytorch_metric_learning.utils.distributed import DistributedLossWrapper, DistributedMinerWrapper
 from tqdm.auto import tqdm
 
-from pytorch_metric_learning.losses import BaseMetricLossFunction
-
 from harness import data as datasets
-from harness import evaluate, provenance, splits
+from harness import evaluate, images, provenance, splits
 from harness.errors import ConfigError, HarnessError
 from harness.models import build_model, embedding_dim
-from harness.objectives import build_loss, build_miner, class_scores
+from harness.objectives import build_loss, build_miner, class_scores, has_classifier
 from harness.registry import Registry
 from harness.spec import Run
 from harness.store import SCHEMA_VERSION
@@ -46,6 +46,39 @@ def _sgd(params: Iterable[torch.nn.Parameter], lr: float = 0.01, momentum: float
 OPTIMIZERS.register("adam", _adam)
 OPTIMIZERS.register("sgd", _sgd)
 
+def _random_order(labels: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """A shuffled pass over the training items, from the run's batch-order generator."""
+    return torch.randperm(len(labels), generator=generator)
+
+
+def _m_per_class(labels: torch.Tensor, batch_size: int, generator: torch.Generator, m: int = 4) -> torch.Tensor:
+    """pytorch-metric-learning's MPerClassSampler: every batch holds batch_size / m classes with m items each.
+
+    It draws from numpy's global generator, which set_seed seeds and checkpoints save, so it is reproducible.
+    """
+    if batch_size % m:
+        raise ConfigError(f"train.sampler: batch_size {batch_size} is not a multiple of m = {m}")
+    sampler = MPerClassSampler(labels.cpu(), m, batch_size=batch_size, length_before_new_iter=len(labels))
+    return torch.tensor(list(iter(sampler)), dtype=torch.int64)
+
+
+def _constant(optimizer: torch.optim.Optimizer) -> None:
+    return None
+
+
+def _step(optimizer: torch.optim.Optimizer, step_size: int = 5, gamma: float = 0.1) -> Any:
+    """The learning rate times gamma every step_size epochs (the seed-001 script's schedule)."""
+    return torch.optim.lr_scheduler.StepLR(optimizer, step_size=step_size, gamma=gamma)
+
+
+SCHEDULES: Registry[Callable[..., Any]] = Registry("learning-rate schedule")
+SCHEDULES.register("constant", _constant)
+SCHEDULES.register("step", _step)
+
+SAMPLERS: Registry[Callable[..., torch.Tensor]] = Registry("sampler")
+SAMPLERS.register("random", _random_order)
+SAMPLERS.register("m_per_class", _m_per_class)
+
 # Points per epoch kept in the record's loss curve (means over equal windows of steps).
 CURVE_POINTS_PER_EPOCH = 10
 
@@ -57,7 +90,8 @@ class RunFailure(Exception):
 class Trainer:
     """The pieces of one run, built fresh from its config; `step` is the hot loop's body."""
 
-    def __init__(self, run: Run, accelerator: Accelerator, dataset: datasets.Dataset) -> None:
+    def __init__(self, run: Run, accelerator: Accelerator, dataset: datasets.Dataset | images.ImageDataset,
+                 workers: int = 0) -> None:
         cfg = run.config
         self.cfg = cfg
         self.accelerator = accelerator
@@ -77,14 +111,30 @@ class Trainer:
         self.test = datasets.subset(dataset.test, test_idx[seen_test], device)
         self.val = datasets.subset(dataset.train, val_idx, device) if val_idx is not None else None
         self.unseen = datasets.subset(dataset.test, test_idx[~seen_test], device) if (~seen_test).any() else None
-        model = build_model(cfg.model, dataset.input_shape)
-        self.loss_fn = build_loss(cfg.loss, num_classes=dataset.num_classes, embedding_size=embedding_dim(cfg.model))
+        if cfg.eval.classes == "unseen" and self.unseen is None:
+            raise ConfigError("eval.classes: 'unseen' needs a data.split that leaves classes unseen")
+        self.files = isinstance(self.train, images.ImageSplit)  # image files decoded by a DataLoader, per epoch
+        self.workers = workers
+        if self.files and accelerator.num_processes > 1:
+            raise HarnessError("image-file datasets run on one process per run here; use --shard to spread runs "
+                               "over GPUs")
+        model = build_model(cfg.model, (3, cfg.data.image_size, cfg.data.image_size) if self.files
+                            else dataset.input_shape)
+        self.memory_format = torch.channels_last if cfg.train.channels_last else torch.contiguous_format
+        model = model.to(memory_format=self.memory_format)
+        # A classifier or proxy needs as many outputs as there are training classes (CUB trains on 100 of 200).
+        self.loss_fn = build_loss(cfg.loss, num_classes=int(self.train.labels.max()) + 1,
+                                  embedding_size=embedding_dim(cfg.model))
+        self.needs_pairs = not has_classifier(cfg.loss)
         self.miner = build_miner(cfg.miner)
         # Trainable loss parameters (proxies) are optimised with the model: the original left them random.
         params = list(model.parameters()) + list(self.loss_fn.parameters())
         optimizer = OPTIMIZERS.get(cfg.optimizer["name"])(
             params, **{k: v for k, v in cfg.optimizer.items() if k != "name"})
         self.model, self.optimizer = accelerator.prepare(model, optimizer)
+        schedule = cfg.train.lr_schedule
+        self.scheduler = SCHEDULES.get(schedule["name"])(
+            self.optimizer, **{k: v for k, v in schedule.items() if k != "name"})
         self.loss_fn.to(accelerator.device)
         self.world = accelerator.num_processes
         self.head = self.loss_fn  # the unwrapped loss: its get_logits (if any) classifies
@@ -102,9 +152,41 @@ class Trainer:
         self.loss_params = [p for p in self.loss_fn.parameters() if p.requires_grad]
         # Batch order has its own generator, so evaluation (or anything else drawing random numbers) cannot move it.
         self.order = torch.Generator().manual_seed(cfg.seed)
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        self.backbone = list(unwrapped.backbone_parameters()) if cfg.train.warmup_epochs else []
+        self.trainable = [p.requires_grad for p in self.backbone]  # frozen BatchNorm stays frozen after warm-up
+        self.autocast = dict(device_type=accelerator.device.type, dtype=torch.bfloat16,
+                             enabled=cfg.train.precision == "bf16")
 
-    def batches(self) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
-        permutation = torch.randperm(len(self.train.labels), generator=self.order).to(self.accelerator.device)
+    def warm_up(self, epoch: int) -> None:
+        """Head-only epochs first (the backbone's weights do not move), then the whole model."""
+        for param, trainable in zip(self.backbone, self.trainable):
+            param.requires_grad_(trainable and epoch > self.cfg.train.warmup_epochs)
+
+    def epoch_order(self) -> torch.Tensor:
+        sampler = self.cfg.train.sampler
+        return SAMPLERS.get(sampler["name"])(self.train.labels, self.cfg.train.batch_size, self.order,
+                                             **{k: v for k, v in sampler.items() if k != "name"})
+
+    def file_batches(self, epoch: int) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        """Image files: decoded and augmented by DataLoader workers, each sample under a seed drawn from
+        (run seed, epoch), so batches do not depend on the number of workers."""
+        order = self.epoch_order()
+        state = int(np.random.SeedSequence([self.cfg.seed, epoch]).generate_state(1, np.uint64)[0] >> 1)
+        seeds = torch.randint(0, 2**62, (len(order),), generator=torch.Generator().manual_seed(state))
+        loader = torch.utils.data.DataLoader(
+            images.ImageFolderSplit(self.train, images.train_transform(self.cfg.data.image_size)),
+            batch_size=self.cfg.train.batch_size, sampler=list(zip(order.tolist(), seeds.tolist())),
+            num_workers=self.workers, worker_init_fn=images._seed_worker,
+            generator=torch.Generator().manual_seed(state))
+        for batch, labels in loader:
+            yield batch.to(self.accelerator.device, memory_format=self.memory_format), labels.to(self.accelerator.device)
+
+    def batches(self, epoch: int = 1) -> Iterable[tuple[torch.Tensor, torch.Tensor]]:
+        if self.files:
+            yield from self.file_batches(epoch)
+            return
+        permutation = self.epoch_order().to(self.accelerator.device)
         for start in range(0, len(permutation), self.cfg.train.batch_size):
             index = permutation[start:start + self.cfg.train.batch_size]
             # Flips are drawn for the whole global batch from the batch-order generator, so every image gets
@@ -124,8 +206,10 @@ class Trainer:
                 images = torch.where(flip.to(images.device)[:, None, None, None], images.flip(-1), images)
             yield images, self.train.labels[index]
 
-    def step(self, images: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        embeddings = self.model(images)
+    def step(self, batch: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(**self.autocast):
+            embeddings = self.model(batch)
+        embeddings = embeddings.float()  # losses and miners in full precision
         tuples = self.miner(embeddings, labels) if self.miner is not None else None
         loss = self.loss_fn(embeddings, labels, tuples)
         self.optimizer.zero_grad(set_to_none=True)
@@ -150,9 +234,11 @@ class Trainer:
         """
         window = max(1, self.steps_per_epoch // CURVE_POINTS_PER_EPOCH)
         first_step = (epoch - 1) * self.steps_per_epoch
-        running, count, seen = 0.0, 0, 0
-        for step, (images, labels) in enumerate(self.batches(), first_step + 1):
-            value = float(self.step(images, labels))  # the global batch's loss, the same on every process
+        running, count, seen, with_pairs = 0.0, 0, 0, 0
+        self.warm_up(epoch)
+        for step, (batch, labels) in enumerate(self.batches(epoch), first_step + 1):
+            with_pairs += int(len(torch.unique(labels)) < len(labels))
+            value = float(self.step(batch, labels))  # the global batch's loss, the same on every process
             if not math.isfinite(value):
                 raise RunFailure(f"loss became {value} at epoch {epoch}, step {step}")
             running += value
@@ -165,6 +251,12 @@ class Trainer:
                 bar.update(1)
         if count:
             curve.append({"epoch": epoch, "step": step, "loss": running / count})
+        if self.scheduler is not None:
+            self.scheduler.step()
+        if self.needs_pairs and with_pairs == 0:
+            # Pair and triplet losses return 0 without a positive pair: an epoch of zeros trains nothing.
+            raise RunFailure(f"no batch of epoch {epoch} had a positive pair (two items of one class) at batch "
+                             f"size {self.cfg.train.batch_size}: the loss had nothing to learn from")
         return seen
 
     def state(self) -> dict[str, Any]:
@@ -174,6 +266,7 @@ class Trainer:
         return {
             "model": self.accelerator.unwrap_model(self.model).state_dict(),
             "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else {},
             "loss": self.loss_fn.state_dict(),
             "batch_order": self.order.get_state(),
             "torch_rng": torch.get_rng_state(),
@@ -186,6 +279,8 @@ class Trainer:
     def load_state(self, state: dict[str, Any]) -> None:
         self.accelerator.unwrap_model(self.model).load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
         self.loss_fn.load_state_dict(state["loss"])
         self.order.set_state(state["batch_order"])
         torch.set_rng_state(state["torch_rng"])
@@ -198,13 +293,23 @@ class Trainer:
         random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
 
     @torch.no_grad()
-    def embed(self, split: datasets.Split) -> np.ndarray:
-        """A clean eval-mode pass (no dropout, no gradient) over a whole split."""
+    def embed(self, split: datasets.Split | images.ImageSplit) -> np.ndarray:
+        """A clean eval-mode pass (no dropout, no gradient) over a whole split, each image decoded once."""
         model = self.accelerator.unwrap_model(self.model)  # no DDP hooks: only the main process evaluates
         model.eval()
         out = []
-        for start in range(0, len(split.labels), self.cfg.eval.batch_size):
-            out.append(model(split.images[start:start + self.cfg.eval.batch_size]).float().cpu())
+        if isinstance(split, images.ImageSplit):
+            size = self.cfg.data.image_size
+            loader = torch.utils.data.DataLoader(
+                images.ImageFolderSplit(split, images.test_transform(size, resize=size * 256 // 224)),
+                batch_size=self.cfg.eval.batch_size, num_workers=self.workers)
+            chunks = (batch.to(self.accelerator.device, memory_format=self.memory_format) for batch, _ in loader)
+        else:
+            chunks = (split.images[start:start + self.cfg.eval.batch_size]
+                      for start in range(0, len(split.labels), self.cfg.eval.batch_size))
+        for chunk in chunks:
+            with torch.autocast(**self.autocast):
+                out.append(model(chunk).float().cpu())
         model.train()
         return torch.cat(out).numpy()
 
@@ -214,7 +319,8 @@ class Trainer:
         train = None
         if any(m in evaluate.TRAIN_REFERENCE_METRICS for m in self.cfg.eval.metrics):
             train = (self.embed(self.train), self.train.labels.cpu().numpy())
-        values = self.score(self.test, self.cfg.eval.metrics, train)
+        main = self.unseen if self.cfg.eval.classes == "unseen" else self.test
+        values = self.score(main, self.cfg.eval.metrics, train)
         if self.val is not None:
             values |= {f"val_{k}": v for k, v in self.score(self.val, self.cfg.eval.metrics, train).items()}
         if self.unseen is not None and self.cfg.eval.unseen_metrics:
@@ -312,13 +418,19 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
     }
     timing = {"train_s": 0.0, "eval_s": 0.0, "train_images": 0}
     try:
-        trainer = Trainer(run, accelerator, dataset)
+        # DataLoader workers for image files ($HARNESS_WORKERS); every sample has its own seed, so the count
+        # changes speed, never a number.
+        workers = int(os.environ.get("HARNESS_WORKERS") or min(4, os.cpu_count() or 1))
+        trainer = Trainer(run, accelerator, dataset, workers=workers)
         record["data"] = {"train_size": len(trainer.train.labels), "test_size": len(trainer.test.labels),
                           "val_size": len(trainer.val.labels) if trainer.val is not None else 0,
                           "unseen_test_size": len(trainer.unseen.labels) if trainer.unseen is not None else 0,
                           "seen_classes": trainer.seen,
                           "num_classes": dataset.num_classes, "input_shape": list(dataset.input_shape),
                           "normalisation": {"mean": dataset.mean, "std": dataset.std}}
+        network = trainer.accelerator.unwrap_model(trainer.model)
+        if getattr(network, "weights_source", None):  # pretrained weights: which file, by content
+            record["model_weights"] = {"source": str(network.weights_source), "sha256": network.weights_sha256}
         bar = tqdm(total=cfg.train.epochs * trainer.steps_per_epoch, disable=not progress, unit="step", leave=False,
                    desc=f"{run.study}/{run.run_id[:8]} " + " ".join(f"{v}" for v in run.axes.values())
                    + f" seed {cfg.seed}", mininterval=1.0)

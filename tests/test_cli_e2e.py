@@ -101,6 +101,29 @@ def test_arcface_and_one_shot_smoke_profiles_to_pdf(tmp_path: Path, run_cli):
         assert (paper / "build" / "main.pdf").stat().st_size > 10_000
 
 
+@pytest.mark.slow
+def test_cub_cars_and_nk_sampling_smoke_profiles_on_generated_image_datasets(tmp_path: Path, run_cli):
+    """The real CUB/Cars loaders and ResNet-50 on generated samples; batch 1 fails for want of a positive pair
+    and the table says so."""
+    results, data_root = tmp_path / "results", tmp_path / "data"
+    for study, count, failed in (("cub_cars", 4, 2), ("nk_sampling", 4, 0)):
+        code, _, err = run_cli("run", study, "--profile", "smoke", "--results", results, "--data", data_root,
+                               "--no-progress")
+        assert code == 0, err
+        assert f"ran {count} runs" in err and f"{failed} failed" in err
+    assert (data_root / "harness-sample" / "CUB_200_2011" / "images.txt").exists()
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    code, out, err = run_cli("render", "--profile", "smoke", "--results", results, "--paper", paper,
+                             "--studies", "cub_cars", "nk_sampling", "--no-pdf")
+    assert code == 0, err
+    batch = (paper / "generated" / "cub_cars" / "table_batch_recall_at_1.tex").read_text()
+    assert "\\texttt{1} & failed & failed" in batch
+    setup = (paper / "generated" / "cub_cars" / "setup.tex").read_text()
+    assert "2 failed" in setup and "had a positive pair" in setup
+    assert (paper / "generated" / "nk_sampling" / "table_map_at_r.tex").exists()
+
+
 def test_render_without_records_says_how_to_produce_them(tmp_path: Path, run_cli):
     paper = tmp_path / "paper"
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
@@ -118,7 +141,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
     code, out, err = run_cli("render", "--profile", "quick", "--results", REPO / "results", "--paper", paper)
     assert code == 0, err
-    for study in ("loss_epochs", "arcface", "one_shot"):
+    for study in ("loss_epochs", "arcface", "one_shot", "cub_cars", "nk_sampling"):
         assert not (paper / "generated" / study / "missing.tex").exists(), f"{study}: quick results not committed"
     assert (paper / "build" / "main.pdf").exists()
 

@@ -239,3 +239,22 @@ def test_a_component_of_another_name_replaces_the_default_whole():
     assert spec.deep_merge({"model": {"name": "a", "embedding_dim": 128}}, {"model": {"name": "a", "dropout": 0}}) \
         == {"model": {"name": "a", "embedding_dim": 128, "dropout": 0}}
     assert spec.load("one_shot", "full").runs[0].config.model == {"name": "cifar_resnet", "blocks": [9, 9, 9]}
+
+
+def test_a_run_reached_from_two_blocks_is_one_run_with_both_labels(experiments):
+    study = _study(experiments, "sweeps", {"matrix": [
+        {"k": {"path": "eval.knn_k", "values": [1, 3]}},
+        {"d": {"path": "eval.distance", "values": ["euclidean", "cosine"]}}]})
+    assert [r.axes for r in study.runs] == [{"k": 1}, {"k": 3, "d": "euclidean"}, {"d": "cosine"}]
+    with pytest.raises(ConfigError, match="labelled k = 3 in one block and 'three' in another"):
+        _study(experiments, "clash", {"matrix": [
+            {"k": {"path": "eval.knn_k", "values": [3]}},
+            {"k": [{"label": "three", "set": {"eval.knn_k": 3}}]}]})
+
+
+def test_cub_cars_sweeps_share_their_baseline():
+    runs = spec.load("cub_cars", "full").runs
+    baseline = [r for r in runs if r.axes.get("dim") == 512 and r.axes.get("margin") == 0.5]
+    assert len(baseline) == 2 * 3  # two datasets, three seeds
+    assert all(r.axes["batch"] == 100 and r.axes["loss"] == "contrastive" for r in baseline)
+    assert len(runs) == 31 * 3

@@ -1,0 +1,101 @@
+"""train on image files and the options issue-6 studies use: warm-up, N x K batches, step schedule, bf16,
+channels-last, no-positive-pair failures; all on the generated CUB sample or on digits."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+from accelerate import Accelerator
+
+from harness import data, spec, train
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory) -> dict[tuple[str, int], spec.Run]:
+    return {(r.axes["dataset"], r.axes["batch"]): r for r in spec.load("cub_cars", "smoke").runs}
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("data")
+
+
+def with_train(run: spec.Run, **changes) -> spec.Run:
+    config = run.config.model_copy(update={"train": run.config.train.model_copy(update=changes)})
+    return dataclasses.replace(run, config=config)
+
+
+def test_image_run_is_bit_identical_and_warm_up_freezes_the_backbone(smoke, data_root):
+    run = smoke[("cub200_sample", 6)]
+    first = train.execute(run, data_root=data_root, progress=False)
+    second = train.execute(run, data_root=data_root, progress=False)
+    assert first["status"] == "ok", first.get("error")
+    assert first["metrics"] == second["metrics"] and first["loss_curve"] == second["loss_curve"]
+    assert first["data"]["train_size"] == 12 and first["data"]["test_size"] == 12
+
+    trainer = train.Trainer(run, Accelerator(cpu=True), data.load("cub200_sample", data_root))
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    backbone = [p.detach().clone() for p in model.backbone_parameters()]
+    head = [p.detach().clone() for p in model.head_parameters()]
+    trainer.train_epoch(1, [])  # warmup_epochs: 1
+    assert all(torch.equal(a, b) for a, b in zip(backbone, model.backbone_parameters()))
+    assert not all(torch.equal(a, b) for a, b in zip(head, model.head_parameters()))
+    trainer.train_epoch(2, [])
+    moved = [not torch.equal(a, b) for a, b in zip(backbone, model.backbone_parameters())]
+    assert any(moved)
+    frozen_bn = [m.weight for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    assert frozen_bn and not any(p.requires_grad for p in frozen_bn)  # warm-up does not unfreeze BatchNorm
+
+
+def test_a_run_without_any_positive_pair_fails_with_that_reason(smoke, data_root):
+    record = train.execute(smoke[("cars196_sample", 1)], data_root=data_root, progress=False)
+    assert record["status"] == "failed"
+    assert "no batch of epoch 1 had a positive pair" in record["error"]["message"]
+
+
+@pytest.fixture(scope="module")
+def digits_run() -> spec.Run:
+    return next(r for r in spec.load("loss_epochs", "smoke").runs if r.axes["loss"] == "contrastive")
+
+
+def test_n_x_k_batches_hold_n_classes_of_k_items(digits_run):
+    run = with_train(digits_run, sampler={"name": "m_per_class", "m": 4}, batch_size=32)
+    trainer = train.Trainer(run, Accelerator(cpu=True), data.load("digits"))
+    batches = list(trainer.batches())
+    assert len(batches) >= 5
+    for _, labels in batches:
+        counts = torch.bincount(labels)
+        assert len(labels) == 32 and sorted(counts[counts > 0].tolist()) == [4] * 8
+    again = train.Trainer(run, Accelerator(cpu=True), data.load("digits"))
+    assert all(torch.equal(a[1], b[1]) for a, b in zip(batches, again.batches()))
+
+
+def test_m_must_divide_the_batch(digits_run):
+    run = with_train(digits_run, sampler={"name": "m_per_class", "m": 5}, batch_size=32)
+    trainer = train.Trainer(run, Accelerator(cpu=True), data.load("digits"))
+    with pytest.raises(Exception, match="not a multiple of m = 5"):
+        next(iter(trainer.batches()))
+
+
+def test_step_schedule_divides_the_learning_rate_and_bf16_runs(digits_run):
+    run = with_train(digits_run, lr_schedule={"name": "step", "step_size": 1, "gamma": 0.1}, epochs=2,
+                     eval_epochs=[2], precision="bf16", channels_last=True)
+    trainer = train.Trainer(run, Accelerator(cpu=True), data.load("digits"))
+    trainer.train_epoch(1, [])
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)
+    record = train.execute(run, progress=False)
+    assert record["status"] == "ok" and record["config"]["train"]["precision"] == "bf16"
+    assert record["metrics"] == train.execute(run, progress=False)["metrics"]
+
+
+def test_options_are_validated_on_entry(digits_run):
+    base = digits_run.config.model_dump(mode="json")
+    for change, message in (({"sampler": {"name": "n_per_class"}}, "did you mean 'm_per_class'"),
+                            ({"lr_schedule": {"name": "step", "step": 5}}, "unknown argument 'step'"),
+                            ({"warmup_epochs": 2}, "head-only epochs leave none"),
+                            ({"warmup_epochs": 1}, "has no separate head")):
+        config = {**base, "train": {**base["train"], **change}}
+        with pytest.raises(Exception, match=message):
+            spec.RunConfig.model_validate(config)
