@@ -69,6 +69,13 @@ class IdxSource:
     how_to_get: str = ""
 
 
+def file_hash(path: Path, algorithm: str = "sha256") -> str:
+    """Hex digest of a file, read in chunks (CUB archives and ResNet weights are hundreds of MB)."""
+    make = (lambda: hashlib.md5(usedforsecurity=False)) if algorithm == "md5" else algorithm
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, make).hexdigest()
+
+
 def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 

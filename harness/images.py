@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import random
 import shutil
 import tarfile
@@ -16,7 +15,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from harness.data import DATASETS
+from harness.data import DATASETS, file_hash
 from harness.errors import DataError
 
 # torchvision's ImageNet-pretrained backbones expect inputs normalised with these statistics.
@@ -54,19 +53,11 @@ class ImageDataset:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_hash(path, "sha256")
 
 
 def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_hash(path, "md5")
 
 
 def _safe_relative(text: str, where: str) -> PurePosixPath:

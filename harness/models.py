@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import inspect
 import os
 import urllib.parse
@@ -354,11 +353,9 @@ def _load_backbone(backbone: nn.Module, path: Path) -> None:
 
 
 def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as file:
-        for chunk in iter(lambda: file.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    from harness.data import file_hash
+
+    return file_hash(path, "sha256")
 
 
 MODELS.register("resnet50", ResNet50Embedder)

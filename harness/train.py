@@ -236,6 +236,8 @@ class Trainer:
         first_step = (epoch - 1) * self.steps_per_epoch
         running, count, seen, with_pairs = 0.0, 0, 0, 0
         self.warm_up(epoch)
+        if self.needs_pairs and self.cfg.train.batch_size == 1:  # fail before BatchNorm fails on one image
+            raise RunFailure(self.no_pair(epoch))
         for step, (batch, labels) in enumerate(self.batches(epoch), first_step + 1):
             with_pairs += int(len(torch.unique(labels)) < len(labels))
             value = float(self.step(batch, labels))  # the global batch's loss, the same on every process
@@ -255,9 +257,12 @@ class Trainer:
             self.scheduler.step()
         if self.needs_pairs and with_pairs == 0:
             # Pair and triplet losses return 0 without a positive pair: an epoch of zeros trains nothing.
-            raise RunFailure(f"no batch of epoch {epoch} had a positive pair (two items of one class) at batch "
-                             f"size {self.cfg.train.batch_size}: the loss had nothing to learn from")
+            raise RunFailure(self.no_pair(epoch))
         return seen
+
+    def no_pair(self, epoch: int) -> str:
+        return (f"no batch of epoch {epoch} had a positive pair (two items of one class) at batch size "
+                f"{self.cfg.train.batch_size}: the loss had nothing to learn from")
 
     def state(self) -> dict[str, Any]:
         """Everything the rest of the run depends on: weights, optimizer, loss parameters, and every RNG."""
