@@ -88,7 +88,7 @@ CASES = [
     ("negative epochs", yaml_edit(lambda d: d["profiles"]["smoke"]["config"]["train"].update(
         epochs=-2, eval_epochs=[1])), "greater than 0"),
     ("zero batch", yaml_edit(lambda d: d["profiles"]["smoke"]["config"]["train"].update(batch_size=0)),
-     "greater than 1"),
+     "greater than or equal to 1"),
     ("empty matrix", yaml_edit(lambda d: d["matrix"].update(loss=[])), "empty axis"),
     ("empty seeds", yaml_edit(lambda d: d["profiles"]["smoke"].update(seeds=[])), "seeds: empty list"),
     ("typo in a top-level key", yaml_edit(lambda d: d.update(matrx=d["matrix"])), "did you mean 'matrix'"),
