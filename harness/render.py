@@ -49,6 +49,8 @@ def _label(value: Any) -> str:
     """An axis label as the YAML wrote it: pandas turns integer labels of a column with gaps into floats."""
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
+    if isinstance(value, list):  # a `where` that accepts several labels
+        return " or ".join(_label(v) for v in value)
     return str(value)
 
 
