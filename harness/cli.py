@@ -255,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", nargs="+", default=["precision_at_1", "recall_at_k", "map_at_r", "r_precision",
                                                       "knn_accuracy"],
                     help="any of: precision_at_1 recall_at_k map_at_r r_precision knn_accuracy excluded_queries "
-                         "nmi ami verification triplet_accuracy episode_accuracy")
+                         "nmi ami verification triplet_accuracy episode_accuracy original_few_shot")
     ev.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="K values of Recall@K")
     ev.add_argument("--knn-k", type=int, default=3, help="neighbours voting in knn_accuracy (default 3)")
     ev.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")

@@ -99,3 +99,26 @@ def test_options_are_validated_on_entry(digits_run):
         config = {**base, "train": {**base["train"], **change}}
         with pytest.raises(Exception, match=message):
             spec.RunConfig.model_validate(config)
+
+
+def test_an_interrupted_image_run_resumes_to_the_same_record(smoke, data_root, tmp_path, monkeypatch):
+    """Per-sample seeds come from (run seed, epoch), so a run restarted from its epoch-1 checkpoint draws the
+    same crops and flips as one that never stopped."""
+    run = smoke[("cub200_sample", 6)]
+    whole = train.execute(run, data_root=data_root, progress=False)
+    checkpoint = tmp_path / "run.ckpt"
+    real_epoch = train.Trainer.train_epoch
+
+    def crash_in_epoch_2(self, epoch, curve, bar=None):
+        if epoch == 2:
+            raise KeyboardInterrupt  # not a run failure: the process is gone, its checkpoint stays
+        return real_epoch(self, epoch, curve, bar)
+
+    monkeypatch.setattr(train.Trainer, "train_epoch", crash_in_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        train.execute(run, data_root=data_root, progress=False, checkpoint=checkpoint)
+    assert checkpoint.exists()
+    monkeypatch.setattr(train.Trainer, "train_epoch", real_epoch)
+    resumed = train.execute(run, data_root=data_root, progress=False, checkpoint=checkpoint)
+    assert resumed["resumed_from_epoch"] == 1
+    assert resumed["metrics"] == whole["metrics"] and resumed["loss_curve"] == whole["loss_curve"]

@@ -16,7 +16,11 @@ harness.evaluate.pairs; clustering metrics from harness.evaluate.clustering. Def
 - nmi, ami: k-means (faiss) with as many clusters as labels, scored with scikit-learn's mutual-information scores.
 - verification: balanced same/different pairs; threshold chosen on a validation split of the items, applied to
   the test split; also ROC AUC. triplet_accuracy: d(a, p) < d(a, n) on sampled triplets.
-- episode_accuracy: seeded N-way K-shot episodes; queries labelled by the nearest support; mean and 95% CI.
+- episode_accuracy: seeded N-way K-shot episodes; queries labelled by the nearest support; mean and 95% CI;
+  n_way "all" takes every eligible class; episode_chance = 1 / N.
+- original_few_shot: the seed-004 project's "mean few-shot accuracy" as its code computed it (cosine > 0.2 means
+  "same"), with always_different_accuracy on the same pairs, the baseline that beats it.
+- classification_accuracy (HEAD_METRICS): argmax of a classifier head's logits; computed by the training loop.
 Distances: "euclidean" or "cosine" for all of them.
 """
 
