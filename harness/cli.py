@@ -9,9 +9,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+from harness import catalog, spec, store
 from harness import plan as planner
-from harness import spec, store
 from harness.errors import HarnessError
 
 
@@ -25,10 +26,10 @@ def _progress_wanted(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
 
-def _fmt_metrics(record: dict) -> str:
-    if not record["metrics"]:
+def _fmt_metrics(record: Any) -> str:
+    if not record.metrics:
         return ""
-    last = record["metrics"][-1]
+    last = record.metrics[-1]
     return " ".join(f"{k}={v:.4f}" for k, v in last.items() if k != "epoch") + f" (epoch {last['epoch']})"
 
 
@@ -54,9 +55,11 @@ def cmd_run(args: argparse.Namespace) -> int:
         if main:
             print(*parts, file=sys.stderr)
     plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
-    # Every dataset the plan needs is found and verified before anything is written or trained.
+    # Every dataset the plan needs is found and verified, and the environment read, before anything is written
+    # or trained.
     from harness import data as datasets
 
+    train.workers_setting()
     for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
         datasets.load(name, args.data)
     for run_id, why in plan.corrupt.items():
@@ -94,11 +97,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                 checkpoint.unlink(missing_ok=True)
         remaining = len(plan.todo) - number
         eta = f"; about {(time.perf_counter() - start) / number * remaining / 60:.1f} min left" if remaining else ""
-        if record["status"] == "ok":
-            say(f"    ok in {record['timing']['wall_s']:.1f} s: {_fmt_metrics(record)} -> {path}{eta}")
+        if record.status == "ok":
+            say(f"    ok in {record.timing.wall_s:.1f} s: {_fmt_metrics(record)} -> {path}{eta}")
         else:
             failed += 1
-            say(f"    FAILED ({record['error']['type']}: {record['error']['message']}) -> {path}{eta}")
+            say(f"    FAILED ({record.error.type}: {record.error.message}) -> {path}{eta}")
     if plan.todo:
         say(f"{study.name}/{study.profile}: ran {len(plan.todo)} runs in {time.perf_counter() - start:.0f} s, "
             f"{failed} failed")
@@ -108,7 +111,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     profiles = [args.profile] if args.profile else list(spec.PROFILES)
     for profile in profiles:
-        study = spec.load(args.study, profile)
+        study = spec.load(args.study, profile, components=False)
         scan = store.scan(args.results, study.name, profile)
         wanted = {r.run_id for r in study.runs}
         done = [r for r in study.runs if r.run_id in scan.ok]
@@ -119,8 +122,8 @@ def cmd_status(args: argparse.Namespace) -> int:
               f"of {len(study.runs)}" + (f"; {len(stale)} records from an older version of the matrix" if stale else "")
               + (f"; {len(scan.corrupt)} corrupt" if scan.corrupt else ""))
         for run in failed:
-            error = scan.failed[run.run_id].get("error", {})
-            print(f"  failed  {run.run_id} {run.axes} seed={run.seed}: {error.get('type')}: {error.get('message')}")
+            error = scan.failed[run.run_id].error
+            print(f"  failed  {run.run_id} {run.axes} seed={run.seed}: {error.type}: {error.message}")
         if args.verbose:
             for run in missing:
                 print(f"  missing {run.run_id} {run.axes} seed={run.seed}")
@@ -146,9 +149,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
         for run in chosen:
             rerun = train.execute(run, data_root=args.data, progress=_progress_wanted(args))
             store.write(Path(scratch), rerun)
-            old = {m["epoch"]: m for m in scan.ok[run.run_id]["metrics"]}
-            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun['status']}")
-            for new in rerun["metrics"]:
+            old = {m["epoch"]: m for m in scan.ok[run.run_id].metrics}
+            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}")
+            for new in rerun.metrics:
                 for metric, value in new.items():
                     if metric == "epoch":
                         continue
@@ -207,7 +210,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     for name in spec.list_studies():
         study_file = spec.load_study_file(spec.study_path(name))
-        sizes = ", ".join(f"{p} {len(spec.load(name, p).runs)} runs" for p in spec.PROFILES)
+        sizes = ", ".join(f"{p} {len(spec.load(name, p, components=False).runs)} runs" for p in spec.PROFILES)
         print(f"{name}: {study_file.title} ({sizes})")
     return 0
 
@@ -258,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
                          "nmi ami verification triplet_accuracy episode_accuracy original_few_shot")
     ev.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="K values of Recall@K")
     ev.add_argument("--knn-k", type=int, default=3, help="neighbours voting in knn_accuracy (default 3)")
-    ev.add_argument("--distance", choices=["euclidean", "cosine"], default="euclidean")
+    ev.add_argument("--distance", choices=catalog.DISTANCES, default="euclidean")
     ev.add_argument("--seed", type=int, default=0, help="for k-means, pair, triplet and episode sampling")
     ev.add_argument("--n-way", type=int, default=5, help="classes per episode (episode_accuracy)")
     ev.add_argument("--k-shot", type=int, default=1, help="support items per class (episode_accuracy)")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import os
 import urllib.parse
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +13,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from harness.catalog import MODELS
 from harness.errors import ConfigError, DataError, suggest
-from harness.registry import Registry
-
-MODELS: Registry[Callable[..., nn.Module]] = Registry("model")
+from harness.files import file_hash
+from harness.registry import arguments
 
 
 class ThesisConvNet(nn.Module):
@@ -44,8 +44,6 @@ class ThesisConvNet(nn.Module):
         x = self.fc(torch.flatten(x, 1))
         return F.normalize(x, p=2, dim=1) if self.normalize else x
 
-
-MODELS.register("thesis_convnet", ThesisConvNet)
 
 
 class SeminarConvNet(nn.Module):
@@ -84,8 +82,6 @@ class SeminarConvNet(nn.Module):
         x = F.relu(F.max_pool2d(self.conv_dropout(self.conv2(x)), 2))
         return self.fc_dropout(F.relu(self.fc(torch.flatten(x, 1))))
 
-
-MODELS.register("seminar_convnet", SeminarConvNet)
 
 
 class ZeroPadShortcut(nn.Module):
@@ -179,8 +175,6 @@ class CifarResNet(nn.Module):
         return F.normalize(x, p=2, dim=1) if self.normalize else x
 
 
-MODELS.register("cifar_resnet", CifarResNet)
-
 
 def check_model(spec: Any, where: str) -> None:
     """Raise ConfigError unless `spec` names a registered model with arguments it accepts.
@@ -191,14 +185,13 @@ def check_model(spec: Any, where: str) -> None:
     check_config = getattr(MODELS.get(spec["name"]), "check_config", None)
     if check_config is not None:
         try:
-            check_config(**{k: v for k, v in spec.items() if k != "name"})
+            check_config(**arguments(spec))
         except ConfigError as error:
             raise ConfigError(f"{where}.{error}") from None
 
 
 def build_model(spec: Mapping[str, Any], input_shape: tuple[int, int, int]) -> nn.Module:
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
-    return MODELS.get(spec["name"])(input_shape, **kwargs)
+    return MODELS.build(spec, input_shape)
 
 
 def embedding_dim(spec: Mapping[str, Any]) -> int:
@@ -208,7 +201,7 @@ def embedding_dim(spec: Mapping[str, Any]) -> int:
     it is that argument, or that argument's default.
     """
     factory = MODELS.get(spec["name"])
-    args = {k: v for k, v in spec.items() if k != "name"}
+    args = arguments(spec)
     output_dim = getattr(factory, "output_dim", None)
     if output_dim is not None:
         return int(output_dim(**args))
@@ -254,7 +247,7 @@ class ResNet50Embedder(nn.Module):
         if pretrained:
             path = _resnet50_weights_file(weights, weights_path)
             _load_backbone(self.backbone, path)
-            self.weights_source, self.weights_sha256 = str(path), _sha256(path)
+            self.weights_source, self.weights_sha256 = str(path), file_hash(path)
         self.backbone.fc = nn.Identity()  # the pooled, flattened 2048-d features
         self.head = nn.Linear(self.FEATURES, embedding_dim)
         self.normalize = normalize
@@ -350,12 +343,3 @@ def _load_backbone(backbone: nn.Module, path: Path) -> None:
         raise DataError(f"model 'resnet50': weights file {path} is not a torchvision ResNet-50 state dict "
                         f"(missing {missing[:3]}{'...' if len(missing) > 3 else ''}, "
                         f"unexpected {unexpected[:3]}{'...' if len(unexpected) > 3 else ''})")
-
-
-def _sha256(path: Path) -> str:
-    from harness.data import file_hash
-
-    return file_hash(path, "sha256")
-
-
-MODELS.register("resnet50", ResNet50Embedder)

@@ -9,9 +9,11 @@ from typing import Any
 
 import torch
 from torch.nn import functional as F
-from pytorch_metric_learning import distances, losses, miners, reducers
+from pytorch_metric_learning import losses
 
+from harness.catalog import LOSS_DISTANCES, LOSSES, MINERS, REDUCERS
 from harness.registry import Registry, constructor_args
+
 
 class ArcFace(losses.ArcFaceLoss):
     """pytorch-metric-learning's ArcFaceLoss with the margin m in radians and the scale s, as the ArcFace paper
@@ -60,43 +62,8 @@ def has_classifier(spec: Mapping[str, Any]) -> bool:
     return callable(getattr(LOSSES.get(spec["name"]), "get_logits", None))
 
 
-LOSSES: Registry[type] = Registry("loss")
-MINERS: Registry[type] = Registry("miner")
-DISTANCES: Registry[type] = Registry("distance")
-REDUCERS: Registry[type] = Registry("reducer")
-
-LOSSES.register_all({
-    "contrastive": losses.ContrastiveLoss,
-    "triplet_margin": losses.TripletMarginLoss,
-    "proxy_anchor": losses.ProxyAnchorLoss,
-    "nca": losses.NCALoss,
-    "margin": losses.MarginLoss,
-    "multi_similarity": losses.MultiSimilarityLoss,
-    "arcface": ArcFace,
-    "softmax_ce": SoftmaxCrossEntropy,
-    "normalized_softmax": losses.NormalizedSoftmaxLoss,
-})
-MINERS.register_all({
-    "triplet_margin": miners.TripletMarginMiner,
-    "multi_similarity": miners.MultiSimilarityMiner,
-    "batch_hard": miners.BatchHardMiner,
-    "pair_margin": miners.PairMarginMiner,
-})
-DISTANCES.register_all({
-    "lp": distances.LpDistance,
-    "cosine": distances.CosineSimilarity,
-    "dot_product": distances.DotProductSimilarity,
-})
-REDUCERS.register_all({
-    "mean": reducers.MeanReducer,
-    "avg_non_zero": reducers.AvgNonZeroReducer,
-    "divisor": reducers.DivisorReducer,
-    "sum": reducers.SumReducer,
-    "do_nothing": reducers.DoNothingReducer,
-})
-
 # Keys of a component mapping that name nested components rather than constructor arguments.
-_NESTED = {"distance": DISTANCES, "reducer": REDUCERS}
+_NESTED = {"distance": LOSS_DISTANCES, "reducer": REDUCERS}
 # Arguments filled from the data and model when a component requires them and the config leaves them out.
 CONTEXT_ARGS = ("num_classes", "embedding_size")
 

@@ -1,4 +1,4 @@
-"""Which runs of a study still need doing: skip recorded ones, take one shard of the matrix, estimate the cost."""
+"""Which runs of a study still need doing: skip recorded ones, keep failed ones unless asked, take one shard."""
 
 from __future__ import annotations
 

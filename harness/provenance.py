@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.metadata
+import os
 import platform
 import socket
 import subprocess
@@ -64,7 +65,8 @@ def collect(accelerator: Any, dataset: Any, *, command: list[str] | None, starte
         "host": socket.gethostname(),
         "platform": platform.platform(),
         "cpu": cpu_model(),
-        "cpu_count": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
         "gpu": {"count": gpus, "model": torch.cuda.get_device_name(0) if gpus else None},
         "accelerate": {
             "num_processes": state.num_processes,

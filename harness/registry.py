@@ -1,7 +1,12 @@
-"""Name -> factory tables: the only way code picks a dataset, model, loss, miner or metric by name."""
+"""Name -> factory tables: the only way code picks a dataset, model, loss, miner or metric by name.
+
+A registry holds factories or "module:attribute" strings; a string is imported on first use, so the names (and
+every check that needs only names) are known without importing torch.
+"""
 
 from __future__ import annotations
 
+import importlib
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
@@ -32,28 +37,42 @@ def constructor_args(factory: Callable[..., Any]) -> dict[str, inspect.Parameter
     return args
 
 
+def arguments(spec: Mapping[str, Any]) -> dict[str, Any]:
+    """A component spec's constructor arguments: everything but its `name`."""
+    return {k: v for k, v in spec.items() if k != "name"}
+
+
 class Registry(Generic[T]):
     """A dict of named factories whose misses list the known names and suggest the nearest one."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, items: Mapping[str, T | str] | None = None) -> None:
         self.kind = kind
-        self._items: dict[str, T] = {}
+        self._items: dict[str, T | str] = {}
+        self.register_all(items or {})
 
-    def register(self, name: str, item: T) -> T:
+    def register(self, name: str, item: T | str) -> T | str:
         if name in self._items:
             raise ValueError(f"{self.kind} '{name}' registered twice")
         self._items[name] = item
         return item
 
-    def register_all(self, items: Mapping[str, T]) -> None:
+    def register_all(self, items: Mapping[str, T | str]) -> None:
         for name, item in items.items():
             self.register(name, item)
 
     def get(self, name: str) -> T:
         try:
-            return self._items[name]
+            item = self._items[name]
         except KeyError:
             raise ConfigError(self.unknown(name)) from None
+        if isinstance(item, str):  # "module:attribute", imported once
+            module, _, attribute = item.partition(":")
+            item = self._items[name] = getattr(importlib.import_module(module), attribute)
+        return item  # type: ignore[return-value]
+
+    def build(self, spec: Mapping[str, Any], *args: Any, **context: Any) -> Any:
+        """The factory named by spec['name'] called with `args`, the spec's arguments and `context`."""
+        return self.get(spec["name"])(*args, **arguments(spec), **context)
 
     def unknown(self, name: str) -> str:
         return f"unknown {self.kind} '{name}'{suggest(name, self._items)}; known: {', '.join(sorted(self._items))}"
@@ -64,6 +83,13 @@ class Registry(Generic[T]):
     def __iter__(self) -> Iterator[str]:
         return iter(sorted(self._items))
 
+    def check_name(self, spec: Any, where: str) -> None:
+        """Raise ConfigError unless `spec` is {name: <a registered name>, ...} (no import needed)."""
+        if not isinstance(spec, Mapping) or "name" not in spec:
+            raise ConfigError(f"{where}: expected a mapping with a 'name' key, got {spec!r}")
+        if not isinstance(spec["name"], str) or spec["name"] not in self:
+            raise ConfigError(f"{where}.name: {self.unknown(str(spec['name']))}")
+
     def check(self, spec: Any, where: str, nested: Mapping[str, "Registry[Any]"] | None = None) -> None:
         """Raise ConfigError naming `where` unless `spec` = {name: ..., arg: value, ...} would build.
 
@@ -72,10 +98,7 @@ class Registry(Generic[T]):
         `nested` hold components of their own (a loss's distance) and are checked recursively.
         """
         nested = nested or {}
-        if not isinstance(spec, Mapping) or "name" not in spec:
-            raise ConfigError(f"{where}: expected a mapping with a 'name' key, got {spec!r}")
-        if spec["name"] not in self:
-            raise ConfigError(f"{where}.name: {self.unknown(spec['name'])}")
+        self.check_name(spec, where)
         allowed = constructor_args(self.get(spec["name"]))
         for key, value in spec.items():
             if key == "name":

@@ -8,29 +8,27 @@ every class simply never sees the unseen ones.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
+from harness.catalog import SPLITS
 from harness.errors import ConfigError
-from harness.registry import Registry
-
-SPLITS: Registry[Callable[..., list[int]]] = Registry("class split")
 
 
-def _all(num_classes: int) -> list[int]:
+def all_classes(num_classes: int) -> list[int]:
     """Every class is seen (no unseen classes): the ordinary closed-set protocol."""
     return list(range(num_classes))
 
 
-def _first(num_classes: int, seen: int) -> list[int]:
+def first(num_classes: int, seen: int) -> list[int]:
     """The first `seen` class indices (the seed-004 project's "X-Y" split: train on classes 0..X-1)."""
     _check(seen, num_classes)
     return list(range(seen))
 
 
-def _random(num_classes: int, seen: int, seed: int = 0) -> list[int]:
+def random_classes(num_classes: int, seen: int, seed: int = 0) -> list[int]:
     """`seen` classes drawn with their own seed (fixed across run seeds, so every seed sees the same classes)."""
     _check(seen, num_classes)
     return sorted(np.random.default_rng(seed).choice(num_classes, seen, replace=False).tolist())
@@ -42,14 +40,8 @@ def _check(seen: int, num_classes: int) -> None:
                           f"(use 1..{num_classes})")
 
 
-SPLITS.register("all", _all)
-SPLITS.register("first", _first)
-SPLITS.register("random", _random)
-
-
-def check(spec: Any) -> None:
-    SPLITS.check(spec, "data.split")
-
-
 def seen_classes(spec: Mapping[str, Any], num_classes: int) -> list[int]:
-    return SPLITS.get(spec["name"])(num_classes, **{k: v for k, v in spec.items() if k != "name"})
+    try:
+        return SPLITS.build(spec, num_classes)
+    except TypeError as exc:  # a required split argument left out
+        raise ConfigError(f"data.split: {exc}") from None

@@ -1,31 +1,172 @@
-"""Run records on disk: one JSON file per run at <results>/<study>/<profile>/<run_id>.json, written atomically."""
+"""Run records on disk: one JSON file per run at <results>/<study>/<profile>/<run_id>.json, typed, written atomically.
+
+`RunRecord` is the record's schema: every record is validated when it is written and when it is read, and its
+config must hash to its run_id (a record edited by hand, or one whose identity rules changed, is refused by name).
+"""
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
 import json
+import math
 import os
-import socket
 import re
-import tempfile
+import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from harness import identity
 from harness.errors import RecordError
+from harness.files import atomic_write
 
-SCHEMA_VERSION = 1
+# 2: provenance.cpu_count is the machine's CPU count and provenance.torch_threads the torch thread count (version 1
+# wrote the thread count as cpu_count); data.input_shape is what the model saw (image-file runs: the crop).
+SCHEMA_VERSION = 2
 RESULTS_DIR = Path("results")
-REQUIRED = ("schema_version", "run_id", "study", "profile", "axes", "seed", "config", "status", "metrics",
-            "loss_curve", "timing", "provenance")
 _SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CurvePoint(_Model):
+    epoch: int
+    step: int
+    loss: float
+
+
+class RunData(_Model):
+    """What the run trained and was scored on."""
+
+    train_size: int
+    test_size: int
+    val_size: int = 0
+    unseen_test_size: int = 0
+    seen_classes: list[int] = []
+    num_classes: int
+    input_shape: list[int]
+    normalisation: dict[str, Any]
+
+
+class RunError(_Model):
+    type: str
+    message: str
+    traceback: str = ""
+
+
+class Timing(_Model):
+    train_s: float = 0.0
+    eval_s: float = 0.0
+    wall_s: float
+    train_images_per_s: float | None = None
+    peak_rss_mb: float | None = None
+
+
+class GitState(_Model):
+    commit: str | None = None
+    dirty: bool | None = None
+
+
+class Provenance(_Model):
+    git: GitState
+    command: list[str] = []
+    versions: dict[str, str | None] = {}
+    host: str | None = None
+    platform: str | None = None
+    cpu: str | None = None
+    cpu_count: int | None = None  # os.cpu_count()
+    torch_threads: int | None = None  # torch.get_num_threads(): what CPU kernels ran on
+    gpu: dict[str, Any] = {}
+    accelerate: dict[str, Any] = {}
+    dataset: dict[str, Any] = {}
+    started: str | None = None
+    finished: str | None = None
+
+
+class RunRecord(_Model):
+    schema_version: Literal[2]
+    run_id: str = Field(pattern=r"^[0-9a-f]{16}$")
+    study: str
+    profile: str
+    axes: dict[str, Any]
+    seed: int
+    config: dict[str, Any]
+    status: Literal["ok", "failed"]
+    metrics: list[dict[str, float]]  # one entry per evaluated epoch: {"epoch": 5, "knn_accuracy": 0.83, ...}
+    loss_curve: list[CurvePoint]
+    data: RunData | None = None  # absent when a run failed before its data was split
+    model_weights: dict[str, str] | None = None  # pretrained weights: file and sha256
+    resumed_from_epoch: int | None = None
+    error: RunError | None = None
+    timing: Timing
+    provenance: Provenance
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics(cls, metrics: list[dict[str, float]]) -> list[dict[str, float]]:
+        epochs = []
+        for entry in metrics:
+            if "epoch" not in entry or entry["epoch"] != int(entry["epoch"]):
+                raise ValueError("every metrics entry needs an integer epoch")
+            if not all(math.isfinite(v) for v in entry.values()):
+                raise ValueError(f"metrics of epoch {entry['epoch']} are not all finite numbers")
+            epochs.append(entry["epoch"])
+        if epochs != sorted(set(epochs)):
+            raise ValueError(f"evaluated epochs {epochs} are not increasing")
+        return [{**entry, "epoch": int(entry["epoch"])} for entry in metrics]
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RunRecord:
+        if (self.status == "failed") != (self.error is not None):
+            raise ValueError("a failed record carries an error, and only a failed one")
+        if self.seed != self.config.get("seed"):
+            raise ValueError(f"seed {self.seed} differs from the config's seed {self.config.get('seed')}")
+        expected = identity.run_id(self.config)
+        if expected != self.run_id:
+            raise ValueError(f"its config hashes to run_id {expected}, not {self.run_id} (edited by hand, or "
+                             "written under other identity rules)")
+        return self
+
+    def last_metrics(self) -> dict[str, float]:
+        return self.metrics[-1] if self.metrics else {}
+
+
+def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 record in version 2's terms (nothing measured changes; one field is renamed)."""
+    if raw.get("schema_version") == 1 and isinstance(raw.get("provenance"), dict):
+        provenance = dict(raw["provenance"])
+        provenance["torch_threads"] = provenance.pop("cpu_count", None)  # what version 1 actually recorded
+        raw = {**raw, "schema_version": 2, "provenance": provenance}
+    return raw
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(p) for p in error["loc"]) or "record"
+    return f"{where}: {error['msg']}"
+
+
+def validate(raw: Any) -> RunRecord:
+    """A RunRecord from a dict (a record being written, or a file's content), or RecordError saying why not."""
+    if isinstance(raw, RunRecord):
+        return raw
+    if not isinstance(raw, dict):
+        raise RecordError("not a JSON object")
+    try:
+        return RunRecord.model_validate(_upgrade(raw))
+    except ValidationError as exc:
+        raise RecordError(_first_error(exc)) from None
 
 
 def _safe(kind: str, name: str) -> str:
     """Refuse names that could leave the results folder (`../x`, `/abs`, hidden files)."""
-    if not _SAFE_NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _SAFE_NAME.match(name) or ".." in name:
         raise RecordError(f"{kind} name {name!r} is not allowed: use letters, digits, '_', '-', '.'")
     return name
 
@@ -43,44 +184,35 @@ def checkpoint_path(results: Path, study: str, profile: str, run_id: str) -> Pat
     return run_dir(results, study, profile) / f".{_safe('run', run_id)}.ckpt"
 
 
-def write(results: Path, record: dict[str, Any]) -> Path:
-    """Write a record atomically: temporary file in the same folder, flush, fsync, rename over the target."""
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise RecordError(f"refusing to write a record without {', '.join(missing)}")
-    path = record_path(results, record["study"], record["profile"], record["run_id"])
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(record, indent=1, sort_keys=True, allow_nan=False)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would hide records from the group sharing a results folder
-        with os.fdopen(fd, "w") as handle:
-            handle.write(text + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def write(results: Path, record: RunRecord | dict[str, Any]) -> Path:
+    """Validate a record and write it atomically (temporary file in the same folder, fsync, rename)."""
+    if isinstance(record, dict):
+        try:
+            record = validate(record)
+        except RecordError as exc:
+            raise RecordError(f"refusing to write an invalid record ({exc})") from None
+    path = record_path(results, record.study, record.profile, record.run_id)
+    # allow_nan=False: a NaN metric is refused, never written (the schema refuses it first).
+    text = json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False)
+    atomic_write(path, text + "\n")
     return path
 
 
-def read(path: Path) -> dict[str, Any]:
-    """A record, checked for the fields every record has; a corrupt file is a RecordError naming it."""
+def read(path: Path) -> RunRecord:
+    """A validated record; a corrupt or inconsistent file is a RecordError naming it."""
     try:
-        record = json.loads(Path(path).read_text())
+        raw = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise RecordError(f"{path}: corrupt or unreadable run record ({exc}); delete it to rerun that run") from None
-    if not isinstance(record, dict):
-        raise RecordError(f"{path}: corrupt run record (not a JSON object); delete it to rerun that run")
-    missing = [k for k in REQUIRED if k not in record]
-    if missing:
-        raise RecordError(f"{path}: corrupt run record (missing {', '.join(missing)}); delete it to rerun that run")
-    if record["run_id"] != Path(path).stem:
-        raise RecordError(f"{path}: record says run_id {record['run_id']}, not its file name; delete or rename it")
-    if record.get("schema_version") != SCHEMA_VERSION:
-        raise RecordError(f"{path}: schema version {record.get('schema_version')} (this harness reads "
+    if isinstance(raw, dict) and raw.get("schema_version") not in (1, SCHEMA_VERSION):
+        raise RecordError(f"{path}: schema version {raw.get('schema_version')} (this harness reads "
                           f"{SCHEMA_VERSION}); rerun it or use the harness version that wrote it")
+    try:
+        record = validate(raw)
+    except RecordError as exc:
+        raise RecordError(f"{path}: corrupt run record ({exc}); delete it to rerun that run") from None
+    if record.run_id != Path(path).stem:
+        raise RecordError(f"{path}: record says run_id {record.run_id}, not its file name; delete or rename it")
     return record
 
 
@@ -88,8 +220,8 @@ def read(path: Path) -> dict[str, Any]:
 class Scan:
     """What a study's folder holds: finished records, failed records, and files that are not valid records."""
 
-    ok: dict[str, dict[str, Any]]
-    failed: dict[str, dict[str, Any]]
+    ok: dict[str, RunRecord]
+    failed: dict[str, RunRecord]
     corrupt: dict[str, str]  # run_id -> the error line
 
 
@@ -101,14 +233,8 @@ def scan(results: Path, study: str, profile: str) -> Scan:
         except RecordError as exc:
             corrupt[path.stem] = str(exc)
             continue
-        (ok if record["status"] == "ok" else failed)[record["run_id"]] = record
+        (ok if record.status == "ok" else failed)[record.run_id] = record
     return Scan(ok, failed, corrupt)
-
-
-def iter_profiles(results: Path, study: str) -> Iterator[str]:
-    folder = Path(results) / _safe("study", study)
-    if folder.is_dir():
-        yield from sorted(p.name for p in folder.iterdir() if p.is_dir())
 
 
 def finished(results: Path, study: str, profile: str, run_id: str, *, rerun_failed: bool = False) -> bool:
@@ -120,7 +246,7 @@ def finished(results: Path, study: str, profile: str, run_id: str, *, rerun_fail
         record = read(path)
     except RecordError:
         return False
-    return record["status"] == "ok" or not rerun_failed
+    return record.status == "ok" or not rerun_failed
 
 
 @contextlib.contextmanager

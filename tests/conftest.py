@@ -40,3 +40,27 @@ def clustered(n: int, classes: int, dim: int, seed: int, spread: float = 1.0) ->
     centres = rng.standard_normal((classes, dim)) * 2
     x = centres[labels] + spread * rng.standard_normal((n, dim))
     return x.astype(np.float32), labels
+
+
+def with_config(run, config):
+    """`run` with another config, and so with that config's run_id (a record must hash to its run_id)."""
+    import dataclasses
+
+    from harness import identity
+
+    return dataclasses.replace(run, config=config, run_id=identity.run_id(config.model_dump(mode="json")))
+
+
+def fake_record(config: dict | None = None, status: str = "ok", **changes) -> dict:
+    """A valid record dict (as store.write takes it) of a small config, for tests of storage and reading."""
+    from harness import identity, store
+
+    config = config if config is not None else {"seed": 0, "model": {"name": "thesis_convnet"}}
+    record = {"schema_version": store.SCHEMA_VERSION, "run_id": identity.run_id(config), "study": "loss_epochs",
+              "profile": "smoke", "axes": {"loss": "nca"}, "seed": config["seed"], "config": config,
+              "status": status, "metrics": [{"epoch": 1, "knn_accuracy": 0.5}] if status == "ok" else [],
+              "loss_curve": [{"epoch": 1, "step": 1, "loss": 1.0}], "timing": {"wall_s": 1.0},
+              "provenance": {"git": {"commit": None, "dirty": None}}}
+    if status == "failed":
+        record["error"] = {"type": "RunFailure", "message": "loss became nan at epoch 1, step 1"}
+    return {**record, **changes}

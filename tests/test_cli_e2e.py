@@ -24,8 +24,8 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     assert len(records) == 5
     for path in records:
         record = store.read(path)
-        assert record["status"] == "ok" and [m["epoch"] for m in record["metrics"]] == [1, 2]
-        assert record["provenance"]["command"][1:3] == ["run", "loss_epochs"]
+        assert record.status == "ok" and [m["epoch"] for m in record.metrics] == [1, 2]
+        assert record.provenance.command[1:3] == ["run", "loss_epochs"]
 
     # A second run skips everything already recorded.
     before = {p: p.stat().st_mtime_ns for p in records}
@@ -46,7 +46,7 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     table = (generated / "table_knn_accuracy.tex").read_text()
     assert "\\toprule" in table and "\\texttt{proxy\\_anchor}" in table and "Profile \\texttt{smoke}" in table
     first = store.read(records[0])
-    assert f"{first['metrics'][-1]['knn_accuracy'] * 100:.2f}" in (table + (generated / "reference.tex").read_text())
+    assert f"{first.metrics[-1]['knn_accuracy'] * 100:.2f}" in (table + (generated / "reference.tex").read_text())
     assert (generated / "figure_curves.pdf").stat().st_size > 1000
     setup = (generated / "setup.tex").read_text()
     assert "digits" in setup and "5 of 5 runs finished" in setup
@@ -68,15 +68,15 @@ def test_arcface_and_one_shot_smoke_profiles_to_pdf(tmp_path: Path, run_cli):
         assert code == 0, err
         assert f"{count} runs" in err and "0 failed" in err
     arcface = [store.read(p) for p in (results / "arcface" / "smoke").glob("*.json")]
-    assert {r["axes"].get("head") for r in arcface} == {"softmax", "arcface"}
+    assert {r.axes.get("head") for r in arcface} == {"softmax", "arcface"}
     for record in arcface:
-        assert {"classification_accuracy", "knn_accuracy", "val_classification_accuracy"} <= set(record["metrics"][-1])
-        assert record["data"]["val_size"] == 100 and record["data"]["train_size"] == 200
-    one_shot = {r["axes"]["split"]: r for r in map(store.read, (results / "one_shot" / "smoke").glob("*.json"))}
+        assert {"classification_accuracy", "knn_accuracy", "val_classification_accuracy"} <= set(record.metrics[-1])
+        assert record.data.val_size == 100 and record.data.train_size == 200
+    one_shot = {r.axes["split"]: r for r in map(store.read, (results / "one_shot" / "smoke").glob("*.json"))}
     partial, closed = one_shot["60-40"], one_shot["100-0"]
-    assert partial["data"]["seen_classes"] == [0, 1, 2, 3, 4, 5] and partial["data"]["unseen_test_size"] == 80
-    assert partial["metrics"][-1]["unseen_episode_chance"] == 0.25
-    assert not any(k.startswith("unseen_") for k in closed["metrics"][-1]) and closed["data"]["unseen_test_size"] == 0
+    assert partial.data.seen_classes == [0, 1, 2, 3, 4, 5] and partial.data.unseen_test_size == 80
+    assert partial.metrics[-1]["unseen_episode_chance"] == 0.25
+    assert not any(k.startswith("unseen_") for k in closed.metrics[-1]) and closed.data.unseen_test_size == 0
 
     paper = tmp_path / "paper"
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
@@ -85,17 +85,17 @@ def test_arcface_and_one_shot_smoke_profiles_to_pdf(tmp_path: Path, run_cli):
     assert code == 0, err
     arc = paper / "generated" / "arcface"
     assert (arc / "figure_grid.pdf").stat().st_size > 1000
-    best = max((r for r in arcface if r["axes"]["head"] == "arcface"),
-               key=lambda r: r["metrics"][-1]["val_classification_accuracy"])
-    assert f"chosen: margin m = 0.4, scale s = {best['axes']['s']}" in (arc / "figure_best_vs_softmax.tex").read_text()
+    best = max((r for r in arcface if r.axes["head"] == "arcface"),
+               key=lambda r: r.metrics[-1]["val_classification_accuracy"])
+    assert f"chosen: margin m = 0.4, scale s = {best.axes['s']}" in (arc / "figure_best_vs_softmax.tex").read_text()
     reference = (arc / "reference.tex").read_text()
     assert "92.63" in reference and "The datasets differ" in reference  # the original's ArcFace, epoch 1
-    softmax = next(r for r in arcface if r["axes"]["head"] == "softmax")
-    assert f"{softmax['metrics'][0]['classification_accuracy'] * 100:.2f}" in reference
+    softmax = next(r for r in arcface if r.axes["head"] == "softmax")
+    assert f"{softmax.metrics[0]['classification_accuracy'] * 100:.2f}" in reference
     ours = (paper / "generated" / "one_shot" / "reference.tex").read_text()
     row = next(line for line in ours.splitlines() if line.startswith("\\texttt{60-40}"))
     assert row.startswith("\\texttt{60-40} & 88.01 & 81.63 & 72.73 & ")  # theirs, then ours
-    assert f"{partial['metrics'][-1]['unseen_always_different_accuracy'] * 100:.2f}" in row
+    assert f"{partial.metrics[-1]['unseen_always_different_accuracy'] * 100:.2f}" in row
     assert (paper / "generated" / "loss_epochs" / "missing.tex").exists()
     if LATEX:
         assert (paper / "build" / "main.pdf").stat().st_size > 10_000
@@ -147,10 +147,11 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
 
 
 def test_missing_dataset_is_one_line_and_writes_nothing(tmp_path: Path, run_cli, monkeypatch, experiments):
-    from harness import data, spec
+    from harness import spec
+    from harness.data import idx
 
     monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
-    monkeypatch.setattr(data, "_download", lambda *a: None)
+    monkeypatch.setattr(idx, "_download", lambda *a: None)
     text = (experiments / "loss_epochs.yaml").read_text().replace("dataset: digits", "dataset: mnist")
     (experiments / "loss_epochs.yaml").write_text(text)
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", tmp_path / "r",

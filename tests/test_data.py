@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from harness import data
+from harness.data import digits, idx
 from harness.errors import ConfigError, DataError
 
 
@@ -37,10 +38,10 @@ def write_idx_dataset(directory: Path, n_train: int = 40, n_test: int = 20, seed
 
 
 @pytest.fixture
-def tiny_source(tmp_path: Path) -> tuple[data.IdxSource, Path, dict[str, bytes]]:
+def tiny_source(tmp_path: Path) -> tuple[idx.IdxSource, Path, dict[str, bytes]]:
     root = tmp_path / "data"
     contents = write_idx_dataset(root / "Tiny" / "raw")
-    source = data.IdxSource(
+    source = idx.IdxSource(
         name="tiny", torchvision_class="MNIST", folders=("Tiny/raw",),
         idx_sha256={k: hashlib.sha256(v).hexdigest() for k, v in contents.items()}, how_to_get="make it again")
     return source, root, contents
@@ -48,11 +49,11 @@ def tiny_source(tmp_path: Path) -> tuple[data.IdxSource, Path, dict[str, bytes]]
 
 def test_loads_generated_idx_files(tiny_source, monkeypatch):
     source, root, contents = tiny_source
-    monkeypatch.setattr(data, "_download", lambda *a: None)
-    ds = data.load_idx(source, root)
+    monkeypatch.setattr(idx, "_download", lambda *a: None)
+    ds = idx.load_idx(source, root)
     assert ds.train.images.shape == (40, 1, 28, 28) and ds.test.images.shape == (20, 1, 28, 28)
     assert ds.train.images.dtype == torch.float32 and ds.train.labels.dtype == torch.int64
-    assert ds.num_classes == 10 and ds.input_shape == (1, 28, 28)
+    assert ds.num_classes == 10 and ds.input_shape(224) == (1, 28, 28)
     # Normalised with the training split's own statistics.
     assert abs(float(ds.train.images.mean())) < 1e-5 and abs(float(ds.train.images.std()) - 1) < 1e-2
     raw = np.frombuffer(contents["train-images-idx3-ubyte"], dtype=np.uint8, offset=16).reshape(40, 28, 28)
@@ -64,10 +65,10 @@ def test_loads_generated_idx_files(tiny_source, monkeypatch):
 def test_accepts_torchvision_md5_of_the_archive(tiny_source, monkeypatch):
     source, root, _ = tiny_source
     packed = (root / "Tiny/raw/train-images-idx3-ubyte.gz").read_bytes()
-    md5s = {f"{n}.gz": hashlib.md5((root / f"Tiny/raw/{n}.gz").read_bytes()).hexdigest() for n in data.IDX_FILES}
-    monkeypatch.setattr(data, "_torchvision_md5", lambda cls: md5s)
+    md5s = {f"{n}.gz": hashlib.md5((root / f"Tiny/raw/{n}.gz").read_bytes()).hexdigest() for n in idx.IDX_FILES}
+    monkeypatch.setattr(idx, "_torchvision_md5", lambda cls: md5s)
     no_content_sums = dataclasses.replace(source, idx_sha256={})
-    assert data.load_idx(no_content_sums, root).train.images.shape[0] == 40
+    assert idx.load_idx(no_content_sums, root).train.images.shape[0] == 40
     assert hashlib.md5(packed).hexdigest() == md5s["train-images-idx3-ubyte.gz"]
 
 
@@ -77,7 +78,7 @@ def test_checksum_mismatch_is_refused(tiny_source, monkeypatch):
     tampered[100] ^= 0xFF
     (root / "Tiny/raw/t10k-images-idx3-ubyte.gz").write_bytes(gzip.compress(bytes(tampered)))
     with pytest.raises(DataError, match=r"t10k-images-idx3-ubyte.gz fails its checksum.*make it again"):
-        data.load_idx(source, root)
+        idx.load_idx(source, root)
 
 
 def test_truncated_archive_is_refused(tiny_source):
@@ -85,20 +86,20 @@ def test_truncated_archive_is_refused(tiny_source):
     path = root / "Tiny/raw/train-labels-idx1-ubyte.gz"
     path.write_bytes(path.read_bytes()[:20])
     with pytest.raises(DataError, match="truncated or not gzip"):
-        data.load_idx(source, root)
+        idx.load_idx(source, root)
 
 
 def test_truncated_content_is_refused():
     content = idx_bytes(np.zeros((3, 28, 28)))[:-10]
     with pytest.raises(DataError, match="truncated"):
-        data._parse_idx(content, Path("x"))
+        idx._parse_idx(content, Path("x"))
 
 
 def test_missing_dataset_says_which_files_where_and_how(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_download", lambda *a: None)
-    source = dataclasses.replace(data.MNIST, extra_dirs=())
+    monkeypatch.setattr(idx, "_download", lambda *a: None)
+    source = dataclasses.replace(idx.MNIST, extra_dirs=())
     with pytest.raises(DataError) as info:
-        data.load_idx(source, tmp_path)
+        idx.load_idx(source, tmp_path)
     message = str(info.value)
     assert "mnist not found" in message and "train-images-idx3-ubyte.gz" in message
     assert str(tmp_path / "MNIST/raw") in message and "MNIST/raw" in message and "\n" not in message
@@ -106,25 +107,25 @@ def test_missing_dataset_says_which_files_where_and_how(tmp_path, monkeypatch):
 
 def test_offline_download_failure_is_a_clean_miss(tmp_path):
     # No network here (and none needed): torchvision's download fails and we report the dataset as missing.
-    source = dataclasses.replace(data.MNIST, extra_dirs=())
+    source = dataclasses.replace(idx.MNIST, extra_dirs=())
     with pytest.raises(DataError, match="download failed or offline"):
-        data.load_idx(source, tmp_path)
+        idx.load_idx(source, tmp_path)
 
 
-@pytest.mark.skipif(not data.DEBIAN_FASHION_MNIST.exists(), reason="Debian's dataset-fashion-mnist not installed")
+@pytest.mark.skipif(not idx.DEBIAN_FASHION_MNIST.exists(), reason="Debian's dataset-fashion-mnist not installed")
 def test_debian_fashion_mnist_is_found_and_verified(tmp_path):
     ds = data.load("fashion_mnist", tmp_path)
-    assert ds.source == str(data.DEBIAN_FASHION_MNIST)
+    assert ds.source == str(idx.DEBIAN_FASHION_MNIST)
     assert len(ds.train.labels) == 60000 and len(ds.test.labels) == 10000
     assert torch.bincount(ds.train.labels).tolist() == [6000] * 10
-    assert ds.checksums == data.FASHION_MNIST.idx_sha256
+    assert ds.checksums == idx.FASHION_MNIST.idx_sha256
 
 
 def test_digits_split_is_fixed():
-    first, second = data.load_digits(Path(".")), data.load_digits(Path("."))
+    first, second = digits.load_digits(Path(".")), digits.load_digits(Path("."))
     assert len(first.train.labels) + len(first.test.labels) == 1797
     assert torch.equal(first.test.labels, second.test.labels)
-    assert first.input_shape == (1, 8, 8)
+    assert first.input_shape(224) == (1, 8, 8)
 
 
 def test_balanced_subset():

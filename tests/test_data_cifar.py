@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from harness import data
+from harness.data import cifar
 from harness.errors import DataError
 
 TRAIN_PER_BATCH = 4
@@ -59,11 +60,11 @@ def py2_batch_bytes(rows: np.ndarray, labels: list[int], label_key: bytes = b"la
 def write_cifar10(root: Path, py2: bool = False) -> dict[str, np.ndarray]:
     """Five training batches of 4 images, a test batch of 10 (one per class) and the meta file."""
     rng = np.random.default_rng(0)
-    folder = root / data.CIFAR10.folder
+    folder = root / cifar.CIFAR10.folder
     folder.mkdir(parents=True, exist_ok=True)
     dump = py2_batch_bytes if py2 else batch_bytes
     rows = {}
-    for i, name in enumerate(data.CIFAR10.train_files):
+    for i, name in enumerate(cifar.CIFAR10.train_files):
         # Channel-dependent brightness so that per-channel statistics differ.
         rows[name] = rng.integers(0, 256, (TRAIN_PER_BATCH, 3072)) * np.repeat([1.0, 0.5, 0.25], 1024)
         labels = [(i * TRAIN_PER_BATCH + k) % 10 for k in range(TRAIN_PER_BATCH)]
@@ -77,7 +78,7 @@ def write_cifar10(root: Path, py2: bool = False) -> dict[str, np.ndarray]:
 def pin_md5s(monkeypatch: pytest.MonkeyPatch, folder: Path) -> dict[str, str]:
     """Stand in for torchvision's list: the md5s of the files now in `folder`."""
     md5s = {p.name: hashlib.md5(p.read_bytes()).hexdigest() for p in folder.iterdir()}
-    monkeypatch.setattr(data, "_torchvision_cifar_md5", lambda class_name: md5s)
+    monkeypatch.setattr(cifar, "_torchvision_cifar_md5", lambda class_name: md5s)
     return md5s
 
 
@@ -85,8 +86,8 @@ def pin_md5s(monkeypatch: pytest.MonkeyPatch, folder: Path) -> dict[str, str]:
 def cifar10(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, dict[str, np.ndarray]]:
     root = tmp_path / "data"
     rows = write_cifar10(root)
-    pin_md5s(monkeypatch, root / data.CIFAR10.folder)
-    monkeypatch.setattr(data, "_download_cifar", lambda *a: pytest.fail("files are present: no download"))
+    pin_md5s(monkeypatch, root / cifar.CIFAR10.folder)
+    monkeypatch.setattr(cifar, "_download_cifar", lambda *a: pytest.fail("files are present: no download"))
     return root, rows
 
 
@@ -101,12 +102,12 @@ def test_loads_generated_cifar10(cifar10):
     ds = data.DATASETS.get("cifar10")(root)
     assert ds.train.images.shape == (20, 3, 32, 32) and ds.test.images.shape == (10, 3, 32, 32)
     assert ds.train.images.dtype == torch.float32 and ds.train.labels.dtype == torch.int64
-    assert ds.num_classes == 10 and ds.input_shape == (3, 32, 32) and ds.source == str(root / "cifar-10-batches-py")
+    assert ds.num_classes == 10 and ds.input_shape(224) == (3, 32, 32) and ds.source == str(root / "cifar-10-batches-py")
     assert ds.train.labels.tolist() == [k % 10 for k in range(20)] and ds.test.labels.tolist() == list(range(10))
-    raw_train = np.concatenate([rows[n] for n in data.CIFAR10.train_files]).reshape(20, 3, 32, 32)
+    raw_train = np.concatenate([rows[n] for n in cifar.CIFAR10.train_files]).reshape(20, 3, 32, 32)
     np.testing.assert_allclose(restored(ds, ds.train.images), raw_train, atol=1e-3)
     folder = root / "cifar-10-batches-py"
-    assert ds.checksums == {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in data.CIFAR10.files}
+    assert ds.checksums == {n: hashlib.sha256((folder / n).read_bytes()).hexdigest() for n in cifar.CIFAR10.files}
 
 
 def test_pixel_order_is_channel_row_column(cifar10, monkeypatch):
@@ -116,7 +117,7 @@ def test_pixel_order_is_channel_row_column(cifar10, monkeypatch):
     marked[2, 1 * 1024 + 5 * 32 + 7] = 255  # image 2, green plane, row 5, column 7
     (folder / "data_batch_1").write_bytes(batch_bytes(marked, [0, 1, 2, 3]))
     pin_md5s(monkeypatch, folder)
-    pixels = restored(ds := data.load_cifar(data.CIFAR10, root), ds.train.images[2])[0]
+    pixels = restored(ds := cifar.load_cifar(cifar.CIFAR10, root), ds.train.images[2])[0]
     assert pixels[1, 5, 7] == pytest.approx(255, abs=1e-3)
     pixels[1, 5, 7] = 0
     np.testing.assert_allclose(pixels, 0, atol=1e-3)
@@ -124,8 +125,8 @@ def test_pixel_order_is_channel_row_column(cifar10, monkeypatch):
 
 def test_normalised_per_channel_with_training_statistics(cifar10):
     root, rows = cifar10
-    ds = data.load_cifar(data.CIFAR10, root)
-    train = np.concatenate([rows[n] for n in data.CIFAR10.train_files]).reshape(20, 3, 1024) / 255.0
+    ds = cifar.load_cifar(cifar.CIFAR10, root)
+    train = np.concatenate([rows[n] for n in cifar.CIFAR10.train_files]).reshape(20, 3, 1024) / 255.0
     np.testing.assert_allclose(ds.mean, train.mean(axis=(0, 2)), rtol=1e-12)
     np.testing.assert_allclose(ds.std, train.std(axis=(0, 2)), rtol=1e-12)
     assert isinstance(ds.mean, tuple) and len(ds.mean) == 3 and ds.mean[0] > ds.mean[1] > ds.mean[2]
@@ -139,8 +140,8 @@ def test_normalised_per_channel_with_training_statistics(cifar10):
 
 def test_reads_python2_pickles_as_in_the_official_archive(tmp_path, monkeypatch):
     rows = write_cifar10(tmp_path, py2=True)
-    pin_md5s(monkeypatch, tmp_path / data.CIFAR10.folder)
-    ds = data.load_cifar(data.CIFAR10, tmp_path)
+    pin_md5s(monkeypatch, tmp_path / cifar.CIFAR10.folder)
+    ds = cifar.load_cifar(cifar.CIFAR10, tmp_path)
     np.testing.assert_allclose(restored(ds, ds.test.images), rows["test_batch"].reshape(10, 3, 32, 32), atol=1e-3)
 
 
@@ -167,9 +168,9 @@ def test_checksum_mismatch_is_refused_before_unpickling(cifar10, monkeypatch):
     # A file that would leave a marker if anything unpickled it; its md5 is not the pinned one.
     (root / "cifar-10-batches-py/data_batch_1").write_bytes(pickle.dumps(MakesMarker(marker), protocol=2))
     unpickled = []
-    monkeypatch.setattr(data, "_unpickle_batch", lambda *a: unpickled.append(a))
+    monkeypatch.setattr(cifar, "_unpickle_batch", lambda *a: unpickled.append(a))
     with pytest.raises(DataError) as info:
-        data.load_cifar(data.CIFAR10, root)
+        cifar.load_cifar(cifar.CIFAR10, root)
     message = str(info.value)
     assert "data_batch_1 fails its checksum" in message and "delete it and fetch it again" in message
     assert "\n" not in message and unpickled == [] and not marker.exists()
@@ -181,7 +182,7 @@ def test_truncated_batch_is_refused(cifar10, monkeypatch):
     path.write_bytes(path.read_bytes()[:5000])
     pin_md5s(monkeypatch, path.parent)  # even with a matching md5, the parser refuses it
     with pytest.raises(DataError, match=r"data_batch_2 is truncated or not a CIFAR batch \(.*\); delete it") as info:
-        data.load_cifar(data.CIFAR10, root)
+        cifar.load_cifar(cifar.CIFAR10, root)
     assert "\n" not in str(info.value)
 
 
@@ -204,7 +205,7 @@ def test_hostile_pickle_is_refused_without_running(cifar10, monkeypatch):
     assert pickle.loads(path.read_bytes()) and marker.exists()  # plain pickle would have run it
     marker.rmdir()
     with pytest.raises(DataError, match=rf"test_batch: the CIFAR reader refuses to unpickle {os.name}\.mkdir"):
-        data.load_cifar(data.CIFAR10, root)
+        cifar.load_cifar(cifar.CIFAR10, root)
     assert not marker.exists()
 
 
@@ -222,16 +223,16 @@ def test_malformed_batch_is_refused(cifar10, monkeypatch, batch, message):
     path.write_bytes(pickle.dumps(batch, protocol=2))
     pin_md5s(monkeypatch, path.parent)
     with pytest.raises(DataError, match=message):
-        data.load_cifar(data.CIFAR10, root)
+        cifar.load_cifar(cifar.CIFAR10, root)
 
 
 def test_missing_files_say_which_where_and_how(tmp_path, monkeypatch):
     tried = []
-    monkeypatch.setattr(data, "_download_cifar", lambda source, root: tried.append(root))
+    monkeypatch.setattr(cifar, "_download_cifar", lambda source, root: tried.append(root))
     write_cifar10(tmp_path)
     (tmp_path / "cifar-10-batches-py/test_batch").unlink()
     with pytest.raises(DataError) as info:
-        data.load_cifar(data.CIFAR10, tmp_path)
+        cifar.load_cifar(cifar.CIFAR10, tmp_path)
     message = str(info.value)
     assert tried == [tmp_path] and "\n" not in message
     assert message.startswith("cifar10 not found: need data_batch_1, data_batch_2")
@@ -240,12 +241,12 @@ def test_missing_files_say_which_where_and_how(tmp_path, monkeypatch):
 
 
 def test_files_the_download_brings_are_used(tmp_path, monkeypatch):
-    def fetch(source: data.CifarSource, root: Path) -> None:
+    def fetch(source: cifar.CifarSource, root: Path) -> None:
         write_cifar10(root)
         pin_md5s(monkeypatch, root / source.folder)
 
-    monkeypatch.setattr(data, "_download_cifar", fetch)
-    assert data.load_cifar(data.CIFAR10, tmp_path).train.images.shape == (20, 3, 32, 32)
+    monkeypatch.setattr(cifar, "_download_cifar", fetch)
+    assert cifar.load_cifar(cifar.CIFAR10, tmp_path).train.images.shape == (20, 3, 32, 32)
 
 
 def test_offline_download_failure_is_a_clean_miss(tmp_path, monkeypatch):
@@ -256,12 +257,12 @@ def test_offline_download_failure_is_a_clean_miss(tmp_path, monkeypatch):
 
     monkeypatch.setattr(torchvision.datasets, "CIFAR100", offline)
     with pytest.raises(DataError, match=r"cifar100 not found: need train, test, meta in .*cifar-100-python"):
-        data.load_cifar(data.CIFAR100, tmp_path)
+        cifar.load_cifar(cifar.CIFAR100, tmp_path)
 
 
 def test_registered_and_md5s_read_from_torchvision():
     assert "cifar10" in data.DATASETS and "cifar100" in data.DATASETS
-    cifar10, cifar100 = data._torchvision_cifar_md5("CIFAR10"), data._torchvision_cifar_md5("CIFAR100")
-    assert set(cifar10) == set(data.CIFAR10.files) and set(cifar100) == set(data.CIFAR100.files)
+    cifar10, cifar100 = cifar._torchvision_cifar_md5("CIFAR10"), cifar._torchvision_cifar_md5("CIFAR100")
+    assert set(cifar10) == set(cifar.CIFAR10.files) and set(cifar100) == set(cifar.CIFAR100.files)
     assert cifar10["test_batch"] == "40351d587109b95175f43aff81a1287e"
     assert cifar100["train"] == "16019d7e3df5f24257cddd939b257f8d"

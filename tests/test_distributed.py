@@ -49,12 +49,12 @@ def test_two_processes_match_one(experiments: Path, tmp_path: Path):
     assert double.returncode == 0, double.stderr
     for run_id, a in store.scan(one, "loss_epochs", "smoke").ok.items():
         b = store.read(store.record_path(two, "loss_epochs", "smoke", run_id))
-        assert a["provenance"]["accelerate"]["num_processes"] == 1
-        assert b["provenance"]["accelerate"]["num_processes"] == 2
-        assert b["loss_curve"][0]["loss"] == pytest.approx(a["loss_curve"][0]["loss"], abs=1e-5), a["axes"]
-        for x, y in zip(a["metrics"], b["metrics"]):
+        assert a.provenance.accelerate["num_processes"] == 1
+        assert b.provenance.accelerate["num_processes"] == 2
+        assert b.loss_curve[0].loss == pytest.approx(a.loss_curve[0].loss, abs=1e-5), a.axes
+        for x, y in zip(a.metrics, b.metrics):
             for metric in ("knn_accuracy", "precision_at_1", "map_at_r"):
-                assert y[metric] == pytest.approx(x[metric], abs=0.03), (a["axes"], metric)
+                assert y[metric] == pytest.approx(x[metric], abs=0.03), (a.axes, metric)
     # Only the main process wrote: one record per run, no leftovers.
     assert len(list((two / "loss_epochs" / "smoke").glob("*.json"))) == 2
     assert not list(two.rglob(".*.lock")) and not list(two.rglob("*.tmp"))

@@ -265,7 +265,9 @@ def test_classification_accuracy_refuses_mismatched_shapes(logits, labels):
 
 
 def test_result_names_cover_heads_prefixes_and_new_outputs():
-    names = evaluate.result_names()
+    from harness import catalog
+
+    names = catalog.result_names()
     for name in ("classification_accuracy", "val_classification_accuracy", "unseen_episode_accuracy",
                  "unseen_episode_chance", "episode_chance", "unseen_always_different_accuracy",
                  "original_few_shot_accuracy", "recall_at_32", "val_recall_at_1", "knn_accuracy"):

@@ -13,12 +13,11 @@ import numpy as np
 import pytest
 import yaml
 
-from harness import data, spec, store
+from tests.conftest import fake_record
+from harness import spec, store
+from harness.data import idx
 
-GOOD_RECORD = {"schema_version": store.SCHEMA_VERSION, "run_id": "feedfacefeedface", "study": "loss_epochs",
-               "profile": "smoke", "axes": {"loss": "nca"}, "seed": 0, "config": {}, "status": "ok",
-               "metrics": [{"epoch": 1, "knn_accuracy": 0.5}], "loss_curve": [], "timing": {},
-               "provenance": {}}
+GOOD_RECORD = fake_record()
 
 
 def yaml_edit(change: Callable[[dict], None]) -> Callable[[Path, Path], list[str]]:
@@ -114,7 +113,7 @@ def results_with_a_record(tmp_path: Path) -> tuple[Path, dict[Path, bytes]]:
 def test_bad_input_is_one_line_nonzero_exit_and_loses_nothing(what, setup, words, experiments, tmp_path,
                                                               results_with_a_record, run_cli, monkeypatch):
     monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
-    monkeypatch.setattr(data, "_download", lambda *a: None)  # no network here; never wait for one in tests
+    monkeypatch.setattr(idx, "_download", lambda *a: None)  # no network here; never wait for one in tests
     results, before = results_with_a_record
     argv = setup(experiments, tmp_path)
     if argv[0] in ("run", "status", "verify", "render"):
@@ -142,7 +141,7 @@ def test_nan_loss_mid_run_is_a_failed_record_and_the_matrix_goes_on(experiments,
     scan = store.scan(results, "loss_epochs", "smoke")
     assert len(scan.failed) == 1 and len(scan.ok) == 4
     (failed,) = scan.failed.values()
-    assert failed["axes"] == {"loss": "nca"} and "loss became nan" in failed["error"]["message"]
+    assert failed.axes == {"loss": "nca"} and "loss became nan" in failed.error.message
     code, out, _ = run_cli("status", "loss_epochs", "--profile", "smoke", "--results", results)
     assert "4 done, 1 failed, 0 missing" in out and "loss became nan" in out
 
@@ -158,14 +157,14 @@ def test_a_corrupt_record_is_reported_and_never_taken_as_finished(tmp_path, run_
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
                            "--shard", "1/5")
     assert code == 0 and f"warning: {path}" in err
-    assert store.read(path)["status"] == "ok" and json.loads(path.read_text())["metrics"]
+    assert store.read(path).status == "ok" and json.loads(path.read_text())["metrics"]
 
 
 def test_checkpoints_are_loaded_weights_only(tmp_path):
     """A checkpoint that would run code when unpickled is refused, not executed."""
     import pickle
 
-    from harness import train
+    from harness import checkpoint
 
     class Evil:
         def __reduce__(self):
@@ -174,5 +173,5 @@ def test_checkpoints_are_loaded_weights_only(tmp_path):
     (tmp_path / "victim").mkdir()
     path = tmp_path / ".evil.ckpt"
     path.write_bytes(pickle.dumps({"run_id": "x", "payload": Evil()}, protocol=2))
-    assert train.load_checkpoint(path, "x") is None
+    assert checkpoint.load(path, "x") is None
     assert (tmp_path / "victim").exists()

@@ -13,7 +13,8 @@ import scipy.io
 import torch
 from PIL import Image
 
-from harness import images
+from harness.data import folders as images
+from harness.data import samples
 from harness.data import DATASETS
 from harness.errors import DataError
 
@@ -104,7 +105,7 @@ def test_both_datasets_are_registered():
 def test_cub_class_disjoint_split_labels_and_checksums(tmp_path):
     folder = write_cub(tmp_path)
     ds = DATASETS.get("cub200")(tmp_path)
-    assert ds.name == "cub200" and ds.num_classes == 200 and ds.source == str(folder) and ds.class_disjoint
+    assert ds.name == "cub200" and ds.num_classes == 200 and ds.source == str(folder)
     # Classes 99, 100 train and 101, 102 test, every image of a class on its side; labels are class id - 1.
     assert ds.train.labels.tolist() == [98, 98, 99, 99] and ds.test.labels.tolist() == [100, 100, 101, 101]
     assert ds.train.labels.dtype == torch.int64
@@ -112,7 +113,7 @@ def test_cub_class_disjoint_split_labels_and_checksums(tmp_path):
     assert ds.train.paths[0] == folder / "images" / "099.Bird_99" / "Bird_99_0.jpg"
     assert ds.checksums == {name: sha256(folder / name) for name in ("images.txt", "image_class_labels.txt",
                                                                      "classes.txt")}
-    assert ds.mean == images.IMAGENET_MEAN and ds.input_shape == (3, 224, 224)
+    assert ds.mean == images.IMAGENET_MEAN and ds.input_shape(224) == (3, 224, 224)
 
 
 @pytest.mark.parametrize("where", ["cars196", "CARS196", "."])
@@ -247,43 +248,6 @@ def test_greyscale_images_become_three_equal_channels(tmp_path):
     pixels = x * torch.tensor(images.IMAGENET_STD).view(3, 1, 1) + torch.tensor(images.IMAGENET_MEAN).view(3, 1, 1)
     torch.testing.assert_close(pixels[0], pixels[1], atol=1e-5, rtol=0)
     torch.testing.assert_close(pixels[0], pixels[2], atol=1e-5, rtol=0)
-
-
-def epoch_batches(data_loader: torch.utils.data.DataLoader) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    return list(data_loader)
-
-
-def same(a: list, b: list) -> bool:
-    return len(a) == len(b) and all(torch.equal(x, y) and torch.equal(u, v) for (x, u), (y, v) in zip(a, b))
-
-
-def test_loader_is_a_function_of_the_seed(tmp_path):
-    write_cub(tmp_path)
-    split = images.load_cub200(tmp_path).train
-    make = lambda seed, workers: images.loader(split, images.train_transform(SIZE), batch_size=3,  # noqa: E731
-                                              shuffle=True, seed=seed, workers=workers)
-    rng_before = torch.get_rng_state()
-    first = make(7, 0)
-    epoch1, epoch2 = epoch_batches(first), epoch_batches(first)
-    assert torch.equal(torch.get_rng_state(), rng_before)  # the caller's RNG is neither used nor moved
-    assert [y.shape[0] for _, y in epoch1] == [3, 1] and epoch1[0][0].shape == (3, 3, SIZE, SIZE)
-    assert same(epoch1, epoch_batches(make(7, 0)))
-    # Per-sample seeds: the workers count does not change a single pixel.
-    assert same(epoch1, epoch_batches(make(7, 2)))
-    assert not same(epoch1, epoch_batches(make(8, 0)))
-    # Each epoch has its own order and augmentations; set_epoch() resumes at any of them.
-    assert not same(epoch1, epoch2)
-    resumed = make(7, 2)
-    resumed.sampler.set_epoch(1)
-    assert same(epoch2, epoch_batches(resumed))
-
-
-def test_unshuffled_loader_keeps_the_file_order(tmp_path):
-    write_cub(tmp_path)
-    split = images.load_cub200(tmp_path).test
-    batches = epoch_batches(images.loader(split, images.test_transform(SIZE, 36), batch_size=8, shuffle=False,
-                                          seed=0))
-    assert batches[0][1].tolist() == split.labels.tolist()
 
 
 def test_undecodable_image_names_the_file(tmp_path):

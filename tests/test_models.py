@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import pytest
 import torch
 
+from tests.conftest import with_config
 from harness import data, models, spec, train
 from harness.errors import ConfigError
 
@@ -150,15 +150,15 @@ def test_a_batchnorm_model_trains_and_evaluates_in_the_harness():
     """Embedding passes run in eval mode (running statistics, no batch dependence) and training resumes after."""
     run = next(r for r in spec.load("loss_epochs", "smoke").runs if r.axes["loss"] == "triplet")
     model = {"name": "cifar_resnet", "blocks": [1, 1, 1]}
-    run = dataclasses.replace(run, config=run.config.model_copy(update={"model": model}))
+    run = with_config(run, run.config.model_copy(update={"model": model}))
     trainer = train.Trainer(run, train.Accelerator(cpu=True), data.load("digits"))
     trainer.train_epoch(1, [])
     bn = next(m for m in trainer.model.modules() if isinstance(m, torch.nn.BatchNorm2d))
     assert int(bn.num_batches_tracked) == trainer.steps_per_epoch
-    first = trainer.embed(trainer.test)
-    assert trainer.model.training and first.shape == (len(trainer.test.labels), 64)
-    assert (trainer.embed(trainer.test) == first).all()
+    first = trainer.embed(trainer.parts.test)
+    assert trainer.model.training and first.shape == (len(trainer.parts.test.labels), 64)
+    assert (trainer.embed(trainer.parts.test) == first).all()
     assert int(bn.num_batches_tracked) == trainer.steps_per_epoch  # evaluating did not touch the statistics
 
     record = train.execute(run, progress=False)
-    assert record["status"] == "ok", record.get("error")
+    assert record.status == "ok", record.error

@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 from pytorch_metric_learning import distances, losses, miners, reducers
 
-from harness import models, objectives, spec
+from harness import models, objectives, schema, spec
 
 
 def built(loss_label: str):
@@ -153,12 +153,12 @@ def test_classification_accuracy_needs_a_classifier_head():
               "eval": {**base["eval"], "metrics": ["knn_accuracy", "classification_accuracy"]}}
     with pytest.raises(ConfigError, match="classification_accuracy needs a loss with a classifier head.*"
                                           "loss 'contrastive' has none"):
-        spec.RunConfig.model_validate(config)
+        schema.check_components(schema.RunConfig.model_validate(config))
     unseen = {**config, "eval": {**base["eval"], "unseen_metrics": ["classification_accuracy"]}}
     with pytest.raises(ConfigError, match="classifier head"):
-        spec.RunConfig.model_validate(unseen)
+        schema.check_components(schema.RunConfig.model_validate(unseen))
     for head in ({"name": "softmax_ce"}, {"name": "arcface", "m": 0.4, "s": 2}):
-        assert spec.RunConfig.model_validate({**config, "loss": head}).loss == head
+        assert schema.RunConfig.model_validate({**config, "loss": head}).loss == head
 
 
 def test_distance_heads_score_the_nearest_class_highest():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.conftest import fake_record
 from harness import plan, spec, store
 from harness.errors import HarnessError
 
@@ -26,10 +27,8 @@ def test_bad_shards(text):
 def test_recorded_runs_are_skipped_and_failed_ones_kept_unless_asked(tmp_path):
     study = spec.load("loss_epochs", "smoke")
     first, second = study.runs[:2]
-    base = {"schema_version": store.SCHEMA_VERSION, "study": "loss_epochs", "profile": "smoke", "axes": {},
-            "seed": 0, "config": {}, "metrics": [], "loss_curve": [], "timing": {}, "provenance": {}}
-    store.write(tmp_path, {**base, "run_id": first.run_id, "status": "ok"})
-    store.write(tmp_path, {**base, "run_id": second.run_id, "status": "failed"})
+    store.write(tmp_path, fake_record(first.config_dict(), "ok"))
+    store.write(tmp_path, fake_record(second.config_dict(), "failed"))
     todo = plan.make(study, tmp_path).todo
     assert first not in todo and second not in todo and len(todo) == 3
     retry = plan.make(study, tmp_path, rerun_failed=True)

@@ -13,6 +13,7 @@ import pytest
 import torch
 import yaml
 
+from harness import checkpoint as checkpoints
 from harness import spec, store, train
 from tests.conftest import REPO
 
@@ -63,16 +64,16 @@ def test_sigkill_at_several_epochs_then_resume_is_bit_identical(long_smoke: Path
     _, err = proc.communicate(timeout=300)
     assert proc.returncode == 0, err
     record = store.read(store.record_path(results, "loss_epochs", "smoke", run.run_id))
-    assert kills == 3 and record["resumed_from_epoch"] >= 4
-    assert record["metrics"] == reference["metrics"]
-    assert record["loss_curve"] == reference["loss_curve"]
+    assert kills == 3 and record.resumed_from_epoch >= 4
+    assert record.metrics == reference.metrics
+    assert record.loss_curve == reference.loss_curve
     assert not checkpoint.exists()
 
 
 def test_a_corrupt_checkpoint_is_ignored(tmp_path: Path):
     path = tmp_path / ".x.ckpt"
     path.write_bytes(b"not a checkpoint")
-    assert train.load_checkpoint(path, "x") is None
-    train.save_checkpoint(path, {"run_id": "other", "epoch": 1})
-    assert train.load_checkpoint(path, "x") is None
-    assert train.load_checkpoint(path, "other")["epoch"] == 1
+    assert checkpoints.load(path, "x") is None
+    checkpoints.save(path, {"run_id": "other", "epoch": 1})
+    assert checkpoints.load(path, "x") is None
+    assert checkpoints.load(path, "other")["epoch"] == 1

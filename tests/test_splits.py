@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import dataclasses
 
 import numpy as np
 import pytest
 import torch
 
-from harness import data, spec, splits, train
+from tests.conftest import with_config
+from harness import catalog, data, schema, spec, splits, train
 from harness.errors import ConfigError
 
 
@@ -41,18 +41,18 @@ def test_seen_out_of_range_names_the_key(name, seen):
 def test_check_suggests_a_split_name_and_refuses_unknown_arguments():
     with pytest.raises(ConfigError, match=r"data\.split\.name: unknown class split 'frist' \(did you mean "
                                           r"'first'\?\); known: all, first, random"):
-        splits.check({"name": "frist", "seen": 3})
+        check_split({"name": "frist", "seen": 3})
     with pytest.raises(ConfigError, match=r"data\.split: unknown argument 'sen'.*did you mean 'seen'"):
-        splits.check({"name": "first", "sen": 3})
+        check_split({"name": "first", "sen": 3})
     with pytest.raises(ConfigError, match=r"data\.split: expected a mapping with a 'name' key"):
-        splits.check("first")
-    splits.check({"name": "random", "seen": 3, "seed": 1})
+        check_split("first")
+    check_split({"name": "random", "seen": 3, "seed": 1})
 
 
 def test_data_config_validates_the_split_on_entry():
     with pytest.raises(ConfigError, match="did you mean 'random'"):
-        spec.DataConfig.model_validate({"dataset": "digits", "split": {"name": "randon", "seen": 3}})
-    assert spec.DataConfig.model_validate({"dataset": "digits"}).split == {"name": "all"}
+        schema.DataConfig.model_validate({"dataset": "digits", "split": {"name": "randon", "seen": 3}})
+    assert schema.DataConfig.model_validate({"dataset": "digits"}).split == {"name": "all"}
 
 
 # --- training_items ---
@@ -62,14 +62,22 @@ def shuffled_labels(classes: int = 6, per_class: int = 20, seed: int = 0) -> tor
     return labels[torch.randperm(len(labels), generator=torch.Generator().manual_seed(seed))]
 
 
-def data_config(**changes) -> spec.DataConfig:
-    return spec.DataConfig.model_validate({"dataset": "digits", **changes})
+def items(labels, seen, config):
+    return data.training_items(labels, seen, config.train_per_class, config.val_per_class, config.subset_seed)
+
+
+def check_split(split):
+    catalog.SPLITS.check(split, "data.split")
+
+
+def data_config(**changes) -> schema.DataConfig:
+    return schema.DataConfig.model_validate({"dataset": "digits", **changes})
 
 
 def test_training_items_are_disjoint_seen_only_and_balanced():
     labels = shuffled_labels()
     seen = [0, 2, 5]
-    train_idx, val_idx = train.training_items(labels, seen, data_config(train_per_class=7, val_per_class=4))
+    train_idx, val_idx = items(labels, seen, data_config(train_per_class=7, val_per_class=4))
     assert len(set(train_idx.tolist()) & set(val_idx.tolist())) == 0
     for idx, per_class in ((train_idx, 7), (val_idx, 4)):
         assert len(set(idx.tolist())) == len(idx)
@@ -79,7 +87,7 @@ def test_training_items_are_disjoint_seen_only_and_balanced():
 
 def test_training_items_use_every_remaining_item_without_train_per_class():
     labels = shuffled_labels()
-    train_idx, val_idx = train.training_items(labels, [1, 4], data_config(val_per_class=5))
+    train_idx, val_idx = items(labels, [1, 4], data_config(val_per_class=5))
     seen_items = torch.nonzero((labels == 1) | (labels == 4)).flatten().tolist()
     assert sorted(train_idx.tolist() + val_idx.tolist()) == seen_items
     assert torch.bincount(labels[train_idx], minlength=6).tolist() == [0, 15, 0, 0, 15, 0]
@@ -88,14 +96,14 @@ def test_training_items_use_every_remaining_item_without_train_per_class():
 def test_training_items_are_fixed_by_subset_seed():
     labels = shuffled_labels()
     config = data_config(train_per_class=6, val_per_class=3, subset_seed=4)
-    first, second = train.training_items(labels, [0, 1, 2], config), train.training_items(labels, [0, 1, 2], config)
+    first, second = items(labels, [0, 1, 2], config), items(labels, [0, 1, 2], config)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
-    other = train.training_items(labels, [0, 1, 2], data_config(train_per_class=6, val_per_class=3, subset_seed=5))
+    other = items(labels, [0, 1, 2], data_config(train_per_class=6, val_per_class=3, subset_seed=5))
     assert not torch.equal(first[0], other[0]) or not torch.equal(first[1], other[1])
 
 
 def test_no_validation_items_unless_asked():
-    _, val_idx = train.training_items(shuffled_labels(), [0, 1], data_config(train_per_class=5))
+    _, val_idx = items(shuffled_labels(), [0, 1], data_config(train_per_class=5))
     assert val_idx is None
 
 
@@ -104,30 +112,30 @@ def test_split_all_without_validation_keeps_the_old_training_subset(per_class, s
     """Run ids made before splits existed must keep training on exactly the same images."""
     labels = shuffled_labels(seed=seed + 10)
     config = data_config(train_per_class=per_class, subset_seed=seed)
-    train_idx, val_idx = train.training_items(labels, splits.seen_classes({"name": "all"}, 6), config)
+    train_idx, val_idx = items(labels, splits.seen_classes({"name": "all"}, 6), config)
     assert val_idx is None
     assert torch.equal(train_idx, data.balanced_subset(labels, per_class, seed, "train"))
 
 
 def test_too_few_items_left_for_training_is_a_clear_error():
     with pytest.raises(ConfigError, match=r"data\.train_per_class: 10 requested but class \d has only 5 train items"):
-        train.training_items(shuffled_labels(), [0, 1], data_config(train_per_class=10, val_per_class=15))
+        items(shuffled_labels(), [0, 1], data_config(train_per_class=10, val_per_class=15))
 
 
 def test_trainer_keeps_unseen_classes_out_of_training():
     base = next(r for r in spec.load("loss_epochs", "smoke").runs if r.axes["loss"] == "contrastive")
     resolved = base.config.model_dump(mode="json")
     resolved["data"]["split"] = {"name": "first", "seen": 6}
-    run = dataclasses.replace(base, config=spec.RunConfig.model_validate(resolved))
+    run = with_config(base, schema.RunConfig.model_validate(resolved))
     trainer = train.Trainer(run, train.Accelerator(cpu=True), data.load("digits"))
-    assert trainer.seen == list(range(6))
-    assert torch.unique(trainer.train.labels).tolist() == list(range(6))
-    assert torch.unique(trainer.test.labels).tolist() == list(range(6))
-    assert torch.unique(trainer.unseen.labels).tolist() == [6, 7, 8, 9]
+    assert trainer.parts.seen == list(range(6))
+    assert torch.unique(trainer.parts.train.labels).tolist() == list(range(6))
+    assert torch.unique(trainer.parts.test.labels).tolist() == list(range(6))
+    assert torch.unique(trainer.parts.unseen.labels).tolist() == [6, 7, 8, 9]
     per_class = resolved["data"]["test_per_class"]
-    assert len(trainer.test.labels) == 6 * per_class and len(trainer.unseen.labels) == 4 * per_class
-    assert len(trainer.train.labels) == 6 * resolved["data"]["train_per_class"]
+    assert len(trainer.parts.test.labels) == 6 * per_class and len(trainer.parts.unseen.labels) == 4 * per_class
+    assert len(trainer.parts.train.labels) == 6 * resolved["data"]["train_per_class"]
     # The test items are the same as without a split, only divided between seen and unseen.
     whole = train.Trainer(base, train.Accelerator(cpu=True), data.load("digits"))
-    assert whole.unseen is None
-    assert sorted(trainer.test.labels.tolist() + trainer.unseen.labels.tolist()) == sorted(whole.test.labels.tolist())
+    assert whole.parts.unseen is None
+    assert sorted(trainer.parts.test.labels.tolist() + trainer.parts.unseen.labels.tolist()) == sorted(whole.parts.test.labels.tolist())

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
+import os
 
 import numpy as np
 import pytest
 import torch
 
+from tests.conftest import with_config
 from harness import data, spec, train
 
 
@@ -19,36 +20,36 @@ def smoke_runs() -> dict[str, spec.Run]:
 
 def with_train(run: spec.Run, **changes) -> spec.Run:
     config = run.config.model_copy(update={"train": run.config.train.model_copy(update=changes)})
-    return dataclasses.replace(run, config=config)
+    return with_config(run, config)
 
 
 def test_same_config_and_seed_is_bit_identical(smoke_runs):
     run = smoke_runs["triplet"]
     first = train.execute(run, progress=False)
     second = train.execute(run, progress=False)
-    assert first["status"] == second["status"] == "ok"
-    assert first["metrics"] == second["metrics"]
-    assert first["loss_curve"] == second["loss_curve"]
+    assert first.status == second.status == "ok"
+    assert first.metrics == second.metrics
+    assert first.loss_curve == second.loss_curve
 
 
 def test_another_seed_gives_another_run(smoke_runs):
     run = smoke_runs["contrastive"]
-    other = dataclasses.replace(run, config=run.config.model_copy(update={"seed": 7}))
-    assert train.execute(run, progress=False)["loss_curve"] != train.execute(other, progress=False)["loss_curve"]
+    other = with_config(run, run.config.model_copy(update={"seed": 7}))
+    assert train.execute(run, progress=False).loss_curve != train.execute(other, progress=False).loss_curve
 
 
 def test_record_has_metrics_at_each_evaluated_epoch_and_a_loss_curve(smoke_runs):
     record = train.execute(smoke_runs["nca"], progress=False)
-    assert [m["epoch"] for m in record["metrics"]] == [1, 2]
-    assert set(record["metrics"][0]) == {"epoch", "knn_accuracy", "precision_at_1", "map_at_r"}
-    assert all(0.0 <= v <= 1.0 for m in record["metrics"] for k, v in m.items() if k != "epoch")
-    steps = [p["step"] for p in record["loss_curve"]]
+    assert [m["epoch"] for m in record.metrics] == [1, 2]
+    assert set(record.metrics[0]) == {"epoch", "knn_accuracy", "precision_at_1", "map_at_r"}
+    assert all(0.0 <= v <= 1.0 for m in record.metrics for k, v in m.items() if k != "epoch")
+    steps = [p.step for p in record.loss_curve]
     assert steps == sorted(steps) and steps[-1] == 2 * math.ceil(300 / 32)
-    assert record["data"] == {"train_size": 300, "test_size": 200, "num_classes": 10, "input_shape": [1, 8, 8],
+    assert record.data.model_dump() == {"train_size": 300, "test_size": 200, "num_classes": 10, "input_shape": [1, 8, 8],
                               "val_size": 0, "unseen_test_size": 0, "seen_classes": list(range(10)),
-                              "normalisation": record["data"]["normalisation"]}
+                              "normalisation": record.data.normalisation}
     for key in ("train_s", "eval_s", "wall_s", "train_images_per_s", "peak_rss_mb"):
-        assert record["timing"][key] > 0
+        assert getattr(record.timing, key) > 0
 
 
 def test_evaluating_does_not_change_training(smoke_runs):
@@ -56,8 +57,8 @@ def test_evaluating_does_not_change_training(smoke_runs):
     run = smoke_runs["margin"]
     once = train.execute(with_train(run, eval_epochs=[2]), progress=False)
     every = train.execute(run, progress=False)
-    assert once["loss_curve"] == every["loss_curve"]
-    assert once["metrics"][-1] == every["metrics"][-1]
+    assert once.loss_curve == every.loss_curve
+    assert once.metrics[-1] == every.metrics[-1]
 
 
 def test_proxies_are_optimised(smoke_runs):
@@ -81,7 +82,7 @@ def test_each_run_builds_a_fresh_model(smoke_runs):
 
 def test_evaluation_embeddings_come_from_a_clean_eval_pass(smoke_runs):
     trainer = train.Trainer(smoke_runs["nca"], train.Accelerator(cpu=True), data.load("digits"))
-    first, second = trainer.embed(trainer.test), trainer.embed(trainer.test)
+    first, second = trainer.embed(trainer.parts.test), trainer.embed(trainer.parts.test)
     np.testing.assert_array_equal(first, second)  # dropout off
     assert trainer.model.training  # and back to training mode afterwards
 
@@ -89,21 +90,23 @@ def test_evaluation_embeddings_come_from_a_clean_eval_pass(smoke_runs):
 def test_nan_loss_is_a_failed_record_not_a_crash(smoke_runs, monkeypatch):
     monkeypatch.setattr(train.Trainer, "step", lambda self, x, y: torch.tensor(float("nan")))
     record = train.execute(smoke_runs["nca"], progress=False)
-    assert record["status"] == "failed"
-    assert record["error"]["type"] == "RunFailure"
-    assert record["error"]["message"] == "loss became nan at epoch 1, step 1"
-    assert record["metrics"] == []
+    assert record.status == "failed"
+    assert record.error.type == "RunFailure"
+    assert record.error.message == "loss became nan at epoch 1, step 1"
+    assert record.metrics == []
 
 
 def test_record_carries_provenance(smoke_runs):
     record = train.execute(smoke_runs["nca"], progress=False, command=["harness", "run", "x"])
-    prov = record["provenance"]
+    prov = record.provenance.model_dump()
     assert prov["command"] == ["harness", "run", "x"]
     assert prov["versions"]["torch"] == torch.__version__.split("+")[0]
     assert prov["versions"]["pytorch-metric-learning"] and prov["versions"]["python"]
     assert prov["accelerate"]["num_processes"] == 1 and prov["accelerate"]["device"] == "cpu"
     assert prov["dataset"]["name"] == "digits" and len(prov["dataset"]["sha256"]["digits"]) == 64
     assert set(prov["git"]) == {"commit", "dirty"} and prov["cpu"] and prov["host"]
+    # The machine's CPUs and the threads torch ran on are two facts (schema 1 wrote the thread count as cpu_count).
+    assert prov["cpu_count"] == os.cpu_count() and prov["torch_threads"] == torch.get_num_threads()
     assert prov["started"] <= prov["finished"]
 
 
@@ -139,11 +142,11 @@ def test_hflip_flips_a_seeded_half_of_each_batch_and_stays_deterministic(smoke_r
     digits = data.load("digits")
     plain = train.Trainer(run, Accelerator(cpu=True), digits)
     flipped = train.Trainer(with_train(run, augment=["hflip"]), Accelerator(cpu=True), digits)
-    (a, labels_a), (b, labels_b) = next(iter(plain.batches())), next(iter(flipped.batches()))
+    (a, labels_a), (b, labels_b) = next(iter(plain.pipeline.batches(1))), next(iter(flipped.pipeline.batches(1)))
     assert torch.equal(labels_a, labels_b)  # the batch order is drawn before any flip
     same = (a == b).flatten(1).all(dim=1)
     mirrored = (a.flip(-1) == b).flatten(1).all(dim=1)
     assert bool((same | mirrored).all())
     assert 0 < int((mirrored & ~same).sum()) < len(a)
     again = train.Trainer(with_train(run, augment=["hflip"]), Accelerator(cpu=True), digits)
-    assert torch.equal(next(iter(again.batches()))[0], b)
+    assert torch.equal(next(iter(again.pipeline.batches(1)))[0], b)

@@ -20,36 +20,21 @@ harness.evaluate.pairs; clustering metrics from harness.evaluate.clustering. Def
   n_way "all" takes every eligible class; episode_chance = 1 / N.
 - original_few_shot: the seed-004 project's "mean few-shot accuracy" as its code computed it (cosine > 0.2 means
   "same"), with always_different_accuracy on the same pairs, the baseline that beats it.
-- classification_accuracy (HEAD_METRICS): argmax of a classifier head's logits; computed by the training loop.
+- classification_accuracy (HEAD_METRICS): argmax of a classifier head's logits (harness.evaluate.runs routes it).
+Which items each metric scores in a training run (test, validation, unseen classes): harness.evaluate.runs.
 Distances: "euclidean" or "cosine" for all of them.
 """
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
+from harness.catalog import DEFAULT_RECALL_KS, DISTANCES, METRICS
 from harness.errors import HarnessError
-from harness.evaluate import retrieval
-from harness.registry import Registry
-
-DISTANCES = retrieval.DISTANCES
-DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
-# Metrics that classify test items by their neighbours in the training split; the others rank the test split
-# against itself (retrieval), as in the Metric Learning Reality Check protocol.
-TRAIN_REFERENCE_METRICS = frozenset({"knn_accuracy"})
-# Metrics of a classifier head's logits rather than of the embeddings (computed by the training loop).
-HEAD_METRICS = ("classification_accuracy",)
-# Options a call (or a study's eval.options) may pass to the metric families.
-OPTIONS = ("n_pairs", "validation_fraction", "n_triplets", "n_way", "k_shot", "n_queries", "n_episodes",
-           "classifier", "classes", "few_shot_queries", "few_shot_threshold")
-# Prefixes of metrics computed on other parts of the data than the test items of the seen classes.
-PREFIXES = ("val_", "unseen_")
 
 
 def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
@@ -72,146 +57,6 @@ def check_embeddings(name: str, x: np.ndarray | torch.Tensor, labels: np.ndarray
         raise HarnessError(f"{name}: embeddings contain NaN or infinite values")
 
 
-@dataclass
-class Inputs:
-    """One call's embeddings and options; the neighbour ranking is computed once, on first use."""
-
-    query: np.ndarray | torch.Tensor
-    query_labels: np.ndarray
-    reference: np.ndarray | torch.Tensor | None
-    reference_labels: np.ndarray | None
-    knn_k: int = 3
-    recall_ks: Sequence[int] = DEFAULT_RECALL_KS
-    distance: str = "euclidean"
-    seed: int = 0
-    progress: bool = False
-    options: dict[str, Any] = field(default_factory=dict)  # per-family extras (n_way, k_shot, n_pairs...)
-
-    @functools.cached_property
-    def ranking(self) -> retrieval.Ranking:
-        return retrieval.rank(self.query, self.query_labels, self.reference, self.reference_labels,
-                              knn_k=max(self.knn_k, 1), distance=self.distance, progress=self.progress)
-
-    @functools.cached_property
-    def answerable(self) -> np.ndarray:
-        """Queries with at least one same-label reference: the ones retrieval metrics are averaged over."""
-        mask = self.ranking.relevant > 0
-        if not mask.any():
-            raise HarnessError("no query has a reference with the same label: retrieval metrics are undefined")
-        return mask
-
-    def numpy_query(self) -> np.ndarray:
-        return self.query.float().cpu().numpy() if isinstance(self.query, torch.Tensor) else self.query
-
-
-Metric = Callable[[Inputs], dict[str, float]]
-METRICS: Registry[Metric] = Registry("metric")
-
-
-def _precision_at_1(inputs: Inputs) -> dict[str, float]:
-    return {"precision_at_1": float((inputs.ranking.first_relevant_rank[inputs.answerable] == 1).mean())}
-
-
-def _recall_at_k(inputs: Inputs) -> dict[str, float]:
-    first = inputs.ranking.first_relevant_rank[inputs.answerable]
-    return {f"recall_at_{k}": float(((first >= 1) & (first <= k)).mean()) for k in inputs.recall_ks}
-
-
-def _map_at_r(inputs: Inputs) -> dict[str, float]:
-    return {"map_at_r": float(inputs.ranking.ap_at_r[inputs.answerable].mean())}
-
-
-def _r_precision(inputs: Inputs) -> dict[str, float]:
-    return {"r_precision": float(inputs.ranking.r_precision[inputs.answerable].mean())}
-
-
-def _knn_accuracy(inputs: Inputs) -> dict[str, float]:
-    votes = inputs.ranking.knn_labels[:, : inputs.knn_k]
-    truth = inputs.ranking.query_labels
-    classes = np.unique(np.concatenate([votes.ravel(), truth]))
-    counts = np.zeros((len(votes), len(classes)), dtype=np.int64)
-    np.add.at(counts, (np.arange(len(votes))[:, None], np.searchsorted(classes, votes)), 1)
-    # argmax returns the first maximum: with classes sorted, a tied vote goes to the smallest label.
-    return {"knn_accuracy": float((classes[counts.argmax(axis=1)] == truth).mean())}
-
-
-def _excluded(inputs: Inputs) -> dict[str, float]:
-    return {"excluded_queries": float((inputs.ranking.relevant == 0).sum())}
-
-
-def _clustering(inputs: Inputs) -> dict[str, float]:
-    from harness.evaluate import clustering
-
-    return clustering.nmi_ami(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance)
-
-
-def _verification(inputs: Inputs) -> dict[str, float]:
-    from harness.evaluate import pairs
-
-    keys = ("n_pairs", "validation_fraction")
-    return pairs.verification(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance,
-                              **{k: inputs.options[k] for k in keys if k in inputs.options})
-
-
-def _triplet_accuracy(inputs: Inputs) -> dict[str, float]:
-    from harness.evaluate import pairs
-
-    keys = ("n_triplets",)
-    return {"triplet_accuracy": pairs.triplet_accuracy(
-        inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance,
-        **{k: inputs.options[k] for k in keys if k in inputs.options})}
-
-
-def _episode_accuracy(inputs: Inputs) -> dict[str, float]:
-    from harness.evaluate import pairs
-
-    keys = ("n_way", "k_shot", "n_queries", "n_episodes", "classifier", "classes")
-    options = {k: inputs.options[k] for k in keys if k in inputs.options}
-    if options.get("n_way") == "all":  # every eligible class in each episode: N = the number of classes
-        options["n_way"] = len(pairs.episode_classes(inputs.query_labels, options.get("k_shot", 1),
-                                                     options.get("classes")))
-    values = pairs.n_way_k_shot(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed,
-                                distance=inputs.distance, **options)
-    return {**values, "episode_chance": pairs.chance_level(options.get("n_way", 5))}
-
-
-def _original_few_shot(inputs: Inputs) -> dict[str, float]:
-    from harness.evaluate import pairs
-
-    return pairs.original_few_shot(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed,
-                                   n_queries=inputs.options.get("few_shot_queries", 1000),
-                                   threshold=inputs.options.get("few_shot_threshold", 0.2))
-
-
-METRICS.register_all({
-    "precision_at_1": _precision_at_1,
-    "recall_at_k": _recall_at_k,
-    "map_at_r": _map_at_r,
-    "r_precision": _r_precision,
-    "knn_accuracy": _knn_accuracy,
-    "excluded_queries": _excluded,
-    "nmi": _clustering,
-    "ami": _clustering,
-    "verification": _verification,
-    "triplet_accuracy": _triplet_accuracy,
-    "episode_accuracy": _episode_accuracy,
-    "original_few_shot": _original_few_shot,
-})
-# What each metric writes into a record (a table or figure refers to these names).
-OUTPUTS = {
-    "recall_at_k": tuple(f"recall_at_{k}" for k in DEFAULT_RECALL_KS),
-    "verification": ("verification_accuracy", "verification_threshold", "roc_auc"),
-    "episode_accuracy": ("episode_accuracy", "episode_ci95", "episodes", "episode_chance"),
-    "original_few_shot": ("original_few_shot_accuracy", "always_different_accuracy"),
-}
-
-
-def result_names() -> list[str]:
-    """Every name a record's metrics can carry, prefixed ones included."""
-    names = [out for name in [*METRICS, *HEAD_METRICS] for out in OUTPUTS.get(name, (name,))]
-    return sorted({*names, *(prefix + n for prefix in PREFIXES for n in names)})
-
-
 def classification_accuracy(logits: Any, labels: Any) -> float:
     """Fraction of items whose largest logit is their label (a tie goes to the smaller class index)."""
     logits = torch.as_tensor(logits)
@@ -219,7 +64,6 @@ def classification_accuracy(logits: Any, labels: Any) -> float:
     if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
         raise HarnessError(f"classification_accuracy: {tuple(logits.shape)} logits for {len(labels)} labels")
     return float((logits.argmax(dim=1) == labels).float().mean())
-RETRIEVAL_METRICS = ("precision_at_1", "recall_at_k", "map_at_r", "r_precision", "knn_accuracy")
 
 
 def evaluate(query: Any, query_labels: Any, reference: Any = None, reference_labels: Any = None, *,
@@ -258,6 +102,8 @@ def evaluate(query: Any, query_labels: Any, reference: Any = None, reference_lab
                            "(need at least two classes)")
     if reference is None and len(query_labels) < 2:
         raise HarnessError("a set ranked against itself needs at least two items")
+    from harness.evaluate.metrics import Inputs
+
     inputs = Inputs(query, query_labels, reference, reference_labels, knn_k=knn_k, recall_ks=tuple(recall_ks),
                     distance=distance, seed=seed, progress=progress, options=options)
     values: dict[str, float] = {}

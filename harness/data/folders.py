@@ -1,4 +1,5 @@
-"""Image datasets for deep metric learning (CUB-200-2011, Cars-196): found on disk, class-disjoint split, lazy loading."""
+"""Image-file datasets for deep metric learning (CUB-200-2011, Cars-196): found on disk, class-disjoint split, decoded
+per batch through the DML image pipeline defined here (random-resized-crop training view, centre-crop test view)."""
 
 from __future__ import annotations
 
@@ -8,56 +9,19 @@ import shutil
 import tarfile
 import tempfile
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import torch
 import torch.utils.data
 
-from harness.data import DATASETS, file_hash
+from harness.data import Dataset, FileSplit
+from harness.files import file_hash
 from harness.errors import DataError
 
 # torchvision's ImageNet-pretrained backbones expect inputs normalised with these statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-
-@dataclass(frozen=True, eq=False)
-class ImageSplit:
-    """One side of a split: image files on disk and their labels (images are decoded only when a batch needs them)."""
-
-    paths: tuple[Path, ...]
-    labels: torch.Tensor  # int64, (N,), 0-based class ids of the whole dataset (CUB test labels are 100..199)
-
-    def __post_init__(self) -> None:
-        if len(self.paths) != len(self.labels):
-            raise ValueError(f"{len(self.paths)} paths but {len(self.labels)} labels")
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-
-@dataclass(frozen=True, eq=False)
-class ImageDataset:
-    name: str
-    train: ImageSplit
-    test: ImageSplit
-    num_classes: int  # over both splits: 200 for CUB, 196 for Cars
-    source: str  # the directory the metadata and images came from
-    checksums: dict[str, str] = field(default_factory=dict)  # metadata file name -> sha256 (images are not hashed)
-    mean: tuple[float, ...] = IMAGENET_MEAN
-    std: tuple[float, ...] = IMAGENET_STD
-    input_shape: tuple[int, int, int] = (3, 224, 224)  # what test_transform() yields by default
-    class_disjoint: bool = True  # the test classes are never seen in training (zero-shot retrieval)
-
-
-def _sha256(path: Path) -> str:
-    return file_hash(path, "sha256")
-
-
-def _md5(path: Path) -> str:
-    return file_hash(path, "md5")
 
 
 def _safe_relative(text: str, where: str) -> PurePosixPath:
@@ -74,7 +38,7 @@ def _check_class(class_id: int, num_classes: int, where: str) -> None:
 
 
 def _class_disjoint(name: str, paths: Sequence[Path], class_ids: Sequence[int], num_classes: int,
-                    source: Path, checksums: dict[str, str], listed_in: str) -> ImageDataset:
+                    source: Path, checksums: dict[str, str], listed_in: str) -> Dataset:
     """The DML protocol: the first half of the classes trains, the second half tests; every image of a class
     goes to its class's side (the official per-image train/test lists are not used)."""
     missing = [p for p in paths if not p.is_file()]
@@ -85,12 +49,12 @@ def _class_disjoint(name: str, paths: Sequence[Path], class_ids: Sequence[int], 
     labels = torch.tensor(class_ids, dtype=torch.int64) - 1
     is_train = labels < boundary
 
-    def side(mask: torch.Tensor) -> ImageSplit:
+    def side(mask: torch.Tensor) -> FileSplit:
         chosen = mask.nonzero().flatten().tolist()
-        return ImageSplit(tuple(paths[i] for i in chosen), labels[mask].clone())
+        return FileSplit(tuple(paths[i] for i in chosen), labels[mask].clone())
 
-    return ImageDataset(name=name, train=side(is_train), test=side(~is_train), num_classes=num_classes,
-                        source=str(source), checksums=checksums)
+    return Dataset(name=name, train=side(is_train), test=side(~is_train), num_classes=num_classes,
+                   source=str(source), checksums=checksums, mean=IMAGENET_MEAN, std=IMAGENET_STD)
 
 
 # --- CUB-200-2011 -----------------------------------------------------------------------------------------------
@@ -129,7 +93,7 @@ def _read_id_table(path: Path, value_is_int: bool) -> dict[int, tuple[str | int,
 def _extract_cub(root: Path) -> None:
     """Unpack the official archive into root after checking its md5; a partial unpack never looks like a dataset."""
     archive = root / CUB_ARCHIVE
-    md5 = _md5(archive)
+    md5 = file_hash(archive, "md5")
     if md5 != CUB_TGZ_MD5:
         raise DataError(f"{archive} fails its checksum (md5 {md5}, the published archive has {CUB_TGZ_MD5}); "
                         f"delete it and download it again from {CUB_URL}")
@@ -149,7 +113,7 @@ def _extract_cub(root: Path) -> None:
             shutil.move(str(unpacked), root / CUB_FOLDER)
 
 
-def load_cub200(root: Path) -> ImageDataset:
+def load_cub200(root: Path) -> Dataset:
     """CUB-200-2011 as the official archive unpacks: classes 1-100 train, 101-200 test."""
     folder = root / CUB_FOLDER
     if not (folder / "images.txt").is_file() and (root / CUB_ARCHIVE).is_file():
@@ -175,7 +139,7 @@ def load_cub200(root: Path) -> ImageDataset:
     if extra:
         raise DataError(f"{labels_txt}:{classes[extra[0]][1]}: image id {extra[0]} is not in {images_txt.name}")
     metadata = [images_txt, labels_txt] + [p for p in [folder / "classes.txt"] if p.is_file()]
-    return _class_disjoint("cub200", paths, class_ids, CUB_CLASSES, folder, {p.name: _sha256(p) for p in metadata},
+    return _class_disjoint("cub200", paths, class_ids, CUB_CLASSES, folder, {p.name: file_hash(p) for p in metadata},
                            images_txt.name)
 
 
@@ -216,18 +180,18 @@ def _class_of(record: dict[str, object], path: Path, index: int) -> int:
     return class_id
 
 
-def _cars_all_in_one(folder: Path) -> ImageDataset:
+def _cars_all_in_one(folder: Path) -> Dataset:
     """car_ims/ + cars_annos.mat: one list of all 16,185 images with relative_im_path, class and a test flag."""
     annos = folder / "cars_annos.mat"
     paths, class_ids = [], []
     for i, record in enumerate(_mat_annotations(annos, ("relative_im_path", "class"))):
         paths.append(folder / _safe_relative(str(record["relative_im_path"]), f"{annos}: annotation {i + 1}"))
         class_ids.append(_class_of(record, annos, i))
-    return _class_disjoint("cars196", paths, class_ids, CARS_CLASSES, folder, {annos.name: _sha256(annos)},
+    return _class_disjoint("cars196", paths, class_ids, CARS_CLASSES, folder, {annos.name: file_hash(annos)},
                            annos.name)
 
 
-def _cars_torchvision(folder: Path) -> ImageDataset:
+def _cars_torchvision(folder: Path) -> Dataset:
     """torchvision's StanfordCars layout: the official train and test lists, pooled before the class split."""
     lists = [(folder / "devkit" / "cars_train_annos.mat", folder / "cars_train"),
              (folder / "cars_test_annos_withlabels.mat", folder / "cars_test")]
@@ -238,15 +202,15 @@ def _cars_torchvision(folder: Path) -> ImageDataset:
         for i, record in enumerate(_mat_annotations(annos, ("fname", "class"))):
             paths.append(images / _safe_relative(str(record["fname"]), f"{annos}: annotation {i + 1}"))
             class_ids.append(_class_of(record, annos, i))
-        checksums[annos.name] = _sha256(annos)
+        checksums[annos.name] = file_hash(annos)
     meta = folder / "devkit" / "cars_meta.mat"  # class names only: recorded so that the copy is identified
     if meta.is_file():
-        checksums[meta.name] = _sha256(meta)
+        checksums[meta.name] = file_hash(meta)
     return _class_disjoint("cars196", paths, class_ids, CARS_CLASSES, folder, checksums,
                            "the annotation .mat files")
 
 
-def load_cars196(root: Path) -> ImageDataset:
+def load_cars196(root: Path) -> Dataset:
     """Cars-196 in either layout people have (torchvision's is tried first): classes 1-98 train, 99-196 test."""
     torchvision_folder = root / CARS_TORCHVISION_FOLDER
     if (torchvision_folder / "devkit" / "cars_train_annos.mat").is_file():
@@ -259,8 +223,6 @@ def load_cars196(root: Path) -> ImageDataset:
                     "cars_test_annos_withlabels.mat, cars_train/, cars_test/); the Stanford page is offline, use a mirror")
 
 
-DATASETS.register("cub200", load_cub200)
-DATASETS.register("cars196", load_cars196)
 
 
 # --- Image pipeline ---------------------------------------------------------------------------------------------
@@ -305,13 +267,13 @@ def _seeded(seed: int) -> Iterator[None]:
 
 
 class ImageFolderSplit(torch.utils.data.Dataset):
-    """(image tensor, label) pairs of an ImageSplit, decoded on demand.
+    """(image tensor, label) pairs of a FileSplit, decoded on demand.
 
-    An index may come with a seed, `(index, seed)` as SeededSampler yields it: the transform then draws its
+    An index may come with a seed, `(index, seed)` as the file pipeline passes it: the transform then draws its
     randomness from that seed alone, so an augmented sample does not depend on which worker made it.
     """
 
-    def __init__(self, split: ImageSplit, transform: Callable) -> None:
+    def __init__(self, split: FileSplit, transform: Callable) -> None:
         self.split = split
         self.transform = transform
 
@@ -334,119 +296,9 @@ class ImageFolderSplit(torch.utils.data.Dataset):
         return tensor, int(self.split.labels[index])
 
 
-class SeededSampler(torch.utils.data.Sampler):
-    """Yields (index, per-sample seed): the epoch's order and every sample's augmentation follow from (seed, epoch).
-
-    Each pass over the data is one epoch and advances the counter; set_epoch() restarts a resumed run at the
-    right place without replaying the earlier epochs.
-    """
-
-    def __init__(self, size: int, shuffle: bool, seed: int) -> None:
-        self.size, self.shuffle, self.seed = size, shuffle, seed
-        self.epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = epoch
-
-    def __len__(self) -> int:
-        return self.size
-
-    def __iter__(self) -> Iterator[tuple[int, int]]:
-        # SeedSequence mixes (seed, epoch) well: neighbouring seeds or epochs give unrelated streams.
-        state = int(np.random.SeedSequence([self.seed, self.epoch]).generate_state(1, np.uint64)[0] >> 1)
-        generator = torch.Generator().manual_seed(state)
-        self.epoch += 1
-        order = torch.randperm(self.size, generator=generator) if self.shuffle else torch.arange(self.size)
-        seeds = torch.randint(0, 2**62, (self.size,), generator=generator)
-        return iter(zip(order.tolist(), seeds.tolist()))
-
-
-def _seed_worker(worker_id: int) -> None:
+def seed_worker(worker_id: int) -> None:
     # DataLoader seeds each worker's torch RNG from the loader's generator (base seed + worker id); random and
-    # numpy follow it, for randomness outside __getitem__ (which SeededSampler's seeds already cover).
+    # numpy follow it, for randomness outside __getitem__ (which the per-sample seeds already cover).
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
-
-
-def loader(split: ImageSplit, transform: Callable, batch_size: int, shuffle: bool, seed: int, workers: int = 0,
-           drop_last: bool = False, pin_memory: bool = False) -> torch.utils.data.DataLoader:
-    """Batches of (images, labels) whose order and augmentations are a function of `seed` alone.
-
-    Every sample is transformed under its own seed drawn from (seed, epoch), so the batches are identical for
-    any number of workers, 0 included; workers also seed random and numpy from the loader's generator (derived
-    from `seed`), so any randomness outside the transform is reproducible given the same workers count.
-    Workers are not persistent: each epoch starts fresh ones, and the sampler (loader.sampler) counts epochs.
-    """
-    sampler = SeededSampler(len(split), shuffle, seed)
-    return torch.utils.data.DataLoader(
-        ImageFolderSplit(split, transform), batch_size=batch_size, sampler=sampler, num_workers=workers,
-        drop_last=drop_last, pin_memory=pin_memory, persistent_workers=False, worker_init_fn=_seed_worker,
-        generator=torch.Generator().manual_seed(seed))
-
-
-def write_sample(root: Path, per_class: int = 6, size: int = 48) -> list[Path]:
-    """Tiny CUB-200-2011 and Cars-196 datasets in the real on-disk layouts, for smoke runs without the downloads.
-
-    Four classes each, straddling the standard class-disjoint boundary (CUB 99-102: two train, two test;
-    Cars 97-100), `per_class` JPEGs per class whose colour depends on the class plus noise, so that a few steps
-    of training can separate them. Nothing here is a real bird or car: numbers from it test code paths only.
-    """
-    import scipy.io
-    from PIL import Image
-
-    root = Path(root)
-    rng = np.random.default_rng(0)
-
-    def picture(path: Path, class_id: int) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        hue = np.array([(class_id * 67) % 256, (class_id * 131) % 256, (class_id * 29) % 256], dtype=np.float64)
-        pixels = np.clip(hue + rng.normal(0, 40, (size, size, 3)), 0, 255).astype(np.uint8)
-        Image.fromarray(pixels, mode="RGB").save(path, format="JPEG", quality=90)
-
-    cub = root / CUB_FOLDER
-    image_lines, label_lines, class_lines = [], [], []
-    for class_id in (99, 100, 101, 102):
-        class_dir = f"{class_id:03d}.Sample_{class_id}"
-        class_lines.append(f"{class_id} {class_dir}")
-        for k in range(per_class):
-            image_id = len(image_lines) + 1
-            relative = f"{class_dir}/Sample_{class_id}_{k}.jpg"
-            picture(cub / "images" / relative, class_id)
-            image_lines.append(f"{image_id} {relative}")
-            label_lines.append(f"{image_id} {class_id}")
-    (cub / "images.txt").write_text("\n".join(image_lines) + "\n")
-    (cub / "image_class_labels.txt").write_text("\n".join(label_lines) + "\n")
-    (cub / "classes.txt").write_text("\n".join(class_lines) + "\n")
-
-    cars = root / "cars196"
-    records = []
-    for i, class_id in enumerate(c for c in (97, 98, 99, 100) for _ in range(per_class)):
-        relative = f"car_ims/{i + 1:06d}.jpg"
-        picture(cars / relative, class_id)
-        records.append((relative, class_id, i % 2))
-    annotations = np.empty((1, len(records)), dtype=[("relative_im_path", object), ("class", object),
-                                                     ("test", object)])
-    for i, (relative, class_id, test) in enumerate(records):
-        annotations[0, i] = (relative, np.array([[class_id]], dtype=np.uint8), np.array([[test]], dtype=np.uint8))
-    scipy.io.savemat(cars / "cars_annos.mat", {"annotations": annotations})
-    return [cub, cars]
-
-
-def _sample_root(root: Path) -> Path:
-    """<data root>/harness-sample, written once (atomically: a half-written sample is never loaded)."""
-    target = Path(root) / "harness-sample"
-    if not (target / "cars196" / "cars_annos.mat").exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".harness-sample-", dir=target.parent))
-        write_sample(scratch)
-        try:
-            scratch.rename(target)
-        except OSError:  # another process wrote it first
-            shutil.rmtree(scratch, ignore_errors=True)
-    return target
-
-
-# The smoke profiles' datasets: the real CUB and Cars loaders reading a generated sample (see write_sample).
-DATASETS.register("cub200_sample", lambda root: load_cub200(_sample_root(root)))
-DATASETS.register("cars196_sample", lambda root: load_cars196(_sample_root(root)))

@@ -1,0 +1,105 @@
+"""Every name an experiment file may use, by kind: leaf registries whose factories are imported on first use.
+
+This module imports nothing but the registry, so validating a study (names, metrics, axes) costs no torch
+import; the factories themselves live in the modules named here and are imported when a run builds them or
+when `spec.check_components` checks their arguments.
+"""
+
+from __future__ import annotations
+
+from harness.registry import Registry
+
+DATASETS: Registry = Registry("dataset", {
+    "mnist": "harness.data.idx:load_mnist",
+    "fashion_mnist": "harness.data.idx:load_fashion_mnist",
+    "cifar10": "harness.data.cifar:load_cifar10",
+    "cifar100": "harness.data.cifar:load_cifar100",
+    "digits": "harness.data.digits:load_digits",
+    "cub200": "harness.data.folders:load_cub200",
+    "cars196": "harness.data.folders:load_cars196",
+    # The smoke profiles' datasets: the real CUB and Cars loaders reading a generated sample.
+    "cub200_sample": "harness.data.samples:load_cub200_sample",
+    "cars196_sample": "harness.data.samples:load_cars196_sample",
+})
+
+MODELS: Registry = Registry("model", {
+    "thesis_convnet": "harness.models:ThesisConvNet",
+    "seminar_convnet": "harness.models:SeminarConvNet",
+    "cifar_resnet": "harness.models:CifarResNet",
+    "resnet50": "harness.models:ResNet50Embedder",
+})
+
+LOSSES: Registry = Registry("loss", {
+    "contrastive": "pytorch_metric_learning.losses:ContrastiveLoss",
+    "triplet_margin": "pytorch_metric_learning.losses:TripletMarginLoss",
+    "proxy_anchor": "pytorch_metric_learning.losses:ProxyAnchorLoss",
+    "nca": "pytorch_metric_learning.losses:NCALoss",
+    "margin": "pytorch_metric_learning.losses:MarginLoss",
+    "multi_similarity": "pytorch_metric_learning.losses:MultiSimilarityLoss",
+    "normalized_softmax": "pytorch_metric_learning.losses:NormalizedSoftmaxLoss",
+    "arcface": "harness.objectives:ArcFace",
+    "softmax_ce": "harness.objectives:SoftmaxCrossEntropy",
+})
+MINERS: Registry = Registry("miner", {
+    "triplet_margin": "pytorch_metric_learning.miners:TripletMarginMiner",
+    "multi_similarity": "pytorch_metric_learning.miners:MultiSimilarityMiner",
+    "batch_hard": "pytorch_metric_learning.miners:BatchHardMiner",
+    "pair_margin": "pytorch_metric_learning.miners:PairMarginMiner",
+})
+# Components a loss or miner takes by name (its `distance:` and `reducer:` keys).
+LOSS_DISTANCES: Registry = Registry("distance", {
+    "lp": "pytorch_metric_learning.distances:LpDistance",
+    "cosine": "pytorch_metric_learning.distances:CosineSimilarity",
+    "dot_product": "pytorch_metric_learning.distances:DotProductSimilarity",
+})
+REDUCERS: Registry = Registry("reducer", {
+    "mean": "pytorch_metric_learning.reducers:MeanReducer",
+    "avg_non_zero": "pytorch_metric_learning.reducers:AvgNonZeroReducer",
+    "divisor": "pytorch_metric_learning.reducers:DivisorReducer",
+    "sum": "pytorch_metric_learning.reducers:SumReducer",
+    "do_nothing": "pytorch_metric_learning.reducers:DoNothingReducer",
+})
+
+OPTIMIZERS: Registry = Registry("optimizer", {"adam": "harness.optim:adam", "sgd": "harness.optim:sgd"})
+SCHEDULES: Registry = Registry("learning-rate schedule", {"constant": "harness.optim:constant",
+                                                          "step": "harness.optim:step"})
+SAMPLERS: Registry = Registry("sampler", {"random": "harness.sampling:random_order",
+                                          "m_per_class": "harness.sampling:m_per_class"})
+SPLITS: Registry = Registry("class split", {"all": "harness.splits:all_classes", "first": "harness.splits:first",
+                                            "random": "harness.splits:random_classes"})
+
+# How evaluation measures closeness between embeddings (every metric family accepts both).
+DISTANCES = ("euclidean", "cosine")
+
+METRICS: Registry = Registry("metric", {name: f"harness.evaluate.metrics:{name}" for name in (
+    "precision_at_1", "recall_at_k", "map_at_r", "r_precision", "knn_accuracy", "excluded_queries", "nmi", "ami",
+    "verification", "triplet_accuracy", "episode_accuracy", "original_few_shot")})
+# Metrics of a classifier head's logits rather than of the embeddings.
+HEAD_METRICS = ("classification_accuracy",)
+# Metrics that classify test items by their neighbours in the training split; the others rank the test split
+# against itself (retrieval), as in the Metric Learning Reality Check protocol.
+TRAIN_REFERENCE_METRICS = frozenset({"knn_accuracy"})
+# Options a call (or a study's eval.options) may pass to the metric families.
+METRIC_OPTIONS = ("n_pairs", "validation_fraction", "n_triplets", "n_way", "k_shot", "n_queries", "n_episodes",
+                  "classifier", "classes", "few_shot_queries", "few_shot_threshold")
+DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
+# What each metric writes into a record when it is not simply its own name (a table or figure refers to these).
+METRIC_OUTPUTS = {
+    "recall_at_k": tuple(f"recall_at_{k}" for k in DEFAULT_RECALL_KS),
+    "verification": ("verification_accuracy", "verification_threshold", "roc_auc"),
+    "episode_accuracy": ("episode_accuracy", "episode_ci95", "episodes", "episode_chance"),
+    "original_few_shot": ("original_few_shot_accuracy", "always_different_accuracy"),
+}
+# Prefixes of metrics computed on other parts of the data than the test items of the seen classes.
+METRIC_PREFIXES = ("val_", "unseen_")
+
+
+def metric_names() -> list[str]:
+    """Every metric an experiment file may request."""
+    return sorted([*METRICS, *HEAD_METRICS])
+
+
+def result_names() -> list[str]:
+    """Every name a record's metrics can carry, prefixed ones included."""
+    names = [out for name in metric_names() for out in METRIC_OUTPUTS.get(name, (name,))]
+    return sorted({*names, *(prefix + n for prefix in METRIC_PREFIXES for n in names)})

@@ -1,0 +1,29 @@
+"""Records -> paper/generated/ -> PDF: Jinja2 LaTeX tables, seaborn figures, latexmk. Reads results/ only.
+
+Importing this package is cheap (the study loader needs its report schema); the work is in its modules:
+`schema` (the `report:` section), `tables` and `figures` (what a table or figure shows, as pure functions of a
+results frame and a spec), `axes` (labels and their order), `facts` (the setup paragraph), `latex` (templates),
+`chapter` (one study's files, swapped in whole) and `pdf` (latexmk); `render`/`compile_pdf` below call them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+PAPER_DIR = Path(__file__).resolve().parent.parent.parent / "paper"
+
+
+def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
+    """Write every study's generated files; a study with no records gets a note saying how to produce them."""
+    from harness.render import chapter
+
+    return chapter.render(studies, profile, results, paper)
+
+
+def compile_pdf(paper: Path = PAPER_DIR, quiet: bool = True) -> Path | None:
+    """latexmk -> paper/build/main.pdf; None (with one line saying what to install) when LaTeX is absent; a
+    HarnessError naming the file when one that a chapter includes from generated/ is missing."""
+    from harness.render import pdf
+
+    return pdf.compile_pdf(paper, quiet)

@@ -1,0 +1,166 @@
+"""One study's chapter material: its records -> setup, tables, figures and reference files, written into a scratch
+folder beside paper/generated/<study>/ and swapped in whole, so that folder always holds one complete render."""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from harness import aggregate, spec, store
+from harness.errors import HarnessError
+from harness.render import PAPER_DIR, figures, latex, tables
+from harness.render.axes import axis_name
+from harness.render.facts import failed_axes, setup_facts
+from harness.render.schema import FigureSpec, ReferenceSpec, TableSpec
+
+
+def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
+    """Write every study's generated files; a study with no records gets a note saying how to produce them."""
+    env = latex.environment(paper / "templates")
+    written = []
+    for name in studies:
+        written.extend(render_study(spec.load(name, profile, components=False), results, paper / "generated", env))
+    return written
+
+
+def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.Environment) -> list[Path]:
+    """paper/generated/<study>/, replaced whole: an error or a kill midway leaves the previous render as it was."""
+    records = study_records(study, results)
+    target = generated / study.name
+    try:
+        with swapped_in(target) as folder:
+            names = write_chapter(Chapter(study, records, aggregate.long_frame(records), env, folder))
+    except HarnessError as exc:
+        raise HarnessError(f"{study.name}: {exc}") from None
+    return [target / name for name in names]
+
+
+def study_records(study: spec.Study, results: Path) -> list[store.RunRecord]:
+    scan = store.scan(results, study.name, study.profile)
+    for why in scan.corrupt.values():
+        print(f"warning: skipped {why}")
+    # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables.
+    wanted = {run.run_id for run in study.runs}
+    return [r for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
+
+
+@dataclass(frozen=True, eq=False)
+class Chapter:
+    """What every file of one study's chapter is drawn from, and the folder they go to."""
+
+    study: spec.Study
+    records: list[store.RunRecord]
+    frame: pd.DataFrame
+    env: jinja2.Environment
+    folder: Path
+
+    @property
+    def names(self) -> dict[str, str]:
+        return self.study.spec.report.axis_labels
+
+    def write(self, name: str, template: str, **context: Any) -> str:
+        text = self.env.get_template(template).render(study=self.study.name, **context)
+        (self.folder / name).write_text(text)
+        return name
+
+    def absent(self, *axes: str | None) -> list[str]:
+        """The axes an item needs that this profile's runs lack (an axis of another profile)."""
+        present = set(self.frame.columns) | {"metric"}
+        return sorted({a for a in axes if a is not None} - present)
+
+    def omitted(self, name: str, absent: list[str]) -> list[str]:
+        """A stand-in for an item this profile cannot draw, so every item a chapter names has its file."""
+        return [self.write(name, "omitted.tex.j2", profile=self.study.profile, absent=absent)]
+
+
+def write_chapter(chapter: Chapter) -> list[str]:
+    """The chapter's files, by name: setup, then each table, figure and the reference the report declares."""
+    study, report = chapter.study, chapter.study.spec.report
+    if chapter.frame.empty:
+        return [chapter.write("missing.tex", "missing.tex.j2", profile=study.profile, expected=len(study.runs))]
+    facts = setup_facts(chapter.records, study.profile, study.description)
+    names = [chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=len(study.runs))]
+    for table in report.tables:
+        names += write_table(chapter, table, facts)
+    for figure in report.figures:
+        names += write_figure(chapter, figure, facts)
+    if report.reference is not None:
+        names += write_reference(chapter, report.reference, facts)
+    return names
+
+
+def write_table(chapter: Chapter, item: TableSpec, facts: dict[str, Any]) -> list[str]:
+    name = f"table_{item.name}.tex"
+    if absent := chapter.absent(item.rows, item.columns):
+        return chapter.omitted(name, absent)
+    data = tables.table(chapter.frame, item, chapter.study.axes, failed_axes(chapter.records), chapter.names)
+    return [chapter.write(name, "table.tex.j2", table=item, rows=data.rows, columns=data.columns, cells=data.cells,
+                          facts=facts, ns=data.ns, row_label=axis_name(item.rows, chapter.names),
+                          column_label=axis_name(item.columns, chapter.names), chosen=data.chosen)]
+
+
+def write_figure(chapter: Chapter, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
+    name = f"figure_{item.name}"
+    if absent := chapter.absent(item.x, item.hue, item.y):
+        return chapter.omitted(f"{name}.tex", absent)
+    plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names)
+    figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf")
+    return [f"{name}.pdf", chapter.write(f"{name}.tex", "figure.tex.j2", figure=item, facts=facts, chosen=chosen,
+                                         path=f"generated/{chapter.study.name}/{name}.pdf")]
+
+
+def write_reference(chapter: Chapter, ref: ReferenceSpec, facts: dict[str, Any]) -> list[str]:
+    if absent := chapter.absent(ref.axis):
+        return chapter.omitted("reference.tex", absent)
+    original = pd.read_csv(chapter.study.path.parent / ref.file)
+    data = tables.reference(chapter.frame, ref, original, chapter.study.axes)
+    return [chapter.write("reference.tex", "reference.tex.j2", ref=ref, their_cols=data.their_cols,
+                          our_cols=data.our_cols, body=data.body, facts=facts,
+                          row_label=axis_name(ref.axis, chapter.names), by_epoch=ref.columns is not None)]
+
+
+@contextlib.contextmanager
+def swapped_in(target: Path) -> Iterator[Path]:
+    """A scratch folder beside `target` that replaces it once the block finishes; on an exception (or a kill)
+    the scratch folder is dropped and `target` keeps the previous render."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    remove_leftovers(target)
+    scratch = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.rendering."))
+    try:
+        yield scratch
+        scratch.chmod(0o755)  # mkdtemp's 0700 would hide the paper from a group sharing the checkout
+        replace_folder(scratch, target)
+    except BaseException:
+        shutil.rmtree(scratch, ignore_errors=True)
+        raise
+
+
+def replace_folder(new: Path, target: Path) -> None:
+    """Rename `new` to `target`. rename() cannot replace a non-empty folder, so the old one steps aside first: a
+    kill between the two renames leaves no folder (the PDF then says 'Not rendered'), never a mix of two renders."""
+    old = target.with_name(f".{target.name}.old.{uuid.uuid4().hex[:8]}")
+    if target.exists():
+        target.rename(old)
+    try:
+        new.rename(target)
+    except BaseException:
+        if old.exists():
+            old.rename(target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def remove_leftovers(target: Path) -> None:
+    """Scratch and stepped-aside folders of renders killed before they finished."""
+    for pattern in (f".{target.name}.rendering.*", f".{target.name}.old.*"):
+        for leftover in target.parent.glob(pattern):
+            shutil.rmtree(leftover, ignore_errors=True)

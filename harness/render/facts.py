@@ -1,0 +1,60 @@
+"""What produced a study's numbers, read from its run records (not from the YAML): the setup paragraph's facts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from harness.render.axes import label_text
+from harness.store import RunRecord
+
+
+def setup_facts(records: Sequence[RunRecord], profile: str, description: str) -> dict[str, Any]:
+    """Dataset, model, optimizer, seeds, code versions and devices of the finished runs (at least one)."""
+    ok = [r for r in records if r.status == "ok"]
+    first = ok[0]
+    cfg = first.config
+    return {
+        "profile": profile,
+        "description": description,
+        "dataset": cfg["data"]["dataset"],
+        "datasets": sorted({r.config["data"]["dataset"] for r in ok}),
+        "train_size": first.data.train_size,
+        "test_size": first.data.test_size,
+        "model": cfg["model"]["name"],
+        "embedding_dim": cfg["model"].get("embedding_dim"),
+        "optimizer": cfg["optimizer"],
+        "batch_size": cfg["train"]["batch_size"],
+        "epochs": cfg["train"]["epochs"],
+        "eval_epochs": cfg["train"]["eval_epochs"],
+        "seeds": sorted({r.seed for r in ok}),
+        "runs": len(ok),
+        "failed": len(records) - len(ok),
+        "commits": sorted({code_version(r) for r in ok}),
+        "devices": sorted({r.provenance.accelerate["device"] for r in ok}),
+        "train_hours": sum(r.timing.wall_s for r in records) / 3600.0,
+        "failures": failures(records),
+    }
+
+
+def code_version(record: RunRecord) -> str:
+    """The commit a run was trained at, short, marked +dirty when the tree had uncommitted changes."""
+    git = record.provenance.git
+    return (git.commit or "unknown")[:10] + ("+dirty" if git.dirty else "")
+
+
+def failures(records: Sequence[RunRecord]) -> list[dict[str, str]]:
+    """Why runs failed, once per distinct reason, with the cells it happened in."""
+    reasons: dict[str, list[str]] = {}
+    for record in records:
+        if record.status == "failed":
+            cell = ", ".join(f"{axis} {label_text(label)}" for axis, label in record.axes.items())
+            cells = reasons.setdefault(record.error.message, [])
+            if cell not in cells:
+                cells.append(cell)
+    return [{"reason": reason, "cells": "; ".join(cells)} for reason, cells in reasons.items()]
+
+
+def failed_axes(records: Sequence[RunRecord]) -> list[dict[str, Any]]:
+    """The axis labels of each failed run: tables show 'failed' in a cell whose runs all failed."""
+    return [dict(record.axes) for record in records if record.status == "failed"]

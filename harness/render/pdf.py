@@ -1,0 +1,97 @@
+"""paper/ -> paper/build/main.pdf with latexmk, refusing to build when a file the chapters include is missing."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+LATEX_PACKAGES = "latexmk texlive-latex-recommended texlive-fonts-recommended lmodern"
+GENERATED = "generated"
+
+_COMMENT = re.compile(r"(?<!\\)%.*")
+_GENERATED = re.compile(r"\\generated\{([^}#]+)\}\{([^}#]+)\}")  # main.tex's macro: generated/<study>/<name>.tex
+_INPUT = re.compile(r"\\(?:input|include)\{([^}#]+)\}")
+_GRAPHICS = re.compile(r"\\includegraphics(?:\[[^\]]*\])?\{([^}#]+)\}")
+
+
+def compile_pdf(paper: Path, quiet: bool = True) -> Path | None:
+    """latexmk -> paper/build/main.pdf; None (with one line saying what to install) when LaTeX is absent."""
+    check_includes(paper)
+    if shutil.which("latexmk") is None or shutil.which("pdflatex") is None:
+        print(f"LaTeX not found: tables and figures are in {paper / GENERATED}; to build the PDF install "
+              f"{LATEX_PACKAGES} (Debian/Ubuntu package names) and run `make figures`")
+        return None
+    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build", "main.tex"]
+    done = subprocess.run(cmd, cwd=paper, capture_output=quiet, text=True)
+    if done.returncode != 0:
+        log = paper / "build" / "main.log"
+        tail = log.read_text(errors="replace").splitlines()[-15:] if log.exists() else []
+        errors = [line for line in tail if line.startswith("!")] or tail[-3:]
+        raise HarnessError(f"latexmk failed in {paper}: {' | '.join(errors) or done.stderr[-300:]}")
+    return paper / "build" / "main.pdf"
+
+
+def check_includes(paper: Path) -> None:
+    """One line naming the first missing file, so a PDF never silently lacks a table or figure."""
+    missing = list(missing_includes(paper))
+    if missing:
+        source, target = missing[0]
+        more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+        study = target.split("/")[1]
+        raise HarnessError(f"{source} includes {target}, which is missing{more} (in {paper}); run `harness render "
+                           f"--studies {study}` with the profile you mean")
+
+
+def missing_includes(paper: Path) -> Iterator[tuple[str, str]]:
+    """(including file, missing file) pairs, paths relative to `paper`, for the files under generated/ that
+    main.tex and the files it inputs include.
+
+    A `\\generated{study}{name}` may be absent only where its study was not rendered at all (no folder: the
+    chapter says so) or has no records (missing.tex stands in); a rendered study has a file for every report
+    item, so any other absence is a half-finished render or a chapter naming an item its study does not have.
+    """
+    seen: set[Path] = set()
+    pending = [paper / "main.tex"]
+    while pending:
+        source = pending.pop(0)
+        if source in seen or not source.is_file():
+            continue
+        seen.add(source)
+        for target, optional in includes(source.read_text(errors="replace")):
+            if present(paper / target):
+                if target.endswith(".tex"):
+                    pending.append(paper / target)
+            elif required(paper, target, optional):
+                yield source.relative_to(paper).as_posix(), target
+
+
+def includes(text: str) -> Iterator[tuple[str, bool]]:
+    """(path relative to paper/, whether LaTeX includes it only if present) for each include in a TeX source."""
+    text = "\n".join(_COMMENT.sub("", line) for line in text.splitlines())
+    for study, name in _GENERATED.findall(text):
+        yield f"{GENERATED}/{study}/{name}.tex", True
+    for target in _INPUT.findall(text):
+        yield (target if target.endswith(".tex") else f"{target}.tex"), False
+    for target in _GRAPHICS.findall(text):
+        yield target, False
+
+
+def present(path: Path) -> bool:
+    """Whether LaTeX finds the file; a graphic named without extension may be any of its kinds."""
+    return path.is_file() or (not path.suffix and any(path.parent.glob(f"{path.name}.*")))
+
+
+def required(paper: Path, target: str, optional: bool) -> bool:
+    """Whether a missing include is an error. Files outside generated/ are LaTeX's to report (a chapter is
+    source, not output); an optional one is required once its study has been rendered from records."""
+    if not target.startswith(f"{GENERATED}/"):
+        return False
+    if not optional:
+        return True
+    folder = (paper / target).parent
+    return folder.is_dir() and not (folder / "missing.tex").exists()

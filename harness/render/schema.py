@@ -1,0 +1,143 @@
+"""The report schema of a study file (its `report:` section): tables, figures and the original's numbers, checked
+against the study's axes and the metric names at load time, so a typo fails before any render."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from harness import catalog
+from harness.errors import ConfigError, suggest
+from harness.schema import Strict
+
+
+class SelectSpec(Strict):
+    """Keep, of the cells that have all of `axes`, only the best by `by` (mean over seeds at the last epoch).
+
+    `by` should be a validation metric (val_...): choosing on the test split would flatter the chosen cell.
+    Cells without those axes (a baseline) are kept as they are.
+    """
+
+    axes: list[str] = Field(min_length=1)
+    by: str
+
+
+class TableSpec(Strict):
+    name: str
+    metric: str
+    rows: str  # a matrix axis
+    columns: str  # "epoch" or a matrix axis
+    caption: str
+    percent: bool = True
+    epoch: Literal["all", "last"] = "all"  # "last": only the last evaluated epoch (when columns is not "epoch")
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+    select: SelectSpec | None = None  # only the best cell of a grid (and runs outside the grid)
+
+
+class FigureSpec(Strict):
+    name: str
+    kind: Literal["line", "heatmap"] = "line"
+    x: str  # "epoch" or a matrix axis
+    hue: str | None = None  # a matrix axis, or "metric" (all metrics in one panel); line figures only
+    y: str | None = None  # heatmaps: the axis of the rows
+    metrics: list[str] = Field(min_length=1)  # a heatmap shows one metric at the last evaluated epoch
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+    select: SelectSpec | None = None
+    caption: str
+
+    @model_validator(mode="after")
+    def _kind(self) -> FigureSpec:
+        if self.kind == "line" and self.hue is None:
+            raise ConfigError(f"report.figures '{self.name}': a line figure needs 'hue' (an axis or 'metric')")
+        if self.kind == "heatmap" and (self.y is None or len(self.metrics) != 1):
+            raise ConfigError(f"report.figures '{self.name}': a heatmap needs 'y' (an axis) and exactly one metric")
+        return self
+
+
+class Comparison(Strict):
+    theirs: str | None  # a CSV column; null for a column of ours they have no counterpart for
+    ours: str  # our metric
+    label: str  # the column header
+
+
+class ReferenceSpec(Strict):
+    """Numbers the original authors reported, shown beside ours."""
+
+    file: str  # relative to experiments/
+    source: str
+    metric: str  # our metric they correspond to
+    value_column: str | None = None  # with `columns`: one metric per epoch
+    axis: str  # our matrix axis that their rows correspond to
+    rows: str  # CSV column holding their row labels
+    columns: str | None = None  # CSV column holding their epochs; or, without it, `values` at the last epoch
+    values: list[Comparison] = []  # several metrics side by side, theirs vs ours, at the last epoch
+    row_map: dict[str, Any] = {}  # their row names -> our axis labels
+    where: dict[str, Any] = {}  # axis -> label (or list of labels): our runs in their setting (their m and s)
+    their_where: dict[str, Any] = {}  # CSV column -> value: their rows in the setting compared
+    percent_in_file: bool = True
+    setting: str  # their setting, in a few words, for the caption
+    dataset: str  # their dataset, by our name: the caption warns when ours differs
+
+    @model_validator(mode="after")
+    def _shape(self) -> ReferenceSpec:
+        if (self.columns is None) == (not self.values) or (self.columns is not None) != (self.value_column is not None):
+            raise ConfigError("report.reference: give either `columns` and `value_column` (one metric per epoch) "
+                              "or `values` (several metrics at the last epoch)")
+        return self
+
+
+class ReportSpec(Strict):
+    axis_labels: dict[str, str] = {}  # axis -> how tables and figures name it ("m" -> "margin m")
+    tables: list[TableSpec] = []
+    figures: list[FigureSpec] = []
+    reference: ReferenceSpec | None = None
+
+
+def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]], anywhere: set[str]) -> None:
+    """Every axis and metric a table, figure or reference names must exist (a typo fails at load, not at render).
+
+    `order` holds this profile's axes; `anywhere` the axes of every profile (a `where` may name an axis that only
+    some profiles have: runs without it are kept).
+    """
+    axes = set(order) | {"epoch"}
+    anywhere = anywhere | axes
+    known_metrics = catalog.result_names()
+
+    def check_axis(where: str, value: str | None, extra: Sequence[str] = ()) -> None:
+        if value is not None and value not in axes and value not in extra:
+            raise ConfigError(f"{path}: {where}: unknown axis '{value}'{suggest(value, axes)}; "
+                              f"axes: {', '.join(sorted(axes))}")
+
+    def check_metric(where: str, metric: str) -> None:
+        if metric not in known_metrics:
+            raise ConfigError(f"{path}: {where}: unknown metric '{metric}'{suggest(metric, known_metrics)}")
+
+    for kind, items in (("tables", report.tables), ("figures", report.figures)):
+        for i, item in enumerate(items):
+            for attr in ("rows", "columns", "x", "hue", "y"):
+                # An axis of another profile is fine: this profile's render leaves that table out.
+                check_axis(f"report.{kind}[{i}].{attr}", getattr(item, attr, None),
+                           (*anywhere, *("metric",) * (attr == "hue")))
+            for axis in item.where:
+                check_axis(f"report.{kind}[{i}].where", axis, tuple(anywhere))
+            for metric in getattr(item, "metrics", None) or [item.metric]:
+                check_metric(f"report.{kind}[{i}]", metric)
+            select = getattr(item, "select", None)
+            if select is not None:
+                for axis in select.axes:
+                    check_axis(f"report.{kind}[{i}].select.axes", axis)
+                check_metric(f"report.{kind}[{i}].select.by", select.by)
+    for axis in report.axis_labels:
+        check_axis("report.axis_labels", axis, tuple(anywhere))
+    ref = report.reference
+    if ref is not None:
+        check_axis("report.reference.axis", ref.axis, tuple(anywhere))
+        for axis in ref.where:
+            check_axis("report.reference.where", axis, tuple(anywhere))
+        for metric in [ref.metric] + [c.ours for c in ref.values]:
+            check_metric("report.reference", metric)
+        if not (path.parent / ref.file).exists():
+            raise ConfigError(f"{path}: report.reference.file: {path.parent / ref.file} not found")

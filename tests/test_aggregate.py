@@ -1,0 +1,118 @@
+"""harness.aggregate on hand-made records and frames: the long frame, restricting it, choosing a grid cell, summaries
+and when a best mean is clearly best."""
+
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+from harness import aggregate, identity, store
+from harness.errors import HarnessError
+
+
+def record(axes: dict, seed: int, metrics: list[dict], status: str = "ok") -> store.RunRecord:
+    config = {"seed": seed, "cell": axes}  # any config: the run_id is its hash
+    return store.validate({
+        "schema_version": 2, "run_id": identity.run_id(config), "study": "s", "profile": "quick", "axes": axes,
+        "seed": seed, "config": config, "status": status, "metrics": metrics, "loss_curve": [],
+        "error": {"type": "RuntimeError", "message": "no positive pair"} if status == "failed" else None,
+        "timing": {"wall_s": 1.0}, "provenance": {"git": {}}})
+
+
+def frame(rows: list[tuple]) -> pd.DataFrame:
+    """(axes dict, run_id, seed, epoch, metric, value) tuples -> the long frame's layout."""
+    return pd.DataFrame([{**axes, "run_id": run, "seed": seed, "epoch": epoch, "metric": metric, "value": value}
+                         for axes, run, seed, epoch, metric, value in rows])
+
+
+def test_long_frame_has_one_row_per_run_epoch_and_metric_and_skips_failed_runs():
+    runs = [record({"head": "arcface", "m": 0.4}, 0, [{"epoch": 1, "acc": 0.5, "knn": 0.4},
+                                                       {"epoch": 2, "acc": 0.6, "knn": 0.45}]),
+            record({"head": "softmax"}, 0, [{"epoch": 1, "acc": 0.3, "knn": 0.2}]),
+            record({"head": "arcface", "m": 0.1}, 0, [], status="failed")]
+    out = aggregate.long_frame(runs)
+    assert len(out) == 6
+    assert list(out.columns) == ["head", "m", "run_id", "seed", "epoch", "metric", "value"]
+    assert set(out["run_id"]) == {runs[0].run_id, runs[1].run_id}
+    softmax = out[out["head"] == "softmax"]
+    assert softmax["m"].isna().all()  # a run outside the m axis: NaN, not dropped
+    row = out[(out["run_id"] == runs[0].run_id) & (out["epoch"] == 2) & (out["metric"] == "knn")]
+    assert row["value"].tolist() == [0.45]
+
+
+def test_summarise_gives_mean_std_n_and_a_t_interval():
+    data = frame([({"loss": "a"}, f"r{i}", i, 1, "acc", v) for i, v in enumerate([1.0, 2.0, 3.0])]
+                 + [({"loss": "b"}, "r9", 0, 1, "acc", 5.0)])
+    out = aggregate.summarise(data, ["loss"]).set_index("loss")
+    assert out.loc["a", "mean"] == 2.0 and out.loc["a", "std"] == 1.0 and out.loc["a", "n"] == 3
+    assert out.loc["a", "ci95"] == pytest.approx(stats.t.ppf(0.975, 2) / math.sqrt(3))
+    assert out.loc["b", "n"] == 1 and math.isnan(out.loc["b", "std"]) and math.isnan(out.loc["b", "ci95"])
+
+
+def test_summarise_of_nothing_has_the_columns():
+    out = aggregate.summarise(pd.DataFrame(), ["loss", "epoch"])
+    assert out.empty and list(out.columns) == ["loss", "epoch", "mean", "std", "n", "ci95"]
+
+
+@pytest.mark.parametrize(("means", "stds", "ns", "best"), [
+    ([0.9, 0.5, 0.6], [0.05, 0.05, 0.05], [2, 2, 2], 0),  # 0.85 > 0.65: clearly best
+    ([0.5, 0.9, 0.8], [0.05, 0.05, 0.06], [3, 3, 3], None),  # 0.85 < 0.86: one std apart is not enough
+    ([0.9, 0.5], [0.01, 0.01], [2, 1], None),  # a single seed cannot tell
+    ([0.9, float("nan"), 0.5], [0.01, float("nan"), 0.01], [2, 0, 2], 0),  # an empty cell is no rival
+    ([0.9, float("nan")], [0.01, float("nan")], [2, 0], None),  # nothing to beat
+])
+def test_clearly_best_needs_two_seeds_each_and_one_std_of_separation(means, stds, ns, best):
+    assert aggregate.clearly_best(means, stds, ns) == best
+
+
+def test_restrict_keeps_runs_without_the_where_axis_and_a_list_means_any():
+    data = frame([({"dataset": "cub", "dim": 512}, "r1", 0, 1, "recall", 0.1),
+                  ({"dataset": "cars", "dim": 512}, "r2", 0, 1, "recall", 0.2),
+                  ({"dataset": "sop", "dim": 512}, "r3", 0, 1, "recall", 0.3),
+                  ({"dim": 64}, "r4", 0, 1, "recall", 0.4),
+                  ({"dataset": "cub", "dim": 512}, "r1", 0, 1, "nmi", 0.5)])
+    kept = aggregate.restrict(data, ["recall"], {"dataset": ["cub", "cars"]})
+    assert kept["run_id"].tolist() == ["r1", "r2", "r4"]
+    kept = aggregate.restrict(data, ["recall"], {"dataset": "cars", "dim": 512})
+    assert kept["run_id"].tolist() == ["r2"]  # r4 has dim 64: excluded by the axis it has
+    assert aggregate.restrict(data, ["recall"], {"absent_axis": "x"})["run_id"].tolist() == ["r1", "r2", "r3", "r4"]
+
+
+def test_restrict_last_epoch_is_each_runs_own_last():
+    data = frame([({}, "short", 0, 1, "acc", 0.1), ({}, "short", 0, 2, "acc", 0.2),
+                  ({}, "long", 0, 2, "acc", 0.3), ({}, "long", 0, 5, "acc", 0.4)])
+    last = aggregate.restrict(data, ["acc"], epoch="last")
+    assert dict(zip(last["run_id"], last["epoch"])) == {"short": 2, "long": 5}
+
+
+def grid() -> pd.DataFrame:
+    """A softmax baseline beside an ArcFace m x s grid; the test metric prefers (0.1, 2), validation (0.4, 16)."""
+    rows = [({"head": "softmax"}, "sm", 0, 5, "val_acc", 0.99), ({"head": "softmax"}, "sm", 0, 5, "acc", 0.7)]
+    for m, s, val, test in [(0.1, 2, 0.6, 0.95), (0.4, 16, 0.8, 0.6), (0.4, 2, 0.7, 0.5)]:
+        for seed in (0, 1):
+            run = f"{m}-{s}-{seed}"
+            rows += [({"head": "arcface", "m": m, "s": s}, run, seed, 1, "val_acc", 0.9),  # early epoch: ignored
+                     ({"head": "arcface", "m": m, "s": s}, run, seed, 5, "val_acc", val + seed * 0.01),
+                     ({"head": "arcface", "m": m, "s": s}, run, seed, 5, "acc", test)]
+    return frame(rows)
+
+
+def test_best_cell_is_chosen_on_the_validation_metric_at_the_last_epoch():
+    choice = aggregate.best_cell(grid(), ["m", "s"], "val_acc")
+    assert choice.cell == (0.4, 16) and choice.axes == ("m", "s")
+    assert choice.score == pytest.approx(0.805)  # mean over seeds; the softmax baseline is not a candidate
+    assert aggregate.best_cell(grid(), ["m", "s"], "acc").cell == (0.1, 2)
+
+
+def test_keep_cell_keeps_the_chosen_cell_and_runs_outside_the_grid():
+    data = grid()
+    kept = aggregate.keep_cell(data, aggregate.best_cell(data, ["m", "s"], "val_acc"))
+    assert set(kept["run_id"]) == {"sm", "0.4-16-0", "0.4-16-1"}
+
+
+def test_best_cell_without_the_metric_says_so():
+    with pytest.raises(HarnessError, match="no run has val_nmi to choose the best m, s by"):
+        aggregate.best_cell(grid(), ["m", "s"], "val_nmi")

@@ -1,0 +1,118 @@
+"""The package as a whole: no import cycle, light commands stay free of torch, a wheel ships every module."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+PACKAGE = REPO / "harness"
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def modules() -> dict[str, Path]:
+    return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
+
+
+def imports_of(path: Path, known: set[str]) -> set[str]:
+    """harness modules `path` imports, at module level or inside functions (a deferred import still couples)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        else:
+            continue
+        found |= {n for n in names if n in known}
+    return found
+
+
+def import_graph() -> dict[str, set[str]]:
+    mods = modules()
+    known = set(mods)
+    graph = {}
+    for name, path in mods.items():
+        targets = imports_of(path, known) - {name}
+        # Importing a submodule runs its package's __init__ first; a module importing its own package's
+        # __init__ (a sibling reached through it) is how packages work, not a cycle.
+        graph[name] = {t for t in targets if not name.startswith(t + ".")}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    state: dict[str, int] = {}
+    stack: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                return stack[stack.index(nxt):] + [nxt]
+            if nxt not in state and (cycle := visit(nxt)):
+                return cycle
+        stack.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)):
+            return cycle
+    return None
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_import_cycle_in_the_package():
+    graph = import_graph()
+    assert len(graph) > 20
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph))
+
+
+def test_the_catalog_and_registry_are_leaves():
+    graph = import_graph()
+    assert graph["harness.registry"] <= {"harness.errors"}
+    assert graph["harness.catalog"] <= {"harness.registry"}
+
+
+@pytest.mark.parametrize("argv", [["list"], ["status", "loss_epochs"], ["--help"], ["run", "--help"]])
+def test_light_commands_do_not_import_torch(argv):
+    code = ("import sys; from harness import cli\n"
+            "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
+            "heavy = sorted(m for m in ('torch', 'accelerate', 'pandas', 'matplotlib') if m in sys.modules)\n"
+            "print('HEAVY', heavy)")
+    done = subprocess.run([sys.executable, "-c", code, *argv], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "HEAVY []" in done.stdout, done.stdout[-300:]
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_every_module(tmp_path):
+    import shutil
+
+    # Built from a copy, so setuptools' build/ and egg-info folders never land in the checkout.
+    source = tmp_path / "src"
+    shutil.copytree(PACKAGE, source / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(REPO / name, source / name)
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+                           "-w", str(tmp_path), str(source)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    (wheel,) = tmp_path.glob("harness-*.whl")
+    shipped = set(zipfile.ZipFile(wheel).namelist())
+    expected = {str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")}
+    assert expected <= shipped, sorted(expected - shipped)
+    assert not any(name.startswith(("tests/", "results/")) for name in shipped)
