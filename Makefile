@@ -5,7 +5,23 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HARNESS := $(PY) -m harness
 PROFILE ?= quick
-STUDIES := $(sort $(basename $(notdir $(filter-out experiments/defaults.yaml,$(wildcard experiments/*.yaml)))))
+KNOWN_STUDIES := $(sort $(basename $(notdir $(filter-out experiments/defaults.yaml,$(wildcard experiments/*.yaml)))))
+STUDIES ?= $(KNOWN_STUDIES)
+# Values given on the command line reach shell commands: each must be known words, nothing else (`T='x; rm y'`).
+check = $(if $(or $(filter-out $(2),$(1)),$(if $(strip $(1)),,x)),$(error $(3)='$(1)': expected $(4) from: $(2)))
+GOALS := $(or $(MAKECMDGOALS),reproduce)
+ifneq ($(filter reproduce figures table,$(GOALS)),)
+$(if $(word 2,$(PROFILE)),$(error PROFILE='$(PROFILE)': one of full quick smoke))
+$(call check,$(PROFILE),full quick smoke,PROFILE,one)
+endif
+ifneq ($(filter reproduce,$(GOALS)),)
+$(call check,$(STUDIES),$(KNOWN_STUDIES),STUDIES,names)
+endif
+ifneq ($(filter table,$(GOALS)),)
+$(if $(T),,$(error usage: make table T=<study>   (studies: $(KNOWN_STUDIES))))
+$(if $(word 2,$(T)),$(error T='$(T)': one study from: $(KNOWN_STUDIES)))
+$(call check,$(T),$(KNOWN_STUDIES),T,one)
+endif
 
 .PHONY: reproduce figures table test bench venv lock clean
 
@@ -20,7 +36,6 @@ figures: venv
 
 ## table T=<study>: rerun the runs behind a study's tables in a scratch folder, compare with the records, render
 table: venv
-	@test -n "$(T)" || { echo "usage: make table T=<study>   (studies: $(STUDIES))" >&2; exit 2; }
 	$(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6
 	$(HARNESS) render --profile $(PROFILE) --studies $(T)
 

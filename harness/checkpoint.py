@@ -1,7 +1,12 @@
-"""Per-epoch checkpoints of an unfinished run: written atomically, loaded weights-only (no code from the file runs)."""
+"""Per-epoch checkpoints of an unfinished run: written atomically, loaded weights-only (no code from the file runs).
+
+A checkpoint that cannot be used (truncated, another run's, from an incompatible version of the code) is set
+aside beside its place with a warning, never deleted: the run starts fresh and the file stays for a human to read.
+"""
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +20,25 @@ def save(path: Path, state: dict[str, Any]) -> None:
     atomic_write(path, lambda handle: torch.save(state, handle))
 
 
+def set_aside(path: Path, why: str) -> Path:
+    """Rename an unusable checkpoint to <name>.unusable (replacing an older one) and say so on stderr."""
+    target = path.with_name(path.name + ".unusable")
+    path.replace(target)
+    print(f"warning: {path} cannot be resumed from ({why}); moved to {target.name}, the run starts fresh",
+          file=sys.stderr)
+    return target
+
+
 def load(path: Path | None, run_id: str) -> dict[str, Any] | None:
-    """A checkpoint of this run; None if absent or unusable (a truncated or foreign file starts the run over)."""
+    """This run's checkpoint, or None: absent, or unusable and set aside."""
     if path is None or not path.exists():
         return None
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # a truncated or foreign file: start the run over rather than trust it
+    except Exception as exc:  # truncated, not a checkpoint, or holding objects weights-only loading refuses
+        set_aside(path, f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unreadable'}"[:200])
         return None
-    return state if isinstance(state, dict) and state.get("run_id") == run_id else None
+    if not isinstance(state, dict) or state.get("run_id") != run_id:
+        set_aside(path, "it belongs to another run")
+        return None
+    return state

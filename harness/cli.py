@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import errno
 import json
 import math
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from harness import catalog, spec, store
+from harness import catalog, files, spec, store
 from harness import plan as planner
 from harness.errors import HarnessError
 
@@ -33,68 +36,126 @@ def _fmt_metrics(record: Any) -> str:
     return " ".join(f"{k}={v:.4f}" for k, v in last.items() if k != "epoch") + f" (epoch {last['epoch']})"
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    import contextlib
+def results_folder(path: Path) -> Path:
+    """The results folder, checked before anything is trained: a folder (or creatable) that this process can write."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HarnessError(f"--results {path}: {existing} exists and is not a folder")
+    # access() also refuses a read-only file system to root; nothing is created until a run finishes.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"--results {path}: {existing} is not writable by this user; choose a writable folder")
+    return path
 
+
+@contextlib.contextmanager
+def faults_as_errors(run: Any):
+    """A fault inside a run (a full disk, an unreadable file, a bug) stops the command with one line and leaves no
+    record, so the next invocation retries the run; what the science produced is a failed record instead."""
+    try:
+        yield
+    except (HarnessError, KeyboardInterrupt):
+        raise
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        hint = {errno.ENOSPC: "; free some space", errno.EFBIG: "; the file-size limit (ulimit -f) is too low",
+                errno.EDQUOT: "; the disk quota is full"}.get(exc.errno, "")
+        raise HarnessError(f"run {run.run_id} stopped: {exc.strerror or exc}{where}{hint}; no record was "
+                           "written, rerun the command to retry it") from None
+    except Exception as exc:  # noqa: BLE001 (any other fault means the same to the user)
+        detail = " ".join(str(exc).split())[:200]
+        raise HarnessError(f"run {run.run_id} stopped by {type(exc).__name__}: {detail}; no record was written, "
+                           "rerun the command to retry it (a bug if it repeats: please report it)") from None
+
+
+def _accelerator(args: argparse.Namespace) -> Any:
+    """The launch's Accelerator, refused when its settings would change numbers or its world size is not asked."""
     import torch
     from accelerate import Accelerator
-    from accelerate.utils import broadcast_object_list
 
-    from harness import train  # imports torch: only commands that train pay for it
+    from harness import train
 
-    study = spec.load(args.study, args.profile)
     accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    train.check_accelerator(accelerator)
     world = accelerator.num_processes
     if args.processes is not None and args.processes != world:
         raise HarnessError(f"--processes {args.processes} requested but {world} process(es) started; on a CPU box "
                            f"launch with `ACCELERATE_USE_CPU=1 torchrun --nproc_per_node {args.processes} -m harness "
                            f"run ...` (accelerate launch --cpu starts a single process there)")
-    main = accelerator.is_main_process
+    return accelerator
 
-    def say(*parts: object) -> None:  # one voice for a multi-process launch
-        if main:
-            print(*parts, file=sys.stderr)
-    plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
-    # Every dataset the plan needs is found and verified, and the environment read, before anything is written
-    # or trained.
+
+def _preflight(args: argparse.Namespace, study: spec.Study, plan: planner.Plan, say: Any) -> None:
+    """Everything checkable before compute: the environment, every dataset the plan needs (found and verified),
+    the locks; then leftovers of killed writes are removed."""
     from harness import data as datasets
+    from harness import train
 
     train.workers_setting()
     for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
         datasets.load(name, args.data)
-    for run_id, why in plan.corrupt.items():
+    for why in plan.corrupt.values():
         say(f"warning: {why} (it will be rerun)")
-    skipped = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" if plan.failed and not args.rerun_failed else ""
-    say(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
-          f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run"
-          f"{skipped}")
-    command = args.argv
-    failed = 0
-    start = time.perf_counter()
-    for number, run in enumerate(plan.todo, 1):
-        label = " ".join(f"{k}={v}" for k, v in run.axes.items())
-        say(f"[{number}/{len(plan.todo)}] {run.run_id} {label} seed={run.seed}")
-        # The main process claims the run for all of its processes and tells them whether to go.
-        claim = store.claim(args.results, study.name, study.profile, run.run_id) if main \
-            else contextlib.nullcontext(None)
-        with claim as mine:
-            go = [bool(mine) and not store.finished(args.results, study.name, study.profile, run.run_id,
-                                                    rerun_failed=args.rerun_failed)] if main else [None]
-            if world > 1:
-                broadcast_object_list(go)
-            if not go[0]:
-                say("    skipped: another process is running it or has just recorded it")
-                continue
-            # Checkpoints hold one process's RNG states, so resuming is offered for single-process runs.
-            checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id) \
-                if world == 1 else None
+    for run in plan.todo:  # a link at a lock's name is refused, never written through
+        store.check_lock(args.results, study.name, study.profile, run.run_id)
+    for path in files.remove_stale_temporaries(store.run_dir(args.results, study.name, study.profile)):
+        say(f"removed {path.name}, left by a write that was killed midway")
+
+
+def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, accelerator: Any) -> Any:
+    """Claim, train and record one run; None when another process has it or has just recorded it."""
+    from accelerate.utils import broadcast_object_list
+
+    from harness import train
+
+    main, world = accelerator.is_main_process, accelerator.num_processes
+    # The main process claims the run for all of its processes and tells them whether to go.
+    claim = store.claim(args.results, study.name, study.profile, run.run_id) if main else contextlib.nullcontext()
+    with claim as mine:
+        go = [bool(mine) and not store.finished(args.results, study.name, study.profile, run.run_id,
+                                                rerun_failed=args.rerun_failed)] if main else [None]
+        if world > 1:
+            broadcast_object_list(go)
+        if not go[0]:
+            return None
+        # Checkpoints hold one process's RNG states, so resuming is offered for single-process runs.
+        checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id) if world == 1 \
+            else None
+        with faults_as_errors(run):
             record = train.execute(run, data_root=args.data, progress=_progress_wanted(args) and main,
-                                   command=command, checkpoint=checkpoint, accelerator=accelerator)
-            if not main:
-                continue
-            path = store.write(args.results, record)
+                                   command=args.argv, checkpoint=checkpoint, accelerator=accelerator)
+        if main:
+            store.write(args.results, record)
             if checkpoint is not None:
                 checkpoint.unlink(missing_ok=True)
+        return record
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    study = spec.load(args.study, args.profile)
+    results_folder(args.results)
+    accelerator = _accelerator(args)
+
+    def say(*parts: object) -> None:  # one voice for a multi-process launch
+        if accelerator.is_main_process:
+            print(*parts, file=sys.stderr)
+
+    plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+    _preflight(args, study, plan, say)
+    kept = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" \
+        if plan.failed and not args.rerun_failed else ""
+    say(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
+        f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run{kept}")
+    failed, start = 0, time.perf_counter()
+    for number, run in enumerate(plan.todo, 1):
+        say(f"[{number}/{len(plan.todo)}] {run.run_id} " + " ".join(f"{k}={v}" for k, v in run.axes.items())
+            + f" seed={run.seed}")
+        record = _run_one(args, study, run, accelerator)
+        if record is None:
+            say("    skipped: another process is running it or has just recorded it")
+            continue
+        path = store.record_path(args.results, study.name, study.profile, run.run_id)
         remaining = len(plan.todo) - number
         eta = f"; about {(time.perf_counter() - start) / number * remaining / 60:.1f} min left" if remaining else ""
         if record.status == "ok":
@@ -135,6 +196,10 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_verify(args: argparse.Namespace) -> int:
     from harness import train
 
+    if not math.isfinite(args.tolerance) or args.tolerance < 0:
+        raise HarnessError(f"--tolerance {args.tolerance}: expected a finite number >= 0 (e.g. 1e-6)")
+    if args.sample is not None and args.sample < 1:
+        raise HarnessError(f"--sample {args.sample}: expected a number of runs >= 1 (leave it out to rerun all)")
     study = spec.load(args.study, args.profile)
     scan = store.scan(args.results, study.name, study.profile)
     recorded = [r for r in study.runs if r.run_id in scan.ok]
@@ -144,32 +209,52 @@ def cmd_verify(args: argparse.Namespace) -> int:
     chosen = recorded[: args.sample] if args.sample else recorded
     print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs "
           f"(tolerance {args.tolerance} absolute)", file=sys.stderr)
-    worst = 0.0
+    worst, unfinished = 0.0, 0
     with tempfile.TemporaryDirectory(prefix="harness-verify-") as scratch:
         for run in chosen:
-            rerun = train.execute(run, data_root=args.data, progress=_progress_wanted(args))
+            with faults_as_errors(run):
+                rerun = train.execute(run, data_root=args.data, progress=_progress_wanted(args))
             store.write(Path(scratch), rerun)
-            old = {m["epoch"]: m for m in scan.ok[run.run_id].metrics}
-            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}")
-            for new in rerun.metrics:
-                for metric, value in new.items():
-                    if metric == "epoch":
-                        continue
-                    before = old.get(new["epoch"], {}).get(metric, math.nan)
-                    diff = abs(value - before)
-                    worst = max(worst, diff if math.isfinite(diff) else math.inf)
-                    verdict = "identical" if diff == 0 else ("agrees" if diff <= args.tolerance else "DIFFERS")
-                    print(f"  epoch {new['epoch']:>3} {metric:<16} recorded {before:.6f} rerun {value:.6f} "
-                          f"|diff| {diff:.2e} {verdict}")
-    ok = worst <= args.tolerance
-    print(f"largest difference {worst:.2e}: {'all within' if ok else 'OUTSIDE'} tolerance {args.tolerance}")
+            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}"
+                  + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else ""))
+            if rerun.status != "ok":
+                unfinished += 1
+            for line, diff in compare_metrics(scan.ok[run.run_id].metrics, rerun.metrics, args.tolerance):
+                print(line)
+                worst = max(worst, diff)
+    ok = worst <= args.tolerance and not unfinished
+    print(f"largest difference {worst:.2e}: {'all within' if worst <= args.tolerance else 'OUTSIDE'} tolerance "
+          f"{args.tolerance}" + (f"; {unfinished} rerun(s) did not finish" if unfinished else ""))
     return 0 if ok else 1
+
+
+def compare_metrics(recorded: list[dict[str, float]], rerun: list[dict[str, float]],
+                    tolerance: float) -> list[tuple[str, float]]:
+    """One line per (epoch, metric) of either side, with its |difference|; a value on one side only is an
+    infinite difference (an epoch added to a record by hand, a metric the rerun no longer produces)."""
+    old = {m["epoch"]: m for m in recorded}
+    new = {m["epoch"]: m for m in rerun}
+    lines = []
+    for epoch in sorted(set(old) | set(new)):
+        names = dict.fromkeys([*old.get(epoch, {}), *new.get(epoch, {})])
+        for metric in (n for n in names if n != "epoch"):
+            before, after = old.get(epoch, {}).get(metric, math.nan), new.get(epoch, {}).get(metric, math.nan)
+            diff = abs(after - before)
+            diff = diff if math.isfinite(diff) else math.inf
+            verdict = ("identical" if diff == 0 else "agrees" if diff <= tolerance else
+                       "DIFFERS" if math.isfinite(diff) else "MISSING in the " + ("rerun" if math.isnan(after)
+                                                                                  else "record"))
+            lines.append((f"  epoch {epoch:>3} {metric:<16} recorded {before:.6f} rerun {after:.6f} "
+                          f"|diff| {diff:.2e} {verdict}", diff))
+    return lines
 
 
 def cmd_render(args: argparse.Namespace) -> int:
     from harness import render
 
     args.paper = args.paper or render.PAPER_DIR
+    if not (args.paper / "main.tex").is_file():
+        raise HarnessError(f"--paper {args.paper}: no main.tex there; point it at a copy of the repository's paper/")
     studies = args.studies or spec.list_studies()
     written = render.render(studies, args.profile, args.results, args.paper)
     print(f"rendered {len(written)} files for {', '.join(studies)} (profile {args.profile}) into "
@@ -182,18 +267,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from harness import evaluate
 
-    try:
-        with np.load(args.file, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except FileNotFoundError:
-        raise HarnessError(f"{args.file}: no such file") from None
-    except (OSError, ValueError, EOFError):
-        raise HarnessError(f"{args.file}: not a .npz archive of plain numeric arrays (write it with numpy.savez)") \
-            from None
+    if args.seed < 0:
+        raise HarnessError(f"--seed {args.seed}: expected an integer >= 0")
+    arrays = read_npz(args.file, ("query", "query_labels", "reference", "reference_labels"))
     missing = [key for key in ("query", "query_labels") if key not in arrays]
     if missing:
         raise HarnessError(f"{args.file}: missing array(s) {', '.join(missing)}; expected query, query_labels and "
@@ -205,6 +283,56 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                                n_way=args.n_way, k_shot=args.k_shot, n_episodes=args.episodes)
     print(json.dumps(values, indent=1))
     return 0
+
+
+# The arrays of an .npz are read only after their declared sizes are checked against this much memory.
+NPZ_MEMORY_FRACTION = 0.5
+
+
+def read_npz(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
+    """The named arrays of an .npz archive: plain numeric arrays only, sizes checked before anything is read."""
+    import zipfile
+
+    import numpy as np
+
+    if not path.exists():
+        raise HarnessError(f"{path}: no such file")
+    if not path.is_file():
+        raise HarnessError(f"{path}: not a file")
+    plain = f"{path}: not a .npz archive of plain numeric arrays (write it with numpy.savez)"
+    try:
+        archive = zipfile.ZipFile(path)
+    except (OSError, zipfile.BadZipFile):
+        if path.read_bytes()[:6] == b"\x93NUMPY":
+            raise HarnessError(f"{path}: a single .npy array; save query, query_labels [, reference, "
+                               "reference_labels] together with numpy.savez") from None
+        raise HarnessError(plain) from None
+    limit = NPZ_MEMORY_FRACTION * os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    arrays, total = {}, 0
+    with archive:
+        members = {m.removesuffix(".npy"): m for m in archive.namelist()}
+        for name in [n for n in names if n in members]:
+            try:
+                with archive.open(members[name]) as handle:
+                    version = np.lib.format.read_magic(handle)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(handle)
+            except (OSError, ValueError, zipfile.BadZipFile, EOFError):
+                raise HarnessError(f"{plain}: array '{name}' has no readable header") from None
+            if dtype.hasobject or dtype.kind not in "biuf":
+                raise HarnessError(f"{path}: array '{name}' holds {dtype} values; expected numbers")
+            total += int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if total > limit:
+                raise HarnessError(f"{path}: array '{name}' declares shape {shape} ({total / 1e9:.1f} GB so far), "
+                                   f"more than half this machine's memory; score it in parts")
+        try:
+            with np.load(path, allow_pickle=False) as loaded:
+                for name in [n for n in names if n in members]:
+                    arrays[name] = loaded[name]
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile):
+            raise HarnessError(plain) from None
+    return arrays
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -241,7 +369,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("study")
     _add_common(verify)
     verify.add_argument("--data", type=Path, default=None)
-    verify.add_argument("--sample", type=int, default=None, help="rerun only the first N recorded runs")
+    verify.add_argument("--sample", type=int, default=None, help="rerun only the first N recorded runs (N >= 1)")
     verify.add_argument("--tolerance", type=float, default=1e-6, help="largest accepted |recorded - rerun|")
     verify.add_argument("--no-progress", action="store_true")
     verify.set_defaults(func=cmd_verify)
@@ -286,6 +414,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are recorded; rerun the same command to continue", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `harness status | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

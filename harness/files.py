@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
+import socket
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -31,7 +33,9 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None] | bytes | str, mo
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The name says which process writes it, so a write killed midway can be recognised and removed later.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.tmp-{socket.gethostname()}-{os.getpid()}-",
+                               suffix=".tmp")
     try:
         os.fchmod(fd, mode)  # mkstemp's 0600 would hide the file from a group sharing the folder
         with os.fdopen(fd, "wb") as handle:
@@ -46,3 +50,31 @@ def atomic_write(path: Path, write: Callable[[BinaryIO], None] | bytes | str, mo
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+_TEMPORARY = re.compile(r"^\..+\.tmp-(?P<host>.+)-(?P<pid>\d+)-[a-z0-9_]+\.tmp$")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Remove the temporary files of writes whose process, on this host, is gone (killed mid-write).
+
+    Writes of live processes, and of other hosts sharing the folder, are left alone.
+    """
+    removed = []
+    host = socket.gethostname()
+    for path in Path(folder).glob(".*.tmp"):
+        match = _TEMPORARY.match(path.name)
+        if match and match["host"] == host and not _alive(int(match["pid"])):
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed

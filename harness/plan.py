@@ -24,7 +24,7 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     """'i/n' with 1 <= i <= n (1-based, as Slurm array indices usually are)."""
     if text is None:
         return 1, 1
-    match = re.fullmatch(r"(\d+)/(\d+)", text.strip())
+    match = re.fullmatch(r"(\d{1,9})/(\d{1,9})", text.strip())
     if not match or not 1 <= int(match.group(1)) <= int(match.group(2)):
         raise HarnessError(f"--shard {text!r}: expected i/n with 1 <= i <= n, e.g. 3/16")
     return int(match.group(1)), int(match.group(2))

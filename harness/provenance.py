@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.metadata
 import os
 import platform
@@ -28,10 +29,29 @@ def _git(*args: str) -> str | None:
 
 
 def git_state() -> dict[str, Any]:
-    """The commit of the harness's checkout and whether tracked files differ from it (results/ excluded)."""
+    """The commit of the project's own checkout and whether its files differ from it (results/ excluded).
+
+    Only a repository whose top level is the project counts: a copy of the project inside another repository
+    would otherwise record that repository's commit. Untracked files count as changes (a new module changes
+    what runs); ignored ones (data, generated paper files) do not.
+    """
+    top = _git("rev-parse", "--show-toplevel")
+    if top is None or Path(top).resolve() != REPO.resolve():
+        return {"commit": None, "dirty": None}
     commit = _git("rev-parse", "HEAD")
-    status = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results")
+    status = _git("status", "--porcelain", "--untracked-files=normal", "--", ".", ":(exclude)results")
     return {"commit": commit, "dirty": None if status is None else bool(status)}
+
+
+def source_hash(root: Path = REPO) -> str:
+    """sha256 over the project's code and study files (path and content of each, in order): what ran, with or
+    without git."""
+    digest = hashlib.sha256()
+    files = [*sorted((root / "harness").rglob("*.py")), *sorted((root / "experiments").rglob("*.yaml")),
+             *sorted((root / "experiments").rglob("*.csv"))]
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
 
 
 def cpu_model() -> str:
@@ -60,6 +80,7 @@ def collect(accelerator: Any, dataset: Any, *, command: list[str] | None, starte
     state = accelerator.state
     return {
         "git": git_state(),
+        "source_sha256": source_hash(),
         "command": command if command is not None else sys.argv,
         "versions": versions(),
         "host": socket.gethostname(),

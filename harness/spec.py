@@ -6,6 +6,7 @@ the `report:` section harness.render.schema; this module reads files and puts th
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ EXPERIMENTS_DIR = Path(os.environ.get("HARNESS_EXPERIMENTS") or Path(__file__).r
 DEFAULTS_FILE = "defaults.yaml"
 PROFILES = ("full", "quick", "smoke")
 DEFAULT_PROFILE = "quick"
-# A YAML file is read whole and its aliases expanded: anything larger than this is not an experiment file.
+# Limits on what an experiment file may be: its size, its nesting, and its size once YAML aliases are expanded
+# (a 1 KB file of nested aliases can stand for 10^7 elements; validating that would take minutes or all memory).
 MAX_YAML_BYTES = 1_000_000
+MAX_YAML_DEPTH = 50
+MAX_YAML_NODES = 200_000
 
 
 class ProfileSpec(Strict):
@@ -102,13 +106,54 @@ def read_yaml(path: Path) -> Any:
         text = path.read_text()
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    loader = yaml.SafeLoader(text)
     try:
-        return yaml.safe_load(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None
+        _check_expansion(path, node)
+        return loader.construct_document(node)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"{path}:{where}: YAML syntax error: {problem}") from None
+    except RecursionError:  # PyYAML composes recursively: a list nested thousands deep ends here
+        raise ConfigError(f"{path}: nested more than {MAX_YAML_DEPTH} levels deep") from None
+    finally:
+        loader.dispose()
+
+
+def _check_expansion(path: Path, root: yaml.Node) -> None:
+    """Refuse a document that aliases would blow up, that refers to itself, or that nests too deep."""
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()
+
+    def size(node: yaml.Node, depth: int) -> int:
+        if depth > MAX_YAML_DEPTH:
+            raise ConfigError(f"{path}: line {node.start_mark.line + 1}: nested more than {MAX_YAML_DEPTH} levels "
+                              "deep")
+        key = id(node)
+        if key in sizes:
+            return sizes[key]
+        if key in open_nodes:
+            raise ConfigError(f"{path}: line {node.start_mark.line + 1}: a YAML alias refers to a node that "
+                              "contains it (a recursive alias)")
+        open_nodes.add(key)
+        if isinstance(node, yaml.MappingNode):
+            total = 1 + sum(size(k, depth + 1) + size(v, depth + 1) for k, v in node.value)
+        elif isinstance(node, yaml.SequenceNode):
+            total = 1 + sum(size(v, depth + 1) for v in node.value)
+        else:
+            total = 1
+        open_nodes.discard(key)
+        if total > MAX_YAML_NODES:
+            raise ConfigError(f"{path}: expands to more than {MAX_YAML_NODES} elements once its YAML aliases are "
+                              "expanded; an experiment file is far smaller")
+        sizes[key] = total
+        return total
+
+    size(root, 0)
 
 
 def _allowed_keys(model: type[BaseModel], loc: Sequence[Any]) -> list[str]:
@@ -200,57 +245,79 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
     if not seeds:
         raise ConfigError(f"{path}: seeds: empty list (the matrix would have no runs)")
 
-    def origin(loc: Sequence[str]) -> str:
-        """Which file and section set the value at `loc`, for the error line."""
-        for label, source in ((f"profiles.{profile}.config", chosen.config), ("config", spec.config)):
-            if matrix.get_path(source, loc) is not matrix.MISSING:
-                return f"{path}: {label}."
-        for block in blocks:
-            for axis, (axis_path, values) in block.items():
-                paths = {p for v in values for p in matrix.cell(axis, v, axis_path)[1]}
-                if any(".".join(loc).startswith(p) for p in paths):
-                    return f"{path}: matrix.{axis} -> "
-        if matrix.get_path(defaults, loc) is not matrix.MISSING:
-            return f"{defaults_path}: "
-        return f"{path} (profile {profile}): "
-
-    order_ids: list[str] = []
-    by_id: dict[str, Run] = {}
+    origins = _Origins(path, profile, chosen.config, spec.config, blocks, defaults, defaults_path)
+    runs: dict[str, Run] = {}  # in matrix order (dicts keep insertion order)
     checked: set[str] = set()
     for axes, assignments in cells:
         for seed in seeds:
-            try:
-                resolved = matrix.resolve(base, assignments, seed)
-            except ConfigError as exc:
-                raise ConfigError(f"{path}: {exc}") from None
-            try:
-                config = RunConfig.model_validate(resolved)
-                dumped = config.model_dump(mode="json")
-                rid = identity.run_id(dumped)
-                # Seeds share components: check each distinct config (less its seed) once.
-                unseeded = identity.run_id({**dumped, "seed": 0})
-                if components and unseeded not in checked:
-                    check_components(config)
-                    checked.add(unseeded)
-            except ValidationError as exc:
-                loc = [str(p) for p in exc.errors()[0]["loc"]]
-                raise ConfigError(f"{origin(loc)}{describe(exc, RunConfig)}") from None
-            except ConfigError as exc:
-                loc = str(exc).split(":")[0].split(".")
-                raise ConfigError(f"{origin(loc)}{exc}") from None
-            if rid in by_id:
-                # The same run reached from two blocks (the default setting of two one-factor sweeps) is one
-                # run carrying the labels of both; a label that disagrees is an error.
-                merged = dict(by_id[rid].axes)
-                for axis, label in axes.items():
-                    if merged.setdefault(axis, label) != label:
-                        raise ConfigError(f"{path}: matrix: one config is labelled {axis} = {merged[axis]!r} "
-                                          f"in one block and {label!r} in another")
-                by_id[rid] = Run(spec.study, profile, rid, merged, config, execution)
-                continue
-            by_id[rid] = Run(spec.study, profile, rid, axes, config, execution)
-            order_ids.append(rid)
+            config = _validated(path, origins, base, assignments, seed, components, checked)
+            _add_run(runs, Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes, config,
+                               execution), path)
     anywhere = {str(axis) for m in [spec.matrix, *(p.matrix for p in spec.profiles.values())]
                 for block in (m if isinstance(m, list) else [m]) if isinstance(block, dict) for axis in block}
     check_report(path, spec.report, order, anywhere)
-    return Study(spec.study, path, spec, profile, [by_id[rid] for rid in order_ids], order)
+    return Study(spec.study, path, spec, profile, list(runs.values()), order)
+
+
+@dataclass(frozen=True)
+class _Origins:
+    """Which file and section set a config value, for the error line: the profile's config, the study's config,
+    a matrix axis, or the defaults file."""
+
+    path: Path
+    profile: str
+    profile_config: dict[str, Any]
+    study_config: dict[str, Any]
+    blocks: list[matrix.Block]
+    defaults: dict[str, Any]
+    defaults_path: Path
+
+    def __call__(self, loc: Sequence[str]) -> str:
+        for label, source in ((f"profiles.{self.profile}.config", self.profile_config), ("config", self.study_config)):
+            if matrix.get_path(source, loc) is not matrix.MISSING:
+                return f"{self.path}: {label}."
+        for block in self.blocks:
+            for axis, (axis_path, values) in block.items():
+                paths = {p for v in values for p in matrix.cell(axis, v, axis_path)[1]}
+                if any(".".join(loc).startswith(p) for p in paths):
+                    return f"{self.path}: matrix.{axis} -> "
+        if matrix.get_path(self.defaults, loc) is not matrix.MISSING:
+            return f"{self.defaults_path}: "
+        return f"{self.path} (profile {self.profile}): "
+
+
+def _validated(path: Path, origins: _Origins, base: dict[str, Any], assignments: dict[str, Any], seed: int,
+               components: bool, checked: set[str]) -> RunConfig:
+    """One cell's resolved config, validated; errors name the file and section that set the bad value."""
+    try:
+        resolved = matrix.resolve(base, assignments, seed)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    try:
+        config = RunConfig.model_validate(resolved)
+        # Seeds share components: check each distinct config (less its seed) once.
+        unseeded = identity.run_id({**config.model_dump(mode="json"), "seed": 0})
+        if components and unseeded not in checked:
+            check_components(config)
+            checked.add(unseeded)
+    except ValidationError as exc:
+        loc = [str(p) for p in exc.errors()[0]["loc"]]
+        raise ConfigError(f"{origins(loc)}{describe(exc, RunConfig)}") from None
+    except ConfigError as exc:
+        loc = str(exc).split(":")[0].split(".")
+        raise ConfigError(f"{origins(loc)}{exc}") from None
+    return config
+
+
+def _add_run(runs: dict[str, Run], run: Run, path: Path) -> None:
+    """The same run reached from two blocks (the default setting of two one-factor sweeps) is one run carrying
+    the labels of both; a label that disagrees is an error."""
+    if run.run_id not in runs:
+        runs[run.run_id] = run
+        return
+    merged = dict(runs[run.run_id].axes)
+    for axis, label in run.axes.items():
+        if merged.setdefault(axis, label) != label:
+            raise ConfigError(f"{path}: matrix: one config is labelled {axis} = {merged[axis]!r} in one block "
+                              f"and {label!r} in another")
+    runs[run.run_id] = dataclasses.replace(runs[run.run_id], axes=merged)

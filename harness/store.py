@@ -7,12 +7,14 @@ config must hash to its run_id (a record edited by hand, or one whose identity r
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import math
 import os
 import re
 import socket
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -75,6 +77,7 @@ class GitState(_Model):
 
 class Provenance(_Model):
     git: GitState
+    source_sha256: str | None = None  # the project's code and study files (harness.provenance.source_hash)
     command: list[str] = []
     versions: dict[str, str | None] = {}
     host: str | None = None
@@ -201,6 +204,9 @@ def write(results: Path, record: RunRecord | dict[str, Any]) -> Path:
 def read(path: Path) -> RunRecord:
     """A validated record; a corrupt or inconsistent file is a RecordError naming it."""
     try:
+        # A FIFO or device named like a record would block or never end: only regular files are read.
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            raise RecordError(f"{path}: not a regular file; remove it (a record is a JSON file)")
         raw = json.loads(Path(path).read_text())
     except (OSError, ValueError) as exc:
         raise RecordError(f"{path}: corrupt or unreadable run record ({exc}); delete it to rerun that run") from None
@@ -249,6 +255,43 @@ def finished(results: Path, study: str, profile: str, run_id: str, *, rerun_fail
     return record.status == "ok" or not rerun_failed
 
 
+def _lock_path(results: Path, study: str, profile: str, run_id: str) -> Path:
+    return run_dir(results, study, profile) / f".{_safe('run', run_id)}.lock"
+
+
+def check_lock(results: Path, study: str, profile: str, run_id: str) -> None:
+    """RecordError unless the run's lock name is free or a regular file (checked before a matrix starts)."""
+    path = _lock_path(results, study, profile, run_id)
+    if path.is_symlink():
+        raise RecordError(f"{path} is a symbolic link, not a lock file; remove it (someone else's file may be its "
+                          "target) and run again")
+    if path.exists() and not path.is_file():
+        raise RecordError(f"{path} is not a regular file; remove it and run again")
+
+
+def _open_lock(path: Path) -> int:
+    """The lock file's descriptor, never following a link: in a shared results folder a link placed at the lock's
+    name must not make us create, truncate or write the file it points to."""
+    flags = os.O_RDWR | os.O_CLOEXEC | os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags | os.O_CREAT | os.O_EXCL, 0o644)
+        os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())  # who holds it, for a human
+        return fd
+    except FileExistsError:
+        pass
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise RecordError(f"{path} is a symbolic link, not a lock file; remove it (someone else's file may be "
+                              "its target) and run again") from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise RecordError(f"{path} is not a regular file; remove it and run again")
+    return fd
+
+
 @contextlib.contextmanager
 def claim(results: Path, study: str, profile: str, run_id: str) -> Iterator[bool]:
     """Hold an exclusive lock on one run for as long as the block runs; yields False if another process has it.
@@ -258,17 +301,15 @@ def claim(results: Path, study: str, profile: str, run_id: str) -> Iterator[bool
     `.<run_id>.lock`: the kernel releases it when its process dies, so a killed job leaves no stale claim.
     Callers check `finished` again after claiming: a run may have been completed while they were waiting.
     """
-    path = run_dir(results, study, profile) / f".{_safe('run', run_id)}.lock"
+    path = _lock_path(results, study, profile, run_id)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    fd = _open_lock(path)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             yield False
             return
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{socket.gethostname()} pid {os.getpid()}\n".encode())
         try:
             yield True
         finally:

@@ -197,7 +197,10 @@ class Trainer:
             with torch.autocast(**self.autocast):
                 out.append(model(chunk).float().cpu())
         model.train()
-        return torch.cat(out).numpy()
+        embeddings = torch.cat(out).numpy()
+        if not np.isfinite(embeddings).all():  # the model diverged: a result of this config, not a fault
+            raise RunFailure("the model's embeddings became NaN or infinite")
+        return embeddings
 
     def class_scores(self, embeddings: np.ndarray) -> torch.Tensor:
         return class_scores(self.head, torch.from_numpy(embeddings).to(self.accelerator.device))
@@ -230,6 +233,26 @@ def workers_setting() -> int:
     return int(text)
 
 
+def check_accelerator(accelerator: Accelerator) -> None:
+    """Refuse Accelerate settings that would change numbers without changing the run's config (and so its id):
+    precision and the rest belong in the study file (train.precision), where they are part of the run."""
+    problems = []
+    # The environment is read too: Accelerate's state is created once per process and ignores it after that.
+    precision = {str(accelerator.mixed_precision), os.environ.get("ACCELERATE_MIXED_PRECISION", "no")} - {"no", ""}
+    if precision:
+        problems.append(f"mixed precision {sorted(precision)[0]} (ACCELERATE_MIXED_PRECISION or an accelerate "
+                        "config; use train.precision: bf16 in the study instead)")
+    if accelerator.gradient_accumulation_steps != 1:
+        problems.append(f"gradient accumulation over {accelerator.gradient_accumulation_steps} steps "
+                        "(ACCELERATE_GRADIENT_ACCUMULATION_STEPS)")
+    dynamo = getattr(accelerator.state, "dynamo_plugin", None)
+    if dynamo is not None and str(getattr(dynamo, "backend", "NO")).upper() not in ("NO", "DYNAMOBACKEND.NO"):
+        problems.append(f"torch.compile backend {dynamo.backend} (ACCELERATE_DYNAMO_BACKEND)")
+    if problems:
+        raise HarnessError(f"Accelerate is set to {problems[0]}; this would change numbers without changing "
+                           "the run ids: unset it and run again")
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -256,7 +279,9 @@ def _train_epochs(trainer: Trainer, record: dict[str, Any], timing: dict[str, fl
 
 def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, command: list[str] | None = None,
             accelerator: Accelerator | None = None, checkpoint: Path | None = None) -> store.RunRecord:
-    """Train and evaluate one run; return its record (status 'ok' or 'failed'). User errors propagate.
+    """Train and evaluate one run; return its record (status 'ok', or 'failed' for a RunFailure: a NaN loss, no
+    positive pair, diverged embeddings). Anything else (a full disk, a bad setting, a bug) propagates: a fault
+    of the machine or the invocation leaves no record, and the next run of the command retries.
 
     With `checkpoint`, the run's state is saved there after every epoch, and a run that finds a checkpoint of
     itself continues from it: killed at any moment and restarted, it ends with the same metrics and loss curve
@@ -265,6 +290,7 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
     started = datetime.now(timezone.utc)
     wall_start = time.perf_counter()
     accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
+    check_accelerator(accelerator)
     dataset = datasets.load(run.config.data.dataset, data_root)
     workers = workers_setting()
     cfg = run.config
@@ -284,7 +310,12 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         first_epoch = 1
         resumed = checkpoints.load(checkpoint, run.run_id)
         if resumed is not None:
-            trainer.load_state(resumed["trainer"])
+            try:
+                trainer.load_state(resumed["trainer"])
+            except Exception as exc:  # written by other code (a changed model): start over, keep the file
+                checkpoints.set_aside(checkpoint, f"{type(exc).__name__}: {' '.join(str(exc).split())[:150]}")
+                trainer, resumed = Trainer(run, accelerator, dataset, workers=workers), None
+        if resumed is not None:
             record["metrics"], record["loss_curve"] = resumed["metrics"], resumed["loss_curve"]
             timing = dict(resumed["timing"])
             first_epoch = resumed["epoch"] + 1
@@ -293,9 +324,7 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         with bar:
             _train_epochs(trainer, record, timing, first_epoch, bar, checkpoint)
         record["status"] = "ok"
-    except HarnessError:
-        raise
-    except Exception as exc:  # a failed run is a result: record why, let the matrix go on
+    except RunFailure as exc:  # what the science produced: a result, recorded; the matrix goes on
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc),
                            "traceback": traceback.format_exc(limit=8)}

@@ -4,6 +4,7 @@ already in the results folder is changed or lost (run-level failures become fail
 from __future__ import annotations
 
 import gzip
+import io
 import json
 import shutil
 from collections.abc import Callable
@@ -63,6 +64,62 @@ def mnist_files(tamper: Callable[[Path], None]) -> Callable[[Path, Path], list[s
     return setup
 
 
+def npz_file(write: Callable[[Path], None], *extra: str) -> Callable[[Path, Path], list[str]]:
+    def setup(experiments: Path, tmp: Path) -> list[str]:
+        path = tmp / "embeddings.npz"
+        write(path)
+        written = path if path.exists() else tmp / "embeddings.npz.npy"  # np.save adds .npy
+        return ["evaluate", str(written), *extra]
+    return setup
+
+
+def good_npz(path: Path) -> None:
+    np.savez(path, query=np.eye(4, dtype=np.float32), query_labels=np.array([0, 0, 1, 1]))
+
+
+def huge_header(path: Path) -> None:
+    """A tiny archive whose query array declares 10^12 float32 values (4 TB)."""
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False,
+                                                  "shape": (1_000_000, 1_000_000)})
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("query.npy", header.getvalue() + b"\0" * 64)
+        archive.writestr("query_labels.npy", header.getvalue())
+
+
+def raw_yaml(text: str) -> Callable[[Path, Path], list[str]]:
+    def setup(experiments: Path, tmp: Path) -> list[str]:
+        (experiments / "loss_epochs.yaml").write_text(text)
+        return ["status", "loss_epochs"]
+    return setup
+
+
+# 9 levels of 10 aliases each: 511 bytes that stand for 10^9 elements once expanded.
+ALIAS_BOMB = "study: loss_epochs\na0: &a0 [x, x, x, x, x, x, x, x, x, x]\n" + "".join(
+    f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 10) + "]\n" for i in range(1, 9))
+
+
+def with_env(**env: str) -> Callable[[Path, Path], list[str]]:
+    """Set by the test before the CLI runs (see ENV below)."""
+    def setup(experiments: Path, tmp: Path) -> list[str]:
+        return ["run", "loss_epochs", "--profile", "smoke", "--env", json.dumps(env)]
+    return setup
+
+
+def symlinked_lock(experiments: Path, tmp: Path) -> list[str]:
+    """A link placed at a run's lock name in a shared results folder must not write through to its target."""
+    victim = tmp / "victim.txt"
+    victim.write_text("precious")
+    (run,) = [r for r in spec.load("loss_epochs", "smoke", experiments).runs if r.axes["loss"] == "nca"]
+    folder = tmp / "shared"
+    folder.mkdir()
+    (folder / "loss_epochs" / "smoke").mkdir(parents=True)
+    (folder / "loss_epochs" / "smoke" / f".{run.run_id}.lock").symlink_to(victim)
+    return ["run", "loss_epochs", "--profile", "smoke", "--shard", "1/5", "--results", str(folder)]
+
+
 CASES = [
     ("yaml syntax error", text_edit("seeds: [0, 1, 2]", "seeds: [0, 1, 2"), "YAML syntax error"),
     ("yaml that is a list", lambda e, t: ((e / "loss_epochs.yaml").write_text("- 1\n- 2\n"),
@@ -99,6 +156,54 @@ CASES = [
         (raw / "train-images-idx3-ubyte.gz").read_bytes()[:50])), "truncated"),
     ("dataset checksum mismatch", mnist_files(lambda raw: None), "fails its checksum"),
     ("evaluate a missing file", args("evaluate", "no-such.npz"), "no such file"),
+    # Issue 16, item 10 and neighbours: each was a traceback, a hang or a silent misuse before.
+    ("evaluate a .npy file", npz_file(lambda p: np.save(p, np.zeros((4, 2)))), "a single .npy array"),
+    ("evaluate an npz claiming 10^12 floats", npz_file(huge_header), "more than half this machine's memory"),
+    ("evaluate an object array", npz_file(lambda p: np.savez(p, query=np.array([{}, {}], dtype=object),
+                                                            query_labels=np.arange(2))), "holds object values"),
+    ("evaluate text that is not an archive", npz_file(lambda p: p.write_text("hello")), "not a .npz archive"),
+    ("evaluate a folder", lambda e, t: ["evaluate", str(t)], "not a file"),
+    ("evaluate --seed -1", npz_file(good_npz, "--seed", "-1"), "--seed -1: expected an integer >= 0"),
+    ("shard with 5,000 digits", args("run", "loss_epochs", "--profile", "smoke", "--shard", "1" * 5000 + "/2"),
+     "expected i/n"),
+    ("--results is a file", lambda e, t: ((t / "file").write_text("x"),
+                                          ["run", "loss_epochs", "--profile", "smoke", "--results", str(t / "file")])[1],
+     "exists and is not a folder"),
+    ("--results below a file", lambda e, t: ((t / "file").write_text("x"), ["run", "loss_epochs", "--profile",
+                                             "smoke", "--results", str(t / "file" / "r")])[1], "is not a folder"),
+    ("a data file that is a folder", mnist_files(lambda raw: ((raw / "train-images-idx3-ubyte.gz").unlink(),
+                                                              (raw / "train-images-idx3-ubyte.gz").mkdir())),
+     "cannot read"),
+    ("render into a missing paper folder", args("render", "--paper", "/no/such/paper", "--no-pdf"),
+     "no main.tex there"),
+    ("YAML alias bomb", raw_yaml(ALIAS_BOMB), "expands to more than"),
+    ("recursive YAML alias", raw_yaml("study: loss_epochs\nx: &a [1, *a]\n"), "recursive alias"),
+    ("a 3,000-deep list", raw_yaml("study: loss_epochs\nx: " + "[" * 3000 + "]" * 3000 + "\n"),
+     "nested more than"),
+    ("a file of 2 MB", raw_yaml("# " + "x" * 2_000_000 + "\n"), "an experiment file is at most"),
+    ("a list where a name is expected", yaml_edit(smoke_loss(name=["nca"])), "loss.name: unknown loss"),
+    ("a list as a matrix label", yaml_edit(lambda d: d["matrix"]["loss"][0].update(label=["nca"])),
+     "a label must be text or a number"),
+    ("a list as the model", yaml_edit(lambda d: d["config"].update(model=["thesis_convnet"])),
+     "model: input should be a valid dictionary"),
+    ("verify --tolerance nan", args("verify", "loss_epochs", "--profile", "smoke", "--tolerance", "nan"),
+     "expected a finite number >= 0"),
+    ("verify --tolerance -1", args("verify", "loss_epochs", "--profile", "smoke", "--tolerance", "-1"),
+     "expected a finite number >= 0"),
+    ("verify --sample 0", args("verify", "loss_epochs", "--profile", "smoke", "--sample", "0"),
+     "expected a number of runs >= 1"),
+    ("a negative seed", yaml_edit(lambda d: d["profiles"]["smoke"].update(seeds=[-1])),
+     "greater than or equal to 0"),
+    ("a seed of 2**64", yaml_edit(lambda d: d["profiles"]["smoke"].update(seeds=[2**64])), "less than"),
+    ("HARNESS_WORKERS=four", with_env(HARNESS_WORKERS="four"), "HARNESS_WORKERS='four': expected a whole number"),
+    ("ACCELERATE_MIXED_PRECISION=bf16", with_env(ACCELERATE_MIXED_PRECISION="bf16"), "mixed precision bf16"),
+    ("ACCELERATE_GRADIENT_ACCUMULATION_STEPS=2", with_env(ACCELERATE_GRADIENT_ACCUMULATION_STEPS="2"),
+     "gradient accumulation over 2 steps"),
+    ("an unknown key in execution", yaml_edit(lambda d: d["profiles"]["smoke"].update(
+        execution={"eval_batch_sise": 12})), "did you mean 'eval_batch_size'"),
+    ("m not dividing the batch", yaml_edit(lambda d: d["profiles"]["smoke"]["config"]["train"].update(
+        sampler={"name": "m_per_class", "m": 5})), "not a multiple of m = 5"),
+    ("a lock that is a symbolic link", symlinked_lock, "is a symbolic link, not a lock file"),
 ]
 
 
@@ -116,7 +221,12 @@ def test_bad_input_is_one_line_nonzero_exit_and_loses_nothing(what, setup, words
     monkeypatch.setattr(idx, "_download", lambda *a: None)  # no network here; never wait for one in tests
     results, before = results_with_a_record
     argv = setup(experiments, tmp_path)
-    if argv[0] in ("run", "status", "verify", "render"):
+    if "--env" in argv:  # environment variables the case sets (not a CLI option)
+        at = argv.index("--env")
+        for key, value in json.loads(argv[at + 1]).items():
+            monkeypatch.setenv(key, value)
+        del argv[at:at + 2]
+    if argv[0] in ("run", "status", "verify", "render") and "--results" not in argv:
         argv += ["--results", str(results)]
     code, out, err = run_cli(*argv)
     assert code != 0, (what, out, err)
@@ -124,10 +234,13 @@ def test_bad_input_is_one_line_nonzero_exit_and_loses_nothing(what, setup, words
     assert words in err, (what, err)
     after = {p: p.read_bytes() for p in results.rglob("*") if p.is_file()}
     assert after == before, f"{what}: the results folder changed"
+    if (tmp_path / "victim.txt").exists():
+        assert (tmp_path / "victim.txt").read_text() == "precious"
+        assert not list((tmp_path / "shared").rglob("*.json"))
 
 
 def test_the_table_is_big_enough():
-    assert len(CASES) >= 20
+    assert len(CASES) >= 50
 
 
 def test_nan_loss_mid_run_is_a_failed_record_and_the_matrix_goes_on(experiments, tmp_path, run_cli, monkeypatch):

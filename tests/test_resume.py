@@ -70,10 +70,25 @@ def test_sigkill_at_several_epochs_then_resume_is_bit_identical(long_smoke: Path
     assert not checkpoint.exists()
 
 
-def test_a_corrupt_checkpoint_is_ignored(tmp_path: Path):
+def test_an_unusable_checkpoint_is_set_aside_not_trusted(tmp_path: Path, capsys):
     path = tmp_path / ".x.ckpt"
     path.write_bytes(b"not a checkpoint")
     assert checkpoints.load(path, "x") is None
+    assert not path.exists() and (tmp_path / ".x.ckpt.unusable").read_bytes() == b"not a checkpoint"
+    assert "cannot be resumed from" in capsys.readouterr().err
     checkpoints.save(path, {"run_id": "other", "epoch": 1})
-    assert checkpoints.load(path, "x") is None
     assert checkpoints.load(path, "other")["epoch"] == 1
+    assert checkpoints.load(path, "x") is None and (tmp_path / ".x.ckpt.unusable").exists()
+
+
+def test_a_checkpoint_of_incompatible_code_is_set_aside_and_the_run_starts_fresh(tmp_path: Path, capsys):
+    """Same run id, other weights shapes (the model's code changed): the run is not failed, the file is kept."""
+    (run,) = [r for r in spec.load("loss_epochs", "smoke").runs if r.axes["loss"] == "nca"]
+    path = tmp_path / ".run.ckpt"
+    checkpoints.save(path, {"run_id": run.run_id, "epoch": 1, "trainer": {"model": {"fc.weight": torch.zeros(3)}},
+                            "metrics": [], "loss_curve": [], "timing": {}})
+    record = train.execute(run, progress=False, checkpoint=path)
+    assert record.status == "ok" and record.resumed_from_epoch is None
+    assert record.metrics == train.execute(run, progress=False).metrics
+    assert (tmp_path / ".run.ckpt.unusable").exists()
+    assert "cannot be resumed from (RuntimeError" in capsys.readouterr().err

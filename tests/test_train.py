@@ -133,6 +133,34 @@ def test_git_state_flags_a_dirty_tree(tmp_path, monkeypatch):
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "r.json").write_text("{}")
     assert provenance.git_state()["dirty"] is False
+    # An untracked module changes what runs: it counts as a change.
+    (tmp_path / "new_module.py").write_text("y = 1\n")
+    assert provenance.git_state()["dirty"] is True
+
+
+def test_a_copy_inside_another_repository_records_no_commit_but_its_source_hash(tmp_path, monkeypatch):
+    """The outer repository's commit says nothing about the project's code: no commit rather than a wrong one,
+    and the source hash follows the code whatever holds it."""
+    import shutil
+    import subprocess
+
+    from harness import provenance
+
+    real = provenance.REPO
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    project = tmp_path / "vendor" / "thesis"
+    shutil.copytree(provenance.REPO / "harness", project / "harness", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(provenance.REPO / "experiments", project / "experiments")
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "add", "-A"], cwd=tmp_path, check=True)
+    subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "outer"], cwd=tmp_path,
+                   check=True)
+    monkeypatch.setattr(provenance, "REPO", project)
+    assert provenance.git_state() == {"commit": None, "dirty": None}
+    before = provenance.source_hash(project)
+    assert before == provenance.source_hash(real)  # the same code, the same hash
+    train_py = project / "harness" / "train.py"
+    train_py.write_text(train_py.read_text() + "\n# edited\n")
+    assert provenance.source_hash(project) != before
 
 
 def test_hflip_flips_a_seeded_half_of_each_batch_and_stays_deterministic(smoke_runs):

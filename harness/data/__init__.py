@@ -20,7 +20,7 @@ from typing import ClassVar
 import torch
 
 from harness.catalog import DATASETS
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,7 +96,12 @@ def _cached(name: str, root: Path) -> Dataset:
 
 def load(name: str, root: Path | None = None) -> Dataset:
     """The named dataset, read once per process (runs of a matrix share it; tensors are never modified)."""
-    return _cached(name, data_root(root).resolve())
+    try:
+        return _cached(name, data_root(root).resolve())
+    except OSError as exc:  # a folder where a file should be, no permission, an I/O error
+        where = exc.filename or data_root(root)
+        raise DataError(f"{name}: cannot read {where} ({exc.strerror or exc}); check that it is a readable file, "
+                        "or delete it and fetch the dataset again") from None
 
 
 def balanced_subset(labels: torch.Tensor, per_class: int | None, seed: int, what: str) -> torch.Tensor:
