@@ -1,4 +1,5 @@
-"""Records -> pandas: one row per (run, evaluated epoch, metric); the runs a table shows; mean, std, n, 95% interval."""
+"""Records -> pandas: one row per (run, evaluated epoch, metric); the runs a table shows; mean, std, n, 95% interval;
+a grid cell chosen on a metric (ties broken by declared order); the paired difference by seed to a reference."""
 
 from __future__ import annotations
 
@@ -49,16 +50,34 @@ def restrict(frame: pd.DataFrame, metrics: Sequence[str], where: Mapping[str, An
 
 @dataclass(frozen=True)
 class Choice:
-    """The grid cell chosen by a metric: its label on each axis and its score (mean over seeds, last epoch)."""
+    """The grid cell chosen by a metric: its label on each axis and its score (mean over seeds, last epoch); the
+    other cells with the same score (`tied`), which lost to it by the matrix's declared order."""
 
     axes: tuple[str, ...]
     cell: tuple[Any, ...]
     by: str
     score: float
+    tied: tuple[tuple[Any, ...], ...] = ()
 
 
-def best_cell(frame: pd.DataFrame, axes: Sequence[str], by: str) -> Choice:
-    """The cell over `axes` with the highest mean of `by` at each run's last epoch (first such cell on a tie).
+TIE_TOLERANCE = 1e-9  # scores closer than this (on the 0-1 scale) are the same score: float noise, not a difference
+
+
+def declared_rank(labels: Sequence[Any], order: Mapping[str, Sequence[Any]], axes: Sequence[str]) -> tuple:
+    """Sort key of a grid cell: each axis's label by its place in the matrix's declared order (labels it does not
+    declare after those, by their text)."""
+    key = []
+    for axis, label in zip(axes, labels):
+        declared = list(order.get(axis) or [])
+        key.append((declared.index(label), "") if label in declared else (len(declared), str(label)))
+    return tuple(key)
+
+
+def best_cell(frame: pd.DataFrame, axes: Sequence[str], by: str,
+              order: Mapping[str, Sequence[Any]] | None = None) -> Choice:
+    """The cell over `axes` with the highest mean of `by` at each run's last epoch. A tie (means within
+    TIE_TOLERANCE of the best) goes to the cell first in the matrix's declared order (axis by axis); the cells it
+    beat that way are reported in `tied`.
 
     `by` should be a validation metric: choosing on the test split would flatter the chosen cell.
     """
@@ -66,8 +85,11 @@ def best_cell(frame: pd.DataFrame, axes: Sequence[str], by: str) -> Choice:
     if scores.empty:
         raise HarnessError(f"no run has {by} to choose the best {', '.join(axes)} by")
     means = scores.groupby(list(axes))["value"].mean()
-    cell = means.idxmax() if len(axes) > 1 else (means.idxmax(),)
-    return Choice(tuple(axes), tuple(cell), by, float(means.max()))
+    cells = [key if isinstance(key, tuple) else (key,) for key in means.index]
+    best = float(means.max())
+    top = sorted((cell for cell, mean in zip(cells, means) if mean >= best - TIE_TOLERANCE),
+                 key=lambda cell: declared_rank(cell, order or {}, axes))
+    return Choice(tuple(axes), top[0], by, float(means.iloc[cells.index(top[0])]), tuple(top[1:]))
 
 
 def keep_cell(data: pd.DataFrame, choice: Choice) -> pd.DataFrame:
@@ -101,3 +123,55 @@ def clearly_best(means: Sequence[float], stds: Sequence[float], ns: Sequence[int
     if all(means[i] + stds[i] < lower for i in finite if i != best):
         return best
     return None
+
+
+def seed_values(data: pd.DataFrame) -> pd.Series:
+    """One value per seed, indexed by seed (the mean of that seed's rows): seeds, not rows, are the independent
+    repetitions an interval is taken over."""
+    return data.groupby("seed")["value"].mean()
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with the half-width of its two-sided t-interval (NaN with fewer than two values)."""
+
+    mean: float
+    half: float
+    n: int
+
+    @property
+    def low(self) -> float:
+        return self.mean - self.half
+
+    @property
+    def high(self) -> float:
+        return self.mean + self.half
+
+    @property
+    def sign(self) -> int:
+        """+1 when the whole interval lies above 0, -1 below, 0 when it includes 0 or there is none (n < 2)."""
+        if self.n < 2 or not np.isfinite(self.half):
+            return 0
+        return 1 if self.low > 0 else -1 if self.high < 0 else 0
+
+
+def interval(values: Iterable[float], level: float = 0.95) -> Interval:
+    """Mean and t-interval half-width (t quantile with n - 1 degrees of freedom x s.d. / sqrt(n)) of the finite
+    values."""
+    x = np.asarray([v for v in values if np.isfinite(v)], dtype=float)
+    n = len(x)
+    if n == 0:
+        return Interval(float("nan"), float("nan"), 0)
+    if n < 2:
+        return Interval(float(x.mean()), float("nan"), 1)
+    half = stats.t.ppf(0.5 + level / 2, n - 1) * x.std(ddof=1) / np.sqrt(n)
+    return Interval(float(x.mean()), float(half), n)
+
+
+def paired_difference(values: Mapping[Any, float], reference: Mapping[Any, float],
+                      level: float = 0.95) -> Interval:
+    """values - reference, paired by seed (the keys): only seeds present (and finite) in both count; the mean
+    difference and its t-interval. Its `sign` says whether the interval excludes 0, and on which side."""
+    seeds = sorted(s for s in set(values) & set(reference)
+                   if np.isfinite(values[s]) and np.isfinite(reference[s]))
+    return interval([values[s] - reference[s] for s in seeds], level)

@@ -23,6 +23,7 @@ DATASETS: Registry = Registry("dataset", {
 })
 
 MODELS: Registry = Registry("model", {
+    "raw_input": "harness.models:RawInput",
     "thesis_convnet": "harness.models:ThesisConvNet",
     "seminar_convnet": "harness.models:SeminarConvNet",
     "cifar_resnet": "harness.models:CifarResNet",
@@ -67,6 +68,16 @@ SAMPLERS: Registry = Registry("sampler", {"random": "harness.sampling:random_ord
                                           "m_per_class": "harness.sampling:m_per_class"})
 SPLITS: Registry = Registry("class split", {"all": "harness.splits:all_classes", "first": "harness.splits:first",
                                             "random": "harness.splits:random_classes"})
+
+# The baselines every table shows: values of the reserved matrix axis `baseline` and what each sets. Neither
+# trains (0 epochs, evaluated "after epoch 0"): the raw input scored with the study's distance, and the study's
+# own model at initialisation. A study may also give a {label, set} value of its own on this axis.
+BASELINE_AXIS = "baseline"
+_NO_TRAINING = {"train.epochs": 0, "train.eval_epochs": [0], "train.warmup_epochs": 0}
+BASELINES = {
+    "raw_input": {"model": {"name": "raw_input"}, **_NO_TRAINING},
+    "untrained": dict(_NO_TRAINING),
+}
 
 # How evaluation measures closeness between embeddings (every metric family accepts both).
 DISTANCES = ("euclidean", "cosine")

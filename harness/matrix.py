@@ -13,6 +13,7 @@ import itertools
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from harness.catalog import BASELINE_AXIS, BASELINES
 from harness.errors import ConfigError
 
 AxisSpec = list[Any] | dict[str, Any]
@@ -64,9 +65,15 @@ def cell(axis: str, value: Any, path: str | None = None) -> tuple[Any, dict[str,
 
     A plain value (scalar or component mapping) is set at the axis's config path (its name unless given) and
     labelled by itself or its `name`. A mapping {label: ..., set: {path: value, ...}} sets several paths
-    together (a loss with its miner).
+    together (a loss with its miner). On the axis `baseline`, a name from harness.catalog.BASELINES stands for
+    what that baseline sets.
     """
     path = path or axis
+    if axis == BASELINE_AXIS and not isinstance(value, Mapping):
+        if value not in BASELINES:
+            raise ConfigError(f"matrix.{axis}: unknown baseline {value!r}; known: {', '.join(BASELINES)} (or a "
+                              "{label, set} value of your own)")
+        return value, dict(BASELINES[value])
     if isinstance(value, Mapping) and "set" in value:
         if set(value) != {"label", "set"} or not isinstance(value["set"], Mapping) or not value["set"]:
             raise ConfigError(f"matrix.{axis}: a paired value has exactly 'label' and a non-empty 'set' mapping, "
@@ -115,6 +122,17 @@ def blocks(study_matrix: Any, profile_matrix: Any) -> list[Block]:
             if axis in block or axis not in known:
                 block[axis] = value
     return parsed
+
+
+def baseline_block(matrix: list[Block], kinds: list[str], over: Sequence[str]) -> Block:
+    """A block of baseline runs: each kind crossed with the `over` axes as the matrix defines them."""
+    block: Block = {BASELINE_AXIS: (BASELINE_AXIS, list(kinds))}
+    for axis in over:
+        found = next((b[axis] for b in matrix if axis in b), None)
+        if found is None:
+            raise ConfigError(f"baselines.over: no matrix axis '{axis}' in this profile")
+        block[axis] = found
+    return block
 
 
 def cells(matrix: list[Block]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:

@@ -19,6 +19,29 @@ from harness.files import file_hash
 from harness.registry import arguments
 
 
+class RawInput(nn.Module):
+    """No learning: the input itself, flattened (already normalised as every model of the study sees it).
+
+    The raw-input baseline of every table: a study's trained networks must beat this on the same split, metric and
+    distance, or they learned nothing the pixels did not already hold. `normalize` L2-normalises the vectors (as
+    the study's own model does, when it does). It has no parameters: runs with it train for 0 epochs.
+    """
+
+    trainable = False
+
+    def __init__(self, input_shape: tuple[int, int, int], normalize: bool = False) -> None:
+        super().__init__()
+        self.normalize = normalize
+
+    @classmethod
+    def output_dim(cls, input_shape: tuple[int, ...] = (), **_: Any) -> int:
+        return int(torch.tensor(input_shape).prod()) if input_shape else 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.flatten(x, 1)
+        return F.normalize(x, p=2, dim=1) if self.normalize else x
+
+
 class ThesisConvNet(nn.Module):
     """The seed-000 network: conv32, conv64, maxpool, dropout, one linear layer, L2-normalised output.
 
@@ -194,17 +217,17 @@ def build_model(spec: Mapping[str, Any], input_shape: tuple[int, int, int]) -> n
     return MODELS.build(spec, input_shape)
 
 
-def embedding_dim(spec: Mapping[str, Any]) -> int:
+def embedding_dim(spec: Mapping[str, Any], input_shape: Sequence[int] = ()) -> int:
     """The output size a model spec declares, without building the model.
 
-    A factory whose output size is not simply its `embedding_dim` argument defines `output_dim(**args)`; otherwise
-    it is that argument, or that argument's default.
+    A factory whose output size is not simply its `embedding_dim` argument defines `output_dim(**args)` (which may
+    take `input_shape`); otherwise it is that argument, or that argument's default.
     """
     factory = MODELS.get(spec["name"])
     args = arguments(spec)
     output_dim = getattr(factory, "output_dim", None)
     if output_dim is not None:
-        return int(output_dim(**args))
+        return int(output_dim(**args, input_shape=tuple(input_shape)))
     if "embedding_dim" in args:
         return int(args["embedding_dim"])
     return int(inspect.signature(factory).parameters["embedding_dim"].default)

@@ -47,9 +47,10 @@ class DataConfig(Strict):
 
 
 class TrainConfig(Strict):
-    epochs: int = Field(gt=0)
+    epochs: int = Field(ge=0)  # 0: no training (a baseline, evaluated "after epoch 0")
     batch_size: int = Field(ge=1)  # 1 is allowed: a study may ask for the smallest batch that trains
-    eval_epochs: list[int] = Field(min_length=1)  # evaluated inside one run: epochs 1, 5, 10 is one run, not three
+    # Evaluated inside one run: epochs 1, 5, 10 is one run, not three; 0 evaluates the model before any training.
+    eval_epochs: list[int] = Field(min_length=1)
     augment: list[Literal["hflip"]] = []  # training-batch augmentations, drawn from the batch-order generator
     # Batches: "random" (a shuffled pass) or {name: m_per_class, m: 4} (PML's MPerClassSampler: batches of
     # batch_size / m classes with m items each).
@@ -73,12 +74,12 @@ class TrainConfig(Strict):
 
     @model_validator(mode="after")
     def _schedule(self) -> TrainConfig:
-        if sorted(set(self.eval_epochs)) != self.eval_epochs or min(self.eval_epochs) < 1:
-            raise ConfigError(f"train.eval_epochs: must be increasing positive integers, got {self.eval_epochs}")
+        if sorted(set(self.eval_epochs)) != self.eval_epochs or min(self.eval_epochs) < 0:
+            raise ConfigError(f"train.eval_epochs: must be increasing integers >= 0, got {self.eval_epochs}")
         if self.eval_epochs[-1] != self.epochs:
             raise ConfigError(f"train.eval_epochs: the last evaluation ({self.eval_epochs[-1]}) must be the last "
                               f"epoch (train.epochs = {self.epochs})")
-        if self.warmup_epochs >= self.epochs:
+        if self.warmup_epochs and self.warmup_epochs >= self.epochs:
             raise ConfigError(f"train.warmup_epochs: {self.warmup_epochs} head-only epochs leave none of the "
                               f"{self.epochs} epochs to train the whole model")
         return self
@@ -158,6 +159,9 @@ def check_components(config: RunConfig) -> None:
     sampler_check = getattr(catalog.SAMPLERS.get(config.train.sampler["name"]), "check_config", None)
     if sampler_check is not None:
         sampler_check(config.train.batch_size, **{k: v for k, v in config.train.sampler.items() if k != "name"})
+    if config.train.epochs and not getattr(MODELS.get(config.model["name"]), "trainable", True):
+        raise ConfigError(f"train.epochs: model '{config.model['name']}' has nothing to train; give it "
+                          "train.epochs: 0 and train.eval_epochs: [0] (the raw-input baseline)")
     if config.train.warmup_epochs and not hasattr(MODELS.get(config.model["name"]), "head_parameters"):
         raise ConfigError(f"train.warmup_epochs: model '{config.model['name']}' has no separate head to warm up")
     heads = [m for m in [*config.eval.metrics, *config.eval.unseen_metrics] if m in catalog.HEAD_METRICS]

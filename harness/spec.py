@@ -16,7 +16,7 @@ from typing import Any, get_args
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from harness import identity, matrix
+from harness import catalog, identity, matrix
 from harness.matrix import MatrixSpec
 from harness.errors import ConfigError, suggest, yaml_number_hint
 from harness.render.schema import ReportSpec, check_report
@@ -34,12 +34,21 @@ MAX_YAML_DEPTH = 50
 MAX_YAML_NODES = 200_000
 
 
+class BaselineSpec(Strict):
+    """The baseline runs of a study: each kind once per cell of the `over` axes (e.g. every class split), with
+    the study's data, model config and metrics. Profile matrix overrides do not add other axes to them."""
+
+    kinds: list[str] = Field(min_length=1)  # names in harness.catalog.BASELINES
+    over: list[str] = []  # matrix axes the baselines vary with (they must exist in the profile's matrix)
+
+
 class ProfileSpec(Strict):
     description: str
     config: dict[str, Any] = {}
     execution: dict[str, Any] = {}
     matrix: MatrixSpec = {}
     seeds: list[int] | None = None
+    baselines: BaselineSpec | None = None  # replaces the study's
 
 
 class StudyFile(Strict):
@@ -50,6 +59,7 @@ class StudyFile(Strict):
     config: dict[str, Any] = {}
     execution: dict[str, Any] = {}  # harness.schema.ExecutionConfig: outside the run_id
     matrix: MatrixSpec = {}
+    baselines: BaselineSpec | None = None  # raw input and untrained network, shown in every table
     seeds: list[int] = Field(min_length=1)
     profiles: dict[str, ProfileSpec]
     report: ReportSpec = ReportSpec()
@@ -235,6 +245,9 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
     try:
         execution = ExecutionConfig.model_validate(matrix.deep_merge(spec.execution, chosen.execution))
         blocks = matrix.blocks(spec.matrix, chosen.matrix)
+        baselines = chosen.baselines or spec.baselines
+        if baselines is not None:
+            blocks.append(matrix.baseline_block(blocks, baselines.kinds, baselines.over))
         cells = list(matrix.cells(blocks))
         order = matrix.axis_order(blocks)
     except ValidationError as exc:
@@ -249,6 +262,8 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
     runs: dict[str, Run] = {}  # in matrix order (dicts keep insertion order)
     checked: set[str] = set()
     for axes, assignments in cells:
+        if catalog.BASELINE_AXIS in axes:  # a classifier head's accuracy is not defined without training a head
+            assignments = {**assignments, **_without_head_metrics(base)}
         for seed in seeds:
             config = _validated(path, origins, base, assignments, seed, components, checked)
             _add_run(runs, Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes, config,
@@ -257,6 +272,12 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
                 for block in (m if isinstance(m, list) else [m]) if isinstance(block, dict) for axis in block}
     check_report(path, spec.report, order, anywhere)
     return Study(spec.study, path, spec, profile, list(runs.values()), order)
+
+
+def _without_head_metrics(base: dict[str, Any]) -> dict[str, Any]:
+    evaluation = base.get("eval", {}) if isinstance(base.get("eval"), dict) else {}
+    return {f"eval.{key}": [m for m in evaluation[key] if m not in catalog.HEAD_METRICS]
+            for key in ("metrics", "unseen_metrics") if isinstance(evaluation.get(key), list)}
 
 
 @dataclass(frozen=True)

@@ -72,12 +72,16 @@ class Trainer:
         model = build_model(cfg.model, self.input_shape).to(memory_format=self.memory_format)
         # A classifier or proxy needs as many outputs as there are training classes (CUB trains on 100 of 200).
         loss_fn = build_loss(cfg.loss, num_classes=int(self.parts.train.labels.max()) + 1,
-                             embedding_size=embedding_dim(cfg.model))
+                             embedding_size=embedding_dim(cfg.model, self.input_shape))
         self.needs_pairs = not has_classifier(cfg.loss)
-        # Trainable loss parameters (proxies) are optimised with the model: the original left them random.
-        optimizer = OPTIMIZERS.build(cfg.optimizer, list(model.parameters()) + list(loss_fn.parameters()))
-        self.model, self.optimizer = accelerator.prepare(model, optimizer)
-        self.scheduler = SCHEDULES.build(cfg.train.lr_schedule, self.optimizer)
+        if cfg.train.epochs:
+            # Trainable loss parameters (proxies) are optimised with the model: the original left them random.
+            optimizer = OPTIMIZERS.build(cfg.optimizer, list(model.parameters()) + list(loss_fn.parameters()))
+            self.model, self.optimizer = accelerator.prepare(model, optimizer)
+            self.scheduler = SCHEDULES.build(cfg.train.lr_schedule, self.optimizer)
+        else:  # a baseline: evaluated as built, nothing to optimise (the raw input has no parameters, which
+            # DDP refuses to wrap): the main process evaluates it alone
+            self.model, self.optimizer, self.scheduler = model.to(accelerator.device), None, None
         self.head = loss_fn.to(accelerator.device)  # the unwrapped loss: its get_logits (if any) classifies
         self.loss_fn, self.miner, self.gathered = _distributed(loss_fn, build_miner(cfg.miner), self.world,
                                                                cfg.train.batch_size)
@@ -260,10 +264,12 @@ def _peak_rss_mb() -> float:
 def _train_epochs(trainer: Trainer, record: dict[str, Any], timing: dict[str, float], first_epoch: int,
                   bar: Any, checkpoint: Path | None) -> None:
     cfg, accelerator = trainer.cfg, trainer.accelerator
-    for epoch in range(first_epoch, cfg.train.epochs + 1):
-        tick = time.perf_counter()
-        timing["train_images"] += trainer.train_epoch(epoch, record["loss_curve"], bar)
-        timing["train_s"] += time.perf_counter() - tick
+    # Epoch 0 is the model as built, before any step: the untrained baseline of any run that asks for it.
+    for epoch in range(0 if first_epoch == 1 else first_epoch, cfg.train.epochs + 1):
+        if epoch > 0:
+            tick = time.perf_counter()
+            timing["train_images"] += trainer.train_epoch(epoch, record["loss_curve"], bar)
+            timing["train_s"] += time.perf_counter() - tick
         if epoch in cfg.train.eval_epochs:
             tick = time.perf_counter()
             if accelerator.is_main_process:  # the record comes from one process; the others wait
@@ -271,7 +277,7 @@ def _train_epochs(trainer: Trainer, record: dict[str, Any], timing: dict[str, fl
                 bar.set_postfix({k: f"{v:.4f}" for k, v in record["metrics"][-1].items() if k != "epoch"})
             accelerator.wait_for_everyone()
             timing["eval_s"] += time.perf_counter() - tick
-        if checkpoint is not None and epoch < cfg.train.epochs:
+        if checkpoint is not None and 0 < epoch < cfg.train.epochs:
             checkpoints.save(checkpoint, {"run_id": trainer.run.run_id, "epoch": epoch, "trainer": trainer.state(),
                                           "metrics": record["metrics"], "loss_curve": record["loss_curve"],
                                           "timing": timing})

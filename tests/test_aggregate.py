@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
@@ -116,3 +117,86 @@ def test_keep_cell_keeps_the_chosen_cell_and_runs_outside_the_grid():
 def test_best_cell_without_the_metric_says_so():
     with pytest.raises(HarnessError, match="no run has val_nmi to choose the best m, s by"):
         aggregate.best_cell(grid(), ["m", "s"], "val_nmi")
+
+
+# --- seeds, intervals and the paired difference against a reference row ------------------------------------------
+
+def test_seed_values_average_a_seeds_rows():
+    data = frame([({}, "r0", 0, 1, "acc", 0.2), ({}, "r0", 0, 2, "acc", 0.4), ({}, "r1", 1, 2, "acc", 0.9)])
+    assert aggregate.seed_values(data).to_dict() == {0: pytest.approx(0.3), 1: 0.9}
+
+
+def test_interval_is_the_t_interval_of_scipy():
+    values = [0.81, 0.84, 0.79, 0.86]
+    ci = aggregate.interval(values)
+    low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values), scale=stats.sem(values))
+    assert ci.n == 4 and ci.mean == pytest.approx(np.mean(values))
+    assert (ci.low, ci.high) == (pytest.approx(low), pytest.approx(high))
+    one = aggregate.interval([0.5, float("nan")])  # NaN is no value
+    assert one.n == 1 and one.mean == 0.5 and math.isnan(one.half) and one.sign == 0
+    assert aggregate.interval([]).n == 0
+
+
+@pytest.mark.parametrize(("cell", "reference", "sign"), [
+    ([0.90, 0.92, 0.88], [0.80, 0.81, 0.79], 1),  # clearly above the reference
+    ([0.70, 0.72, 0.69], [0.80, 0.81, 0.79], -1),  # clearly below
+    ([0.85, 0.78, 0.83], [0.80, 0.81, 0.79], 0),  # the interval includes 0: not marked
+    ([0.90, 0.92], [0.80, 0.81], 1),  # n = 2: t(0.975, 1) = 12.7 is wide, but differences 0.10, 0.11 agree closely
+    ([0.82, 0.84], [0.80, 0.81], 0),  # differences 0.02, 0.03: half-width 0.064 > 0.025
+    ([0.90, 0.70], [0.80, 0.81], 0),
+])
+def test_paired_difference_matches_scipy_ttest_rel(cell, reference, sign):
+    seeds = range(len(cell))
+    diff = aggregate.paired_difference(dict(zip(seeds, cell)), dict(zip(seeds, reference)))
+    test = stats.ttest_rel(cell, reference)
+    low, high = test.confidence_interval(0.95)
+    assert diff.n == len(cell) and diff.mean == pytest.approx(np.mean(np.subtract(cell, reference)))
+    assert (diff.low, diff.high) == (pytest.approx(low), pytest.approx(high))
+    assert diff.sign == sign
+    assert (diff.sign != 0) == (test.pvalue < 0.05)  # the interval excludes 0 exactly when the test rejects
+    # the same interval by hand: mean difference +- t.ppf(0.975, n - 1) * sd / sqrt(n)
+    d = np.subtract(cell, reference)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / math.sqrt(len(d))
+    assert diff.half == pytest.approx(half)
+
+
+def test_paired_difference_drops_unpaired_seeds():
+    cell = {0: 0.90, 1: 0.92, 2: 0.88, 7: 0.10}  # seed 7 has no reference value
+    reference = {0: 0.80, 1: 0.81, 2: 0.79, 5: 0.99, 3: float("nan")}  # seed 5: no cell value; seed 3: NaN
+    diff = aggregate.paired_difference(cell, reference)
+    expected = stats.ttest_rel([0.90, 0.92, 0.88], [0.80, 0.81, 0.79]).confidence_interval(0.95)
+    assert diff.n == 3 and (diff.low, diff.high) == (pytest.approx(expected.low), pytest.approx(expected.high))
+    assert diff.sign == 1
+
+
+def test_paired_difference_of_fewer_than_two_seeds_gives_no_mark():
+    diff = aggregate.paired_difference({0: 0.99, 1: 0.98}, {1: 0.10, 2: 0.11})  # one seed in common
+    assert diff.n == 1 and diff.mean == pytest.approx(0.88) and math.isnan(diff.half) and diff.sign == 0
+    assert aggregate.paired_difference({0: 0.9}, {}).sign == 0
+
+
+# --- a grid selection: ties broken by declared order, and reported ------------------------------------------------
+
+def tied_grid() -> pd.DataFrame:
+    """(0.1, 2) and (0.4, 16) tie on val_acc (0.8, as the mean of two seeds); (0.4, 2) is below."""
+    rows = []
+    for m, s, per_seed in [(0.1, 2, [0.7, 0.9]), (0.4, 16, [0.8, 0.8]), (0.4, 2, [0.75, 0.75])]:
+        for seed, value in enumerate(per_seed):
+            rows.append(({"head": "arcface", "m": m, "s": s}, f"{m}-{s}-{seed}", seed, 5, "val_acc", value))
+    return frame(rows)
+
+
+def test_a_tie_goes_to_the_first_cell_in_declared_order_and_is_reported():
+    choice = aggregate.best_cell(tied_grid(), ["m", "s"], "val_acc", {"m": [0.1, 0.25, 0.4], "s": [2, 16]})
+    assert choice.cell == (0.1, 2) and choice.tied == ((0.4, 16),) and choice.score == pytest.approx(0.8)
+    # Declared the other way round, the other cell wins: the rule is the matrix's order, not sorted labels.
+    choice = aggregate.best_cell(tied_grid(), ["m", "s"], "val_acc", {"m": [0.4, 0.1], "s": [16, 2]})
+    assert choice.cell == (0.4, 16) and choice.tied == ((0.1, 2),)
+    # The first axis decides first.
+    choice = aggregate.best_cell(tied_grid(), ["m", "s"], "val_acc", {"m": [0.1, 0.4], "s": [16, 2]})
+    assert choice.cell == (0.1, 2)
+
+
+def test_no_tie_reports_nothing():
+    choice = aggregate.best_cell(grid(), ["m", "s"], "val_acc", {"m": [0.1, 0.4], "s": [2, 16]})
+    assert choice.cell == (0.4, 16) and choice.tied == ()

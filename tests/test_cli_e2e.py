@@ -19,18 +19,19 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     results = tmp_path / "results"
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
     assert code == 0, err
-    assert "0 recorded, 5 to run" in err and "5 runs" in err and "0 failed" in err
+    assert "0 recorded, 7 to run" in err and "7 runs" in err and "0 failed" in err
     records = sorted((results / "loss_epochs" / "smoke").glob("*.json"))
-    assert len(records) == 5
+    assert len(records) == 7  # 5 losses and the 2 baselines
     for path in records:
         record = store.read(path)
-        assert record.status == "ok" and [m["epoch"] for m in record.metrics] == [1, 2]
+        epochs = [0] if "baseline" in record.axes else [1, 2]
+        assert record.status == "ok" and [m["epoch"] for m in record.metrics] == epochs
         assert record.provenance.command[1:3] == ["run", "loss_epochs"]
 
     # A second run skips everything already recorded.
     before = {p: p.stat().st_mtime_ns for p in records}
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
-    assert code == 0 and "5 recorded, 0 to run" in err
+    assert code == 0 and "7 recorded, 0 to run" in err
     assert before == {p: p.stat().st_mtime_ns for p in records}
 
     code, out, _ = run_cli("status", "loss_epochs", "--results", results)
@@ -49,7 +50,7 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     assert f"{first.metrics[-1]['knn_accuracy'] * 100:.2f}" in (table + (generated / "reference.tex").read_text())
     assert (generated / "figure_curves.pdf").stat().st_size > 1000
     setup = (generated / "setup.tex").read_text()
-    assert "digits" in setup and "5 of 5 runs finished" in setup
+    assert "digits" in setup and "7 of 7 runs finished" in setup
     reference = (generated / "reference.tex").read_text()
     assert "99.26" in reference  # the original thesis's NCA, 1 epoch, from experiments/reference/
     if LATEX:
@@ -63,16 +64,21 @@ def test_arcface_and_one_shot_smoke_profiles_to_pdf(tmp_path: Path, run_cli):
     """CI runs every study's smoke profile end to end: records, tables, figures, the original-vs-reproduced
     tables, and the PDF with all chapters."""
     results = tmp_path / "results"
-    for study, count in (("arcface", 3), ("one_shot", 2)):
+    for study, count in (("arcface", 5), ("one_shot", 6)):  # with their baselines
         code, _, err = run_cli("run", study, "--profile", "smoke", "--results", results, "--no-progress")
         assert code == 0, err
         assert f"{count} runs" in err and "0 failed" in err
-    arcface = [store.read(p) for p in (results / "arcface" / "smoke").glob("*.json")]
+    records = [store.read(p) for p in (results / "arcface" / "smoke").glob("*.json")]
+    arcface = [r for r in records if "baseline" not in r.axes]
     assert {r.axes.get("head") for r in arcface} == {"softmax", "arcface"}
+    baselines = {r.axes["baseline"]: r for r in records if "baseline" in r.axes}
+    assert set(baselines) == {"raw_input", "untrained"}
+    assert "knn_accuracy" in baselines["raw_input"].metrics[0] and baselines["raw_input"].data.val_size == 100
     for record in arcface:
         assert {"classification_accuracy", "knn_accuracy", "val_classification_accuracy"} <= set(record.metrics[-1])
         assert record.data.val_size == 100 and record.data.train_size == 200
-    one_shot = {r.axes["split"]: r for r in map(store.read, (results / "one_shot" / "smoke").glob("*.json"))}
+    one_shot = {r.axes["split"]: r for r in map(store.read, (results / "one_shot" / "smoke").glob("*.json"))
+                if "baseline" not in r.axes}
     partial, closed = one_shot["60-40"], one_shot["100-0"]
     assert partial.data.seen_classes == [0, 1, 2, 3, 4, 5] and partial.data.unseen_test_size == 80
     assert partial.metrics[-1]["unseen_episode_chance"] == 0.25
@@ -85,12 +91,12 @@ def test_arcface_and_one_shot_smoke_profiles_to_pdf(tmp_path: Path, run_cli):
     assert code == 0, err
     arc = paper / "generated" / "arcface"
     assert (arc / "figure_grid.pdf").stat().st_size > 1000
-    best = max((r for r in arcface if r.axes["head"] == "arcface"),
+    best = max((r for r in arcface if r.axes.get("head") == "arcface"),
                key=lambda r: r.metrics[-1]["val_classification_accuracy"])
     assert f"chosen: margin m = 0.4, scale s = {best.axes['s']}" in (arc / "figure_best_vs_softmax.tex").read_text()
     reference = (arc / "reference.tex").read_text()
     assert "92.63" in reference and "The datasets differ" in reference  # the original's ArcFace, epoch 1
-    softmax = next(r for r in arcface if r.axes["head"] == "softmax")
+    softmax = next(r for r in arcface if r.axes.get("head") == "softmax")
     assert f"{softmax.metrics[0]['classification_accuracy'] * 100:.2f}" in reference
     ours = (paper / "generated" / "one_shot" / "reference.tex").read_text()
     row = next(line for line in ours.splitlines() if line.startswith("\\texttt{60-40}"))
@@ -106,7 +112,7 @@ def test_cub_cars_and_nk_sampling_smoke_profiles_on_generated_image_datasets(tmp
     """The real CUB/Cars loaders and ResNet-50 on generated samples; batch 1 fails for want of a positive pair
     and the table says so."""
     results, data_root = tmp_path / "results", tmp_path / "data"
-    for study, count, failed in (("cub_cars", 4, 2), ("nk_sampling", 4, 0)):
+    for study, count, failed in (("cub_cars", 8, 2), ("nk_sampling", 6, 0)):
         code, _, err = run_cli("run", study, "--profile", "smoke", "--results", results, "--data", data_root,
                                "--no-progress")
         assert code == 0, err

@@ -33,13 +33,13 @@ def test_a_full_disk_while_checkpointing_stops_with_one_line_and_no_record(tmp_p
     monkeypatch.setattr(checkpoint, "save", full)
     results = tmp_path / "results"
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
-                           "--shard", "1/5")
+                           "--shard", "1/7")
     last = err.strip().splitlines()[-1]
     assert code == 2 and last.startswith("error: run ") and "No space left on device" in last and "free some" in last
     assert "no record was written" in last and not smoke_records(results)
     monkeypatch.undo()  # the disk has space again: the same command retries and records the run
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
-                           "--shard", "1/5")
+                           "--shard", "1/7")
     assert code == 0 and len(smoke_records(results)) == 1 and store.read(smoke_records(results)[0]).status == "ok"
 
 
@@ -60,7 +60,7 @@ def test_diverged_embeddings_are_a_failed_record(monkeypatch):
 
     from harness import pipeline
 
-    (run,) = [r for r in spec.load("loss_epochs", "smoke").runs if r.axes["loss"] == "nca"]
+    (run,) = [r for r in spec.load("loss_epochs", "smoke").runs if r.axes.get("loss") == "nca"]
     real = pipeline.TensorPipeline.eval_batches
     monkeypatch.setattr(pipeline.TensorPipeline, "eval_batches",
                         lambda self, split, size: (torch.full_like(b, float("nan")) for b in real(self, split, size)))
@@ -77,7 +77,7 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_run_removes(tmp_path, r
     alive = folder / f".abc.json.tmp-{socket.gethostname()}-{os.getpid()}-x1y2z3.tmp"
     alive.write_text('{"being written": ')
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", tmp_path / "results",
-                           "--no-progress", "--shard", "1/5")
+                           "--no-progress", "--shard", "1/7")
     assert code == 0 and f"removed {stale.name}" in err
     assert not stale.exists() and alive.exists()  # a live writer's file is left alone
 
@@ -85,7 +85,7 @@ def test_a_killed_write_leaves_a_temporary_that_the_next_run_removes(tmp_path, r
 def test_verify_fails_when_a_rerun_does_not_finish(tmp_path, run_cli, monkeypatch):
     results = tmp_path / "results"
     assert run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
-                   "--shard", "1/5")[0] == 0
+                   "--shard", "1/7")[0] == 0
     monkeypatch.setattr(train.Trainer, "step", lambda self, x, y: __import__("torch").tensor(float("nan")))
     code, out, _ = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
     assert code == 1 and "failed (RunFailure: loss became nan" in out and "1 rerun(s) did not finish" in out
@@ -94,7 +94,7 @@ def test_verify_fails_when_a_rerun_does_not_finish(tmp_path, run_cli, monkeypatc
 def test_verify_fails_on_an_epoch_added_to_a_record_by_hand(tmp_path, run_cli):
     results = tmp_path / "results"
     assert run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
-                   "--shard", "1/5")[0] == 0
+                   "--shard", "1/7")[0] == 0
     (path,) = smoke_records(results)
     record = json.loads(path.read_text())
     record["metrics"].append({**record["metrics"][-1], "epoch": 3, "knn_accuracy": 0.999})

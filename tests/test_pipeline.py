@@ -12,7 +12,7 @@ from harness import data, pipeline, spec
 
 def cub_run() -> spec.Run:
     run = next(r for r in spec.load("cub_cars", "smoke").runs
-               if r.axes["dataset"] == "cub200_sample" and r.axes["batch"] == 6)
+               if r.axes.get("dataset") == "cub200_sample" and r.axes["batch"] == 6)
     return with_config(run, run.config.model_copy(
         update={"train": run.config.train.model_copy(update={"batch_size": 5})}))
 

@@ -3,14 +3,15 @@ missing: a killed or failed render can no longer yield a PDF silently short of a
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
 import pytest
 
-from harness import spec, store
+from harness import identity, spec, store
 from harness.errors import HarnessError
-from harness.render import compile_pdf, figures, render
+from harness.render import chapter, compile_pdf, figures, latex, render
 from harness.render.pdf import missing_includes
 from tests.conftest import REPO
 
@@ -157,3 +158,47 @@ def test_items_of_another_profile_get_a_stand_in_and_the_pdf_builds(tmp_path: Pa
     assert "\\texttt{1} & failed & failed" in (folder / "table_batch_recall_at_1.tex").read_text()
     assert list(missing_includes(paper)) == []
     assert compile_pdf(paper) == paper / "build" / "main.pdf" and (paper / "build" / "main.pdf").exists()
+
+
+def made_up_record(study: spec.Study, axes: dict, seed: int, metrics: dict, epochs: list[int]) -> store.RunRecord:
+    config = {"seed": seed, "cell": axes, "data": {"dataset": "digits"}, "model": {"name": "thesis_convnet"},
+              "optimizer": {"name": "adam", "lr": 0.001},
+              "train": {"batch_size": 32, "epochs": max(epochs), "eval_epochs": epochs}}
+    return store.validate({
+        "schema_version": 2, "run_id": identity.run_id(config), "study": study.name, "profile": study.profile,
+        "axes": axes, "seed": seed, "config": config, "status": "ok", "loss_curve": [],
+        "metrics": [{"epoch": e, **metrics} for e in epochs], "error": None,
+        "data": {"train_size": 10, "test_size": 10, "num_classes": 4, "input_shape": [1, 8, 8], "normalisation": {}},
+        "timing": {"wall_s": 1.0}, "provenance": {"git": {"commit": "0" * 40, "dirty": False},
+                                                "accelerate": {"device": "cpu"}}})
+
+
+@pytest.mark.skipif(not LATEX, reason="LaTeX not installed")
+def test_baselines_and_paired_marks_reach_the_chapter_and_the_pdf_builds(tmp_path: Path, paper: Path, monkeypatch):
+    """loss_epochs (smoke) with two seeds per loss and both baselines, its tables comparing with raw_input: the
+    baseline rows come first, marks show, the figure has the reference lines, and LaTeX accepts it all."""
+    study = spec.load("loss_epochs", "smoke", components=False)
+    metrics = sorted(report_metrics(study))
+    losses = list(dict.fromkeys(run.axes["loss"] for run in study.runs if "loss" in run.axes))
+    records = [made_up_record(study, {"loss": loss}, seed, {m: 0.5 + 0.08 * i + 0.01 * seed for m in metrics},
+                              [1, 2])
+               for i, loss in enumerate(losses) for seed in (0, 1)]
+    records += [made_up_record(study, {"baseline": label}, seed, {m: value + 0.001 * seed for m in metrics}, [0])
+                for label, value in (("raw_input", 0.6), ("untrained", 0.2)) for seed in (0, 1)]
+    monkeypatch.setattr(chapter, "study_records", lambda study, results: records)
+    report = study.spec.report
+    tables_ = [t.model_copy(update={"compare_to": "raw_input"}) for t in report.tables]
+    study = dataclasses.replace(study, spec=study.spec.model_copy(
+        update={"report": report.model_copy(update={"tables": tables_})}))
+    env = latex.environment(paper / "templates")
+    chapter.render_study(study, tmp_path / "results", paper / "generated", env)
+    folder = paper / "generated" / "loss_epochs"
+    table = (folder / "table_knn_accuracy.tex").read_text()
+    lines = table[table.index("\\midrule"):].splitlines()
+    assert lines[1].startswith("\\textit{raw input} & 60.05") and lines[2].startswith("\\textit{untrained network}")
+    assert lines[3] == "\\midrule" and "$^{\\downarrow}$" in table and "$^{\\uparrow}$" in table
+    assert "higher/lower than \\emph{raw input} in the same column" in table
+    assert "Dashed lines: baselines that do not train" in (folder / "figure_curves.tex").read_text()
+    assert "Baselines that do not train" in (folder / "setup.tex").read_text()
+    assert "raw input" not in (folder / "reference.tex").read_text()  # the original's table has no baselines
+    assert compile_pdf(paper) == paper / "build" / "main.pdf"

@@ -3,8 +3,10 @@ the chosen grid cell, axis order, the original's numbers beside ours; and the se
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats
 
 from harness import identity, store
 from harness.render import figures, tables
@@ -31,6 +33,12 @@ def runs(axis: str, values: dict, metric: str = "acc", epochs: tuple = (1,), **m
     return rows
 
 
+def pm(*per_seed: float) -> str:
+    """A cell's expected text, computed here with scipy: mean and 95% t half-width over the seeds, in percent."""
+    mean, std, n = np.mean(per_seed), np.std(per_seed, ddof=1), len(per_seed)
+    return f"{mean * 100:.2f} $\\pm$ {stats.t.ppf(0.975, n - 1) * std / np.sqrt(n) * 100:.2f}"
+
+
 def spec(**fields) -> TableSpec:
     return TableSpec(**{"name": "t", "metric": "acc", "rows": "loss", "columns": "epoch", "caption": "c", **fields})
 
@@ -39,14 +47,15 @@ def texts(table: tables.Table) -> dict:
     return {key: (cell.text, cell.best) for key, cell in table.cells.items()}
 
 
-def test_cells_are_mean_and_std_in_percent_and_bold_marks_only_a_clear_best():
+def test_cells_are_mean_and_95_interval_in_percent_and_bold_marks_only_a_clear_best():
     data = frame(runs("loss", {"a": [[0.80, 0.80], [0.82, 0.90]], "b": [[0.50, 0.82], [0.52, 0.84]]}, epochs=(1, 2)))
     out = tables.table(data, spec(), {"loss": ["a", "b"]})
     assert out.rows == ["a", "b"] and out.columns == [1, 2] and out.ns == [2]
-    assert texts(out) == {("a", 1): ("81.00 $\\pm$ 1.41", True),   # 79.6 > 52.4: clearly best
-                          ("b", 1): ("51.00 $\\pm$ 1.41", False),
-                          ("a", 2): ("85.00 $\\pm$ 7.07", False),  # 77.9 < 84.7: within one std, no bold
-                          ("b", 2): ("83.00 $\\pm$ 1.41", False)}
+    assert texts(out) == {("a", 1): (pm(0.80, 0.82), True),   # 79.6 > 52.4: clearly best (mean +- one s.d.)
+                          ("b", 1): (pm(0.50, 0.52), False),
+                          ("a", 2): (pm(0.80, 0.90), False),  # 77.9 < 84.7: within one std, no bold
+                          ("b", 2): (pm(0.82, 0.84), False)}
+    assert out.cells[("a", 1)].text == "81.00 $\\pm$ 12.71"  # t(0.975, 1) = 12.706 x s.d. 1.41 / sqrt(2)
 
 
 def test_one_seed_shows_the_mean_alone_and_never_bold_and_percent_false_keeps_the_scale():
@@ -70,7 +79,7 @@ def test_a_cell_whose_runs_all_failed_says_failed_in_its_declared_place():
     out = tables.table(data, spec(rows="batch", columns="dataset", epoch="last"), {"batch": [1, 6, 100]}, failed)
     assert out.rows == [1, 6, 100]
     assert out.cells[(1, "cub")].text == "failed" and not out.cells[(1, "cub")].best
-    assert out.cells[(6, "cub")].text == "55.00 $\\pm$ 7.07"
+    assert out.cells[(6, "cub")].text == pm(0.5, 0.6)
     by_epoch = tables.table(data, spec(rows="batch"), {}, failed)  # every epoch column of that row
     assert by_epoch.cells[(1, 2)].text == "failed"
 
@@ -94,7 +103,9 @@ def test_where_keeps_runs_without_the_axis_and_filters_those_with_it():
 def test_epoch_last_takes_each_runs_last_evaluated_epoch():
     data = frame(runs("loss", {"a": [[0.2, 0.6]]}, epochs=(1, 10), dataset="cub"))
     assert tables.table(data, spec(columns="dataset", epoch="last"), {}).cells[("a", "cub")].text == "60.00"
-    assert tables.table(data, spec(columns="dataset"), {}).cells[("a", "cub")].text == "40.00 $\\pm$ 28.28"
+    # Every epoch in one cell: the seed's value is the mean of its epochs (one seed: no interval; epochs are not
+    # independent repetitions).
+    assert tables.table(data, spec(columns="dataset"), {}).cells[("a", "cub")].text == "40.00"
 
 
 def arcface_frame() -> pd.DataFrame:
@@ -112,7 +123,7 @@ def test_select_keeps_the_cell_best_on_validation_and_the_baseline_and_names_it(
                        names={"m": "margin m", "s": "scale s"})
     assert out.rows == ["softmax", "arcface"]
     assert out.cells[("arcface", 1)].text == "60.00 $\\pm$ 0.00"  # (0.4, 16), not the test-best (0.1, 2)
-    assert out.cells[("softmax", 1)].text == "71.00 $\\pm$ 1.41"
+    assert out.cells[("softmax", 1)].text == pm(0.70, 0.72)
     assert out.chosen == "margin m = 0.4, scale s = 16 (val_acc 80.50)"
     assert tables.table(arcface_frame(), spec(rows="head"), {}).chosen is None
 
@@ -155,7 +166,7 @@ def test_reference_by_epoch_puts_their_numbers_beside_ours():
     out = tables.reference(ours, ref, original, {"head": ["softmax", "arcface"]})
     assert out.their_cols == [1, 5] and out.our_cols == [1, 2]
     assert out.body == [
-        {"label": "softmax", "theirs": ["88.03", "96.19"], "ours": ["51.00 $\\pm$ 1.41", "71.00 $\\pm$ 1.41"]},
+        {"label": "softmax", "theirs": ["88.03", "96.19"], "ours": [pm(0.50, 0.52), pm(0.70, 0.72)]},
         {"label": "arcface", "theirs": ["92.63", "97.10"], "ours": ["60.00 $\\pm$ 0.00", "80.00 $\\pm$ 0.00"]}]
 
 
@@ -173,7 +184,7 @@ def test_reference_values_interleave_their_rows_and_ours_by_natural_order():
     assert [row["label"] for row in out.body] == ["10-90", "60-40", "100-0"]
     assert out.body[0] == {"label": "10-90", "theirs": ["86.90", "45.32"], "ours": ["--", "--", "--"]}
     assert out.body[1] == {"label": "60-40", "theirs": ["88.01", "72.73"],
-                           "ours": ["96.00 $\\pm$ 1.41", "--", "30.00 $\\pm$ 0.00"]}
+                           "ours": [pm(0.95, 0.97), "--", "30.00 $\\pm$ 0.00"]}
     assert out.body[2]["theirs"] == ["89.09", "--"]
 
 

@@ -21,9 +21,9 @@ def edit(experiments: Path, study: str, change) -> None:
 def test_profiles_expand_to_the_declared_matrix():
     for profile, seeds in (("full", 3), ("quick", 2), ("smoke", 1)):
         study = spec.load("loss_epochs", profile)
-        assert len(study.runs) == 5 * seeds
-        labels = [r.axes["loss"] for r in study.runs]
-        assert labels[::seeds] == ["nca", "margin", "proxy_anchor", "contrastive", "triplet"]
+        assert len(study.runs) == (5 + 2) * seeds  # five losses, then the two baselines
+        labels = [r.axes.get("loss", r.axes.get("baseline")) for r in study.runs]
+        assert labels[::seeds] == ["nca", "margin", "proxy_anchor", "contrastive", "triplet", "raw_input", "untrained"]
 
 
 def test_profile_overrides_reach_the_resolved_config():
@@ -37,7 +37,7 @@ def test_profile_overrides_reach_the_resolved_config():
 
 
 def test_paired_axis_sets_loss_and_miner_together():
-    runs = {r.axes["loss"]: r.config for r in spec.load("loss_epochs", "smoke").runs}
+    runs = {r.axes["loss"]: r.config for r in spec.load("loss_epochs", "smoke").runs if "loss" in r.axes}
     assert runs["nca"].miner is None and runs["proxy_anchor"].miner is None
     for tuple_loss in ("margin", "contrastive", "triplet"):
         assert runs[tuple_loss].miner["type_of_triplets"] == "semihard"
@@ -69,8 +69,8 @@ BAD = [
      ["loss_epochs.yaml", "train.batch_sise", "did you mean 'batch_size'"]),
     ("wrong type", lambda d: d["profiles"]["smoke"]["config"]["train"].update(epochs="2"),
      ["profiles.smoke.config.", "train.epochs", "valid integer"]),
-    ("zero epochs", lambda d: d["profiles"]["smoke"]["config"]["train"].update(epochs=0, eval_epochs=[0]),
-     ["train.epochs", "greater than 0"]),
+    ("negative epochs", lambda d: d["profiles"]["smoke"]["config"]["train"].update(epochs=-1, eval_epochs=[0]),
+     ["train.epochs", "greater than or equal to 0"]),
     ("unknown dataset", lambda d: d["profiles"]["smoke"]["config"]["data"].update(dataset="digitz"),
      ["data.dataset", "unknown dataset 'digitz'", "did you mean 'digits'"]),
     ("unknown loss", lambda d: d["matrix"]["loss"][0]["set"]["loss"].update(name="ncaa"),
@@ -205,8 +205,8 @@ def test_report_names_are_checked_at_load(experiments):
 
 def test_new_studies_load_in_every_profile():
     sizes = {(name, p): len(spec.load(name, p).runs) for name in ("arcface", "one_shot") for p in spec.PROFILES}
-    assert sizes[("arcface", "full")] == 2 * (1 + 5 * 6) * 3
-    assert sizes[("one_shot", "full")] == 10 * 2 * 3
+    assert sizes[("arcface", "full")] == 2 * (1 + 5 * 6 + 2) * 3  # two datasets: softmax, the grid, two baselines
+    assert sizes[("one_shot", "full")] == 10 * (2 + 2) * 3  # per split: two distances, two baselines
     one_shot = spec.load("one_shot", "full").runs
     euclid = next(r for r in one_shot if r.axes == {"split": "30-70", "distance": "euclidean"})
     assert euclid.config.data.split == {"name": "first", "seen": 30}
@@ -238,4 +238,4 @@ def test_cub_cars_sweeps_share_their_baseline():
     baseline = [r for r in runs if r.axes.get("dim") == 512 and r.axes.get("margin") == 0.5]
     assert len(baseline) == 2 * 3  # two datasets, three seeds
     assert all(r.axes["batch"] == 100 and r.axes["loss"] == "contrastive" for r in baseline)
-    assert len(runs) == 31 * 3
+    assert len(runs) == (31 + 2 * 2) * 3  # the sweeps' 31 settings and two baselines per dataset

@@ -2,7 +2,8 @@
 
 Importing this package is cheap (the study loader needs its report schema); the work is in its modules:
 `schema` (the `report:` section), `tables` and `figures` (what a table or figure shows, as pure functions of a
-results frame and a spec), `axes` (labels and their order), `facts` (the setup paragraph), `latex` (templates),
+results frame and a spec), `baselines` (runs on the reserved axis `baseline`: their names, rows, lines and caption
+words), `axes` (labels and their order), `facts` (the setup paragraph), `latex` (templates),
 `chapter` (one study's files, swapped in whole) and `pdf` (latexmk); `render`/`compile_pdf` below call them.
 """
 

@@ -41,6 +41,13 @@ def axis_name(axis: str, names: Mapping[str, str]) -> str:
 
 
 def chosen_words(choice: Choice, names: Mapping[str, str]) -> str:
-    """'margin m = 0.4, scale s = 16 (val_classification_accuracy 71.23)': the chosen cell, for a caption."""
-    cell = ", ".join(f"{axis_name(a, names)} = {label_text(v)}" for a, v in zip(choice.axes, choice.cell))
-    return f"{cell} ({choice.by} {choice.score * 100:.2f})"
+    """'margin m = 0.4, scale s = 16 (val_classification_accuracy 71.23)': the chosen cell, for a caption; a tie
+    adds '; tied with margin m = 0.1, scale s = 2; ties broken by declared order' inside the brackets."""
+
+    def cell(labels: Sequence[Any]) -> str:
+        return ", ".join(f"{axis_name(a, names)} = {label_text(v)}" for a, v in zip(choice.axes, labels))
+
+    tie = ""
+    if choice.tied:
+        tie = f"; tied with {' and '.join(cell(other) for other in choice.tied)}; ties broken by declared order"
+    return f"{cell(choice.cell)} ({choice.by} {choice.score * 100:.2f}{tie})"

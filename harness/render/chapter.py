@@ -8,7 +8,7 @@ import shutil
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import pandas as pd
 
 from harness import aggregate, spec, store
 from harness.errors import HarnessError
-from harness.render import PAPER_DIR, figures, latex, tables
+from harness.render import PAPER_DIR, baselines, figures, latex, tables
 from harness.render.axes import axis_name
 from harness.render.facts import failed_axes, setup_facts
 from harness.render.schema import FigureSpec, ReferenceSpec, TableSpec
@@ -35,10 +35,12 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
 def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.Environment) -> list[Path]:
     """paper/generated/<study>/, replaced whole: an error or a kill midway leaves the previous render as it was."""
     records = study_records(study, results)
+    trained, baseline_runs = baselines.split_records(records)
     target = generated / study.name
     try:
         with swapped_in(target) as folder:
-            names = write_chapter(Chapter(study, records, aggregate.long_frame(records), env, folder))
+            names = write_chapter(Chapter(study, records, aggregate.long_frame(trained), env, folder,
+                                          aggregate.long_frame(baseline_runs)))
     except HarnessError as exc:
         raise HarnessError(f"{study.name}: {exc}") from None
     return [target / name for name in names]
@@ -59,9 +61,10 @@ class Chapter:
 
     study: spec.Study
     records: list[store.RunRecord]
-    frame: pd.DataFrame
+    frame: pd.DataFrame  # the trained runs (no baselines)
     env: jinja2.Environment
     folder: Path
+    baselines: pd.DataFrame = field(default_factory=pd.DataFrame)  # the baseline runs
 
     @property
     def names(self) -> dict[str, str]:
@@ -102,20 +105,27 @@ def write_table(chapter: Chapter, item: TableSpec, facts: dict[str, Any]) -> lis
     name = f"table_{item.name}.tex"
     if absent := chapter.absent(item.rows, item.columns):
         return chapter.omitted(name, absent)
-    data = tables.table(chapter.frame, item, chapter.study.axes, failed_axes(chapter.records), chapter.names)
+    data = tables.table(chapter.frame, item, chapter.study.axes, failed_axes(chapter.records), chapter.names,
+                        chapter.baselines)
     return [chapter.write(name, "table.tex.j2", table=item, rows=data.rows, columns=data.columns, cells=data.cells,
                           facts=facts, ns=data.ns, row_label=axis_name(item.rows, chapter.names),
-                          column_label=axis_name(item.columns, chapter.names), chosen=data.chosen)]
+                          column_label=axis_name(item.columns, chapter.names), chosen=data.chosen,
+                          baseline_rows=data.baseline_rows, baseline_columns=data.baseline_columns,
+                          compare_to=data.compare_to, compare_in_row=data.compare_in_row,
+                          compare_found=data.compare_found,
+                          baseline_note=baselines.table_note(data.baseline_rows, data.baseline_columns,
+                                                             item.columns == "epoch"))]
 
 
 def write_figure(chapter: Chapter, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
     name = f"figure_{item.name}"
     if absent := chapter.absent(item.x, item.hue, item.y):
         return chapter.omitted(f"{name}.tex", absent)
-    plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names)
+    plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names, chapter.baselines)
     figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf")
     return [f"{name}.pdf", chapter.write(f"{name}.tex", "figure.tex.j2", figure=item, facts=facts, chosen=chosen,
-                                         path=f"generated/{chapter.study.name}/{name}.pdf")]
+                                         path=f"generated/{chapter.study.name}/{name}.pdf",
+                                         baseline_note=figures.note(plot, item))]
 
 
 def write_reference(chapter: Chapter, ref: ReferenceSpec, facts: dict[str, Any]) -> list[str]:

@@ -5,14 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from harness.render import baselines
 from harness.render.axes import label_text
 from harness.store import RunRecord
 
 
 def setup_facts(records: Sequence[RunRecord], profile: str, description: str) -> dict[str, Any]:
-    """Dataset, model, optimizer, seeds, code versions and devices of the finished runs (at least one)."""
+    """Dataset, model, optimizer, seeds, code versions and devices of the finished runs (at least one); the model,
+    optimizer and epochs are those of the trained runs (a baseline trains nothing), the baselines are named."""
     ok = [r for r in records if r.status == "ok"]
-    first = ok[0]
+    trained = [r for r in ok if not baselines.is_baseline(r)]
+    first = (trained or ok)[0]
     cfg = first.config
     return {
         "profile": profile,
@@ -34,6 +37,8 @@ def setup_facts(records: Sequence[RunRecord], profile: str, description: str) ->
         "devices": sorted({r.provenance.accelerate["device"] for r in ok}),
         "train_hours": sum(r.timing.wall_s for r in records) / 3600.0,
         "failures": failures(records),
+        "baselines": [baselines.name(label) for label in baselines.ordered_labels(
+            [r.axes[baselines.AXIS] for r in ok if baselines.is_baseline(r)])],
     }
 
 

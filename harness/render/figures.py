@@ -3,54 +3,115 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from harness import aggregate
-from harness.render.axes import axis_name, ordered
+from harness.render import baselines
+from harness.render.axes import axis_name, label_text, ordered
 from harness.render.schema import FigureSpec
 from harness.render.tables import Order, selected
 
 
 @dataclass(frozen=True)
+class BaselineLine:
+    """A baseline's line in a line figure: horizontal at y[0] (x None), or through (x, y) when the baseline
+    differs along x (one_shot's split); on the panel of `metric`, in the colour of `hue` when it has one."""
+
+    label: Any  # the baseline label (raw_input, untrained)
+    metric: str
+    hue: Any  # the hue label (or the metric, when hue is "metric") whose colour it takes; None: its own
+    x: list[float] | None
+    y: list[float]
+
+    @property
+    def name(self) -> str:
+        return baselines.name(self.label) + ("" if self.hue is None else f" ({label_text(self.hue)})")
+
+
+@dataclass(frozen=True)
 class Lines:
-    """Metric curves: one line per hue label (or per metric), a band of one std over seeds."""
+    """Metric curves: one line per hue label (or per metric), a band of one std over seeds; baselines as
+    dashed reference lines."""
 
     data: pd.DataFrame  # long rows; a categorical x is replaced by its position in x_order
     x_order: list[Any]
     hue_order: list[Any]
     numeric_x: bool
     by_metric: bool  # hue is "metric": every metric in one panel, else one panel per metric
+    references: list[BaselineLine] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
 class Heatmap:
     grid: pd.DataFrame  # mean over seeds in percent: y labels down, x labels across, both in declared order
+    baselines: list[Any] = field(default_factory=list)  # the baseline labels present, in declared order
+    words: list[str] = field(default_factory=list)  # 'raw input 82.40': their values, for the caption
 
 
-def figure_data(frame: pd.DataFrame, spec: FigureSpec, order: Order,
-                names: Mapping[str, str] | None = None) -> tuple[Lines | Heatmap, str | None]:
-    """What the figure draws, and the grid cell its `select` chose in words (None without one)."""
+def note(plot: Lines | Heatmap, spec: FigureSpec) -> str:
+    """What the figure's caption says about its baselines ('' without any)."""
+    if isinstance(plot, Heatmap):
+        return baselines.figure_note(plot.baselines, plot.words, spec.metrics[0])
+    return baselines.figure_note(list(dict.fromkeys(ref.label for ref in plot.references)))
+
+
+def figure_data(frame: pd.DataFrame, spec: FigureSpec, order: Order, names: Mapping[str, str] | None = None,
+                baseline_runs: pd.DataFrame | None = None) -> tuple[Lines | Heatmap, str | None]:
+    """What the figure draws, and the grid cell its `select` chose in words (None without one). The baselines
+    (`baseline_runs`) matching its `where` and metrics are reference lines, or words for a heatmap's caption."""
+    frame = baselines.trained_only(frame)
     # Anything but a curve over epochs shows each run's last evaluated epoch.
     data = aggregate.restrict(frame, spec.metrics, spec.where, "all" if spec.x == "epoch" else "last")
-    data, chosen = selected(frame, data, spec.select, names or {})
-    plot = heatmap_data(data, spec, order) if spec.kind == "heatmap" else lines_data(data, spec, order)
-    return plot, chosen
+    data, chosen = selected(frame, data, spec.select, names or {}, order)
+    base = baselines.matching(baseline_runs, spec.metrics, spec.where)
+    if spec.kind == "heatmap":
+        words = baselines.summary_words(base, [spec.x, spec.y], order, names or {}, 100.0)
+        return Heatmap(heatmap_data(data, spec, order).grid, baselines.labels(base, order), words), chosen
+    return lines_data(data, spec, order, base), chosen
 
 
-def lines_data(data: pd.DataFrame, spec: FigureSpec, order: Order) -> Lines:
+def lines_data(data: pd.DataFrame, spec: FigureSpec, order: Order, base: pd.DataFrame | None = None) -> Lines:
     data = data.copy()
-    x_order = ordered(data[spec.x].dropna().tolist(), order.get(spec.x))
+    base = base if base is not None and not base.empty else None
+    along_x = base is not None and spec.x != "epoch" and baselines.carries(base, spec.x)
+    labels = data[spec.x].dropna().tolist() + (base[spec.x].dropna().tolist() if along_x else [])
+    x_order = ordered(labels, order.get(spec.x))
     numeric_x = pd.api.types.is_numeric_dtype(data[spec.x])
+    position = {label: i for i, label in enumerate(x_order)}
     if not numeric_x:  # categorical x (e.g. "20-80"): plotted at positions, in the declared order
-        position = {label: i for i, label in enumerate(x_order)}
         data[spec.x] = data[spec.x].map(position)
     by_metric = spec.hue == "metric"
     hue_order = list(spec.metrics) if by_metric else ordered(data[spec.hue].tolist(), order.get(spec.hue))
-    return Lines(data, x_order, hue_order, numeric_x, by_metric)
+    references = [] if base is None else reference_lines(base, spec, order, None if numeric_x else position)
+    return Lines(data, x_order, hue_order, numeric_x, by_metric, references)
+
+
+def reference_lines(base: pd.DataFrame, spec: FigureSpec, order: Order,
+                    position: Mapping[Any, int] | None) -> list[BaselineLine]:
+    """One line per baseline and metric (and per hue label, when the baseline carries the hue axis): the mean
+    over seeds, horizontal unless the baseline carries the x axis (then one point per x label)."""
+    out = []
+    for label in baselines.labels(base, order):
+        for metric in spec.metrics:
+            runs = base[(base[baselines.AXIS] == label) & (base["metric"] == metric)]
+            if runs.empty:
+                continue
+            by_hue = spec.hue != "metric" and baselines.carries(runs, spec.hue)
+            hues = ordered(runs[spec.hue].dropna().tolist(), order.get(spec.hue)) if by_hue else [None]
+            for hue in hues:
+                part = runs[runs[spec.hue] == hue] if by_hue else runs
+                colour = hue if by_hue else (metric if spec.hue == "metric" else None)
+                if spec.x != "epoch" and baselines.carries(part, spec.x):
+                    xs = ordered(part[spec.x].dropna().tolist(), order.get(spec.x))
+                    ys = [aggregate.seed_values(part[part[spec.x] == x]).mean() for x in xs]
+                    out.append(BaselineLine(label, metric, colour, [position[x] if position else x for x in xs], ys))
+                else:
+                    out.append(BaselineLine(label, metric, colour, None, [aggregate.seed_values(part).mean()]))
+    return out
 
 
 def heatmap_data(data: pd.DataFrame, spec: FigureSpec, order: Order) -> Heatmap:
@@ -107,11 +168,42 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
         if not plot.numeric_x:
             ax.set_xticks(range(len(plot.x_order)), [str(v) for v in plot.x_order])
         elif spec.x == "epoch":  # evaluated epochs are spread like 1, 5, 10, 20, 50
-            ax.set_xscale("log")
-            ax.set_xticks(sorted(plot.data["epoch"].unique()))
+            epochs = sorted(plot.data["epoch"].unique())
+            if epochs and epochs[0] <= 0:  # an evaluation after epoch 0: logarithmic from 1 on, linear below
+                ax.set_xscale("symlog", linthresh=1.0)
+            else:
+                ax.set_xscale("log")
+            ax.set_xticks(epochs)
             ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.minorticks_off()
+    if plot.references:
+        draw_references(grid, plot, spec, sns)
     return grid.figure
+
+
+DASHES = {"raw_input": (0, (5, 2)), "untrained": (0, (1, 1.5))}  # baseline label -> line style
+
+
+def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> None:
+    """The baselines as dashed lines on their metric's panel, named in a legend of their own under the panels."""
+    import matplotlib.lines
+
+    palette = dict(zip(plot.hue_order, sns.color_palette(n_colors=len(plot.hue_order))))
+    panels = {metric: grid.axes.flat[0] for metric in spec.metrics} if plot.by_metric else dict(grid.axes_dict)
+    handles = {}
+    for ref in plot.references:
+        ax = panels.get(ref.metric)
+        if ax is None:
+            continue
+        style = {"color": palette.get(ref.hue, "0.25"), "linestyle": DASHES.get(ref.label, (0, (4, 1, 1, 1))),
+                 "linewidth": 1.2, "zorder": 1.5}
+        if ref.x is None:
+            ax.axhline(ref.y[0], **style)
+        else:
+            ax.plot(ref.x, ref.y, **style)
+        handles.setdefault(ref.name, matplotlib.lines.Line2D([], [], **style))
+    grid.figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                       ncol=min(len(handles), 3), frameon=False, title="no training (dashed)")
 
 
 def save_pdf(fig: Any, path: Path) -> None:

@@ -13,6 +13,9 @@ from harness import catalog
 from harness.errors import ConfigError, suggest
 from harness.schema import Strict
 
+BASELINE_AXIS = "baseline"  # the reserved matrix axis of baseline runs (harness.catalog.BASELINE_AXIS)
+BASELINE_LABELS = ("raw_input", "untrained")  # its labels (harness.catalog.BASELINES)
+
 
 class SelectSpec(Strict):
     """Keep, of the cells that have all of `axes`, only the best by `by` (mean over seeds at the last epoch).
@@ -35,6 +38,10 @@ class TableSpec(Strict):
     epoch: Literal["all", "last"] = "all"  # "last": only the last evaluated epoch (when columns is not "epoch")
     where: dict[str, Any] = {}  # axis -> label: only runs with these labels
     select: SelectSpec | None = None  # only the best cell of a grid (and runs outside the grid)
+    # A reference row: a label of the row axis, or a baseline (raw_input, untrained). Each other cell is marked
+    # where the 95% t-interval of its paired difference by seed to the reference in its column excludes 0
+    # (up or down); None: bold marks a column's clear best instead.
+    compare_to: str | int | float | None = None
 
 
 class FigureSpec(Strict):
@@ -115,6 +122,14 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
         if metric not in known_metrics:
             raise ConfigError(f"{path}: {where}: unknown metric '{metric}'{suggest(metric, known_metrics)}")
 
+    def check_row_label(where: str, label: Any, rows: str) -> None:
+        # A baseline label counts even where this profile declares no baselines: such a table then has no marks.
+        labels = [*order[rows], *order.get(BASELINE_AXIS, []), *BASELINE_LABELS]
+        if label not in labels:
+            known = list(dict.fromkeys(str(v) for v in labels))
+            raise ConfigError(f"{path}: {where}: '{label}' is neither a label of the row axis '{rows}' nor a "
+                              f"baseline{suggest(str(label), known)}; labels: {', '.join(known)}")
+
     for kind, items in (("tables", report.tables), ("figures", report.figures)):
         for i, item in enumerate(items):
             for attr in ("rows", "columns", "x", "hue", "y"):
@@ -125,6 +140,9 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
                 check_axis(f"report.{kind}[{i}].where", axis, tuple(anywhere))
             for metric in getattr(item, "metrics", None) or [item.metric]:
                 check_metric(f"report.{kind}[{i}]", metric)
+            compare_to = getattr(item, "compare_to", None)
+            if compare_to is not None and item.rows in order:
+                check_row_label(f"report.{kind}[{i}].compare_to", compare_to, item.rows)
             select = getattr(item, "select", None)
             if select is not None:
                 for axis in select.axes:

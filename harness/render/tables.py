@@ -1,17 +1,20 @@
-"""Table contents as pure functions of a results frame and a spec: rows, columns, cell texts, bold, chosen cell;
-and the original's numbers beside ours. No files, no LaTeX beyond a cell's text."""
+"""Table contents as pure functions of a results frame and a spec: rows, columns, cell texts (mean and 95%
+t-interval over seeds), the baselines' rows or columns, bold or the marks of a paired comparison with a reference
+row, the chosen cell; and the original's numbers beside ours. No files, no LaTeX beyond a cell's text."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from harness import aggregate
+from harness.render import baselines
 from harness.render.axes import chosen_words, label_text, natural_key, ordered
+from harness.render.baselines import Baseline
 from harness.render.schema import ReferenceSpec, SelectSpec, TableSpec
 
 Order = Mapping[str, Sequence[Any]]  # axis -> its labels as the matrix declares them
@@ -20,16 +23,22 @@ Order = Mapping[str, Sequence[Any]]  # axis -> its labels as the matrix declares
 @dataclass(frozen=True)
 class Cell:
     text: str
-    best: bool = False  # clearly the column's best: shown in bold
+    best: bool = False  # clearly the column's best: shown in bold (only without a reference row)
+    mark: int = 0  # +1 / -1: the 95% interval of the paired difference to the reference row is above / below 0
 
 
 @dataclass(frozen=True)
 class Table:
     rows: list[Any]
     columns: list[Any]
-    cells: dict[tuple[Any, Any], Cell]
+    cells: dict[tuple[Any, Any], Cell]  # (row, column) -> cell; baseline rows and columns are keyed by Baseline
     ns: list[int]  # the seed counts behind the cells, for the caption
     chosen: str | None  # the grid cell kept by `select`, in words
+    baseline_rows: list[Baseline] = field(default_factory=list)  # shown first, before the trained rows
+    baseline_columns: list[Baseline] = field(default_factory=list)  # when baselines differ by row (one_shot's split)
+    compare_to: str | None = None  # the reference row (or baseline column) in words; None: no paired marks
+    compare_in_row: bool = False  # the reference is a baseline column: cells are compared within their row
+    compare_found: bool = False  # the reference has cells in this table (else nothing is marked)
 
 
 @dataclass(frozen=True)
@@ -39,85 +48,198 @@ class Reference:
     body: list[dict[str, Any]]  # per row: label, their cell texts, ours
 
 
-def cell_text(mean: float, std: float, n: int, scale: float) -> str:
-    """'81.71 $\\pm$ 0.03'; the mean alone for one seed; '--' for no number."""
+def cell_text(mean: float, half: float, n: int, scale: float) -> str:
+    """'81.71 $\\pm$ 1.23' (the mean and the half-width of its 95% interval); the mean alone for one seed; '--'
+    for no number."""
     if not np.isfinite(mean):
         return "--"
-    if n < 2 or not np.isfinite(std):
+    if n < 2 or not np.isfinite(half):
         return f"{mean * scale:.2f}"
-    return f"{mean * scale:.2f} $\\pm$ {std * scale:.2f}"
+    return f"{mean * scale:.2f} $\\pm$ {half * scale:.2f}"
 
 
-def selected(frame: pd.DataFrame, data: pd.DataFrame, select: SelectSpec | None,
-             names: Mapping[str, str]) -> tuple[pd.DataFrame, str | None]:
+def summary_text(values: pd.Series | None, scale: float) -> str:
+    """A cell's text from its values per seed."""
+    ci = aggregate.interval([] if values is None else values.tolist())
+    return cell_text(ci.mean, ci.half, ci.n, scale)
+
+
+def selected(frame: pd.DataFrame, data: pd.DataFrame, select: SelectSpec | None, names: Mapping[str, str],
+             order: Order | None = None) -> tuple[pd.DataFrame, str | None]:
     """`data` narrowed to the grid cell that `select` chooses on the whole frame, and that cell in words."""
     if select is None:
         return data, None
-    choice = aggregate.best_cell(frame, select.axes, select.by)
+    choice = aggregate.best_cell(frame, select.axes, select.by, order)
     return aggregate.keep_cell(data, choice), chosen_words(choice, names)
 
 
 def failed_cells(failed: Sequence[Mapping[str, Any]], spec: TableSpec) -> list[Mapping[str, Any]]:
     """The failed runs (their axis labels) that belong in this table: they have its axes and match its `where`."""
     return [axes for axes in failed
-            if spec.rows in axes and (spec.columns == "epoch" or spec.columns in axes)
+            if baselines.AXIS not in axes and spec.rows in axes and (spec.columns == "epoch" or spec.columns in axes)
             and all(axis not in axes or aggregate.matches(axes[axis], wanted) for axis, wanted in spec.where.items())]
 
 
+Values = dict[tuple[Any, Any], pd.Series]  # (row, column) -> the cell's value per seed (indexed by seed)
+
+
 def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[Mapping[str, Any]] = (),
-          names: Mapping[str, str] | None = None) -> Table:
-    """One metric, rows x columns, mean +- std over seeds; a cell whose runs all failed says 'failed'."""
+          names: Mapping[str, str] | None = None, baseline_runs: pd.DataFrame | None = None) -> Table:
+    """One metric, rows x columns: the mean over seeds and its 95% t-interval (a seed's value is the mean of its
+    rows in the cell); a cell whose runs all failed says 'failed'. The baselines (`baseline_runs`) that match the
+    table's `where` and its columns come first. With `compare_to`, a cell is marked where the paired difference by
+    seed to the reference row in its column has a 95% interval excluding 0; without, bold marks a clear best."""
+    frame = baselines.trained_only(frame)
     data = aggregate.restrict(frame, [spec.metric], spec.where, spec.epoch)
-    data, chosen = selected(frame, data, spec.select, names or {})
-    summary = aggregate.summarise(data.dropna(subset=[spec.rows, spec.columns]), [spec.rows, spec.columns])
+    data, chosen = selected(frame, data, spec.select, names or {}, order)
+    data = data.dropna(subset=[spec.rows, spec.columns])
+    values: Values = {(r, c): group.groupby("seed")["value"].mean()
+                      for (r, c), group in data.groupby([spec.rows, spec.columns], sort=False)}
     failed = failed_cells(failed, spec)
-    rows = ordered(summary[spec.rows].tolist() + [a[spec.rows] for a in failed], order.get(spec.rows))
-    columns = ordered(summary[spec.columns].tolist() + [a[spec.columns] for a in failed if spec.columns != "epoch"],
+    rows = ordered([r for r, _ in values] + [a[spec.rows] for a in failed], order.get(spec.rows))
+    columns = ordered([c for _, c in values] + [a[spec.columns] for a in failed if spec.columns != "epoch"],
                       order.get(spec.columns))
-    cells: dict[tuple[Any, Any], Cell] = {}
-    for column in columns:
-        cells.update(column_cells(summary, spec, rows, column, failed))
-    return Table(rows, columns, cells, sorted(set(summary["n"].astype(int))), chosen)
-
-
-def column_cells(summary: pd.DataFrame, spec: TableSpec, rows: Sequence[Any], column: Any,
-                 failed: Sequence[Mapping[str, Any]]) -> dict[tuple[Any, Any], Cell]:
-    """One column's cells; bold goes to its clearly best row, if any."""
-    part = summary[summary[spec.columns] == column].set_index(spec.rows)
-    entries = [part.loc[r] if r in part.index else None for r in rows]
-    means = [e["mean"] if e is not None else np.nan for e in entries]
-    stds = [e["std"] if e is not None else np.nan for e in entries]
-    ns = [int(e["n"]) if e is not None else 0 for e in entries]
-    best = aggregate.clearly_best(means, stds, ns)
+    base = baseline_values(baselines.matching(baseline_runs, [spec.metric], spec.where), spec, rows, columns,
+                           order)
+    values.update(base.values)
+    all_rows, all_columns = [*base.rows, *rows], [*base.columns, *columns]
     scale = 100.0 if spec.percent else 1.0
-    cells = {}
-    for i, row in enumerate(rows):
-        text = cell_text(means[i], stds[i], ns[i], scale)
-        if ns[i] == 0 and any(a[spec.rows] == row and (spec.columns == "epoch" or a[spec.columns] == column)
-                              for a in failed):
-            text = "failed"  # a failed run is a result ("batch 1 cannot train"), not a gap
-        cells[(row, column)] = Cell(text, i == best)
-    return cells
+    cells: dict[tuple[Any, Any], Cell] = {}
+    for row in all_rows:
+        for column in all_columns:
+            text = summary_text(values.get((row, column)), scale)
+            if (row, column) not in values and any(
+                    a[spec.rows] == row and (spec.columns == "epoch" or a[spec.columns] == column) for a in failed):
+                text = "failed"  # a failed run is a result ("batch 1 cannot train"), not a gap
+            cells[(row, column)] = Cell(text)
+    reference = reference_of(spec.compare_to, rows, base)
+    if spec.compare_to is not None and reference is None:
+        pass  # a reference was named but has no cells here: nothing is marked (the caption says so)
+    elif reference is None:
+        for column in columns:  # bold: a column's clear best, the baselines in it included
+            best = clearly_best([values.get((row, column)) for row in all_rows])
+            if best is not None:
+                key = (all_rows[best], column)
+                cells[key] = Cell(cells[key].text, best=True)
+    else:
+        for key in cells:
+            ref = reference_key(reference, *key, base)
+            if ref is not None and key in values and ref in values:
+                sign = aggregate.paired_difference(values[key].to_dict(), values[ref].to_dict()).sign
+                cells[key] = Cell(cells[key].text, mark=sign)
+    ns = sorted({int(v.count()) for key, v in values.items() if key in cells and v.count()})
+    named = None if spec.compare_to is None else label_text(
+        reference if reference is not None else baselines.name(spec.compare_to))
+    return Table(rows, columns, cells, ns, chosen, base.rows, base.columns, named,
+                 isinstance(reference, Baseline) and not base.rows, reference is not None)
+
+
+def clearly_best(column: Sequence[pd.Series | None]) -> int | None:
+    """aggregate.clearly_best over a column's cells (their values per seed)."""
+    stats = [(v.mean(), v.std(), int(v.count())) if v is not None and v.count() else (np.nan, np.nan, 0)
+             for v in column]
+    return aggregate.clearly_best(*zip(*stats)) if stats else None
+
+
+@dataclass(frozen=True)
+class BaselineValues:
+    rows: list[Baseline]  # rows layout: one row per baseline label
+    columns: list[Baseline]  # columns layout: one column per baseline label (and table column it belongs to)
+    values: Values
+    by_column: bool  # columns layout with baselines that carry the table's (non-epoch) column axis
+
+
+def baseline_values(data: pd.DataFrame, spec: TableSpec, rows: Sequence[Any], columns: Sequence[Any],
+                    order: Order) -> BaselineValues:
+    """The baselines' cells. A baseline without the table's row axis is a row (placed first) with a cell in every
+    column it agrees with: every column when it lacks the column axis, and every epoch column when columns are
+    epochs (a baseline does not train: its one value, after epoch 0, holds at every epoch). A baseline that carries
+    the row axis (one_shot's split: a different task per row) cannot be one row: it is a column, placed first, with
+    a cell in every row it agrees with (one column per table column when it carries the column axis too)."""
+    if data.empty or not columns:
+        return BaselineValues([], [], {}, False)
+    by_row = baselines.carries(data, spec.rows)
+    by_column = spec.columns != "epoch" and baselines.carries(data, spec.columns)
+    keys: list[Baseline] = []
+    values: Values = {}
+
+    def seeds(runs: pd.DataFrame, **labels: Any) -> pd.Series | None:
+        part = baselines.agreeing(runs, {axis: label for axis, label in labels.items() if axis != "epoch"})
+        return None if part.empty else aggregate.seed_values(part)
+
+    for label in baselines.labels(data, order):
+        runs = data[data[baselines.AXIS] == label]
+        if not by_row:
+            key = Baseline(label)
+            found = {(key, c): seeds(runs, **{spec.columns: c}) for c in columns}
+        else:
+            found = {}
+            for detail in (columns if by_column else [None]):
+                key = Baseline(label, detail)
+                extra = {spec.columns: detail} if by_column else {}
+                found.update({(r, key): seeds(runs, **{spec.rows: r, **extra}) for r in rows})
+        found = {k: v for k, v in found.items() if v is not None}
+        keys += list(dict.fromkeys(k[0] if not by_row else k[1] for k in found))
+        values.update(found)
+    return BaselineValues([] if by_row else keys, keys if by_row else [], values, by_column)
+
+
+def reference_of(compare_to: Any, rows: Sequence[Any], base: BaselineValues) -> Any:
+    """The table's reference: a trained row label, a baseline (row or column), or None (none asked for, or it
+    has no cells in this table)."""
+    if compare_to is None:
+        return None
+    if compare_to in rows:
+        return next(r for r in rows if r == compare_to)
+    for key in [*base.rows, *base.columns]:
+        if key.label == compare_to:
+            return Baseline(compare_to)
+    return None
+
+
+def reference_key(reference: Any, row: Any, column: Any, base: BaselineValues) -> tuple[Any, Any] | None:
+    """The cell that (row, column) is compared with: the reference row's cell in the same column; for a baseline
+    reference shown as columns (it differs by row: another row is another task), its cell in the same row (and for
+    the same table column). None for the reference itself and for cells without a counterpart."""
+    if not isinstance(reference, Baseline):  # a trained row
+        if row == reference or isinstance(column, Baseline):
+            return None
+        return (reference, column)
+    label = reference.label
+    if isinstance(row, Baseline):  # a baseline row
+        return None if row.label == label else (Baseline(label), column)
+    if isinstance(column, Baseline):  # a baseline column
+        return None if column.label == label else (row, Baseline(label, column.detail))
+    if base.rows:  # a trained cell, the baselines shown as rows
+        return (Baseline(label), column)
+    return (row, Baseline(label, column if base.by_column else None))
 
 
 def reference(frame: pd.DataFrame, ref: ReferenceSpec, original: pd.DataFrame, order: Order) -> Reference:
-    """The original's numbers (`original`: their CSV) beside ours, row by row."""
+    """The original's numbers (`original`: their CSV) beside ours, row by row (trained runs only: no baselines)."""
+    frame = baselines.trained_only(frame)
     original = their_rows(original, ref)
     if ref.columns is not None:  # one metric, their epochs beside ours
-        ours = aggregate.summarise(aggregate.restrict(frame, [ref.metric], ref.where).dropna(subset=[ref.axis]),
-                                   [ref.axis, "epoch"])
+        ours = per_seed_summary(aggregate.restrict(frame, [ref.metric], ref.where), [ref.axis, "epoch"])
         their_cols = sorted(original[ref.columns].unique())
         our_cols = sorted(ours["epoch"].unique())
     else:  # several metrics at the last epoch
         metrics = [c.ours for c in ref.values]
-        ours = aggregate.summarise(aggregate.restrict(frame, metrics, ref.where, "last").dropna(subset=[ref.axis]),
-                                   [ref.axis, "metric"])
+        ours = per_seed_summary(aggregate.restrict(frame, metrics, ref.where, "last"), [ref.axis, "metric"])
         their_cols = [c.label for c in ref.values if c.theirs is not None]
         our_cols = [c.label for c in ref.values]
     rows = reference_rows(list(ours[ref.axis]) + list(original["row"]), order.get(ref.axis))
     body = [reference_row(row, original[original["row"] == row], ours[ours[ref.axis] == row], ref, their_cols,
                           our_cols) for row in rows]
     return Reference(their_cols, our_cols, body)
+
+
+def per_seed_summary(data: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
+    """aggregate.summarise over seeds: a seed's value is the mean of its rows in the group."""
+    data = data.dropna(subset=list(by))
+    if data.empty:
+        return aggregate.summarise(data, by)
+    return aggregate.summarise(data.groupby([*by, "seed"], as_index=False, sort=False)["value"].mean(), by)
 
 
 def their_rows(original: pd.DataFrame, ref: ReferenceSpec) -> pd.DataFrame:
@@ -151,5 +273,5 @@ def reference_row(row: Any, theirs_row: pd.DataFrame, mine: pd.DataFrame, ref: R
     return {
         "label": row,
         "theirs": [f"{v * theirs_scale:.2f}" if v is not None and pd.notna(v) else "--" for v in theirs],
-        "ours": [cell_text(c["mean"], c["std"], int(c["n"]), 100.0) if c is not None else "--" for c in ours],
+        "ours": [cell_text(c["mean"], c["ci95"], int(c["n"]), 100.0) if c is not None else "--" for c in ours],
     }
