@@ -35,6 +35,7 @@ import torch
 
 from harness.catalog import DEFAULT_RECALL_KS, DISTANCES, METRICS
 from harness.errors import HarnessError
+from harness.evaluate.checks import check_embeddings
 
 
 def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
@@ -44,17 +45,6 @@ def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
         return np.asarray(x, dtype=np.float32)
     except (TypeError, ValueError):
         raise HarnessError(f"{name}: expected a numeric (n, d) array") from None
-
-
-def check_embeddings(name: str, x: np.ndarray | torch.Tensor, labels: np.ndarray) -> None:
-    """One clear line for every input that would otherwise give a wrong number or a cryptic crash."""
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise HarnessError(f"{name}: expected a non-empty (n, d) array, got shape {tuple(x.shape)}")
-    if labels.ndim != 1 or labels.shape[0] != x.shape[0]:
-        raise HarnessError(f"{name}: {x.shape[0]} embeddings but labels of shape {labels.shape}")
-    finite = torch.isfinite(x).all().item() if isinstance(x, torch.Tensor) else np.isfinite(x).all()
-    if not finite:
-        raise HarnessError(f"{name}: embeddings contain NaN or infinite values")
 
 
 def classification_accuracy(logits: Any, labels: Any) -> float:

@@ -7,7 +7,7 @@ import numpy as np
 from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_score
 
 from harness.errors import HarnessError
-from harness.evaluate.pairs import check_distance, check_embeddings
+from harness.evaluate.pairs import as_float64, centred, check_distance, unit_rows
 
 
 def mutual_information(cluster_ids: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -39,7 +39,7 @@ def nmi_ami(x: np.ndarray, labels: np.ndarray, *, seed: int = 0, distance: str =
     One seeded k-means start, as in pytorch-metric-learning: it can settle in a local optimum (two classes
     in one cluster) even on well-separated data, so the score moves with the seed.
     """
-    x, labels = check_embeddings(x, labels, "nmi_ami")
+    x, labels = as_float64("nmi_ami", x, labels)
     check_distance(x, distance, "nmi_ami")
     n_classes = len(np.unique(labels))
     if n_classes < 2:
@@ -48,5 +48,10 @@ def nmi_ami(x: np.ndarray, labels: np.ndarray, *, seed: int = 0, distance: str =
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= len(x):
         raise HarnessError(f"nmi_ami: n_clusters must be an integer between 1 and {len(x)} (the items), got {k!r}")
     if distance == "cosine":
-        x = x / np.linalg.norm(x, axis=1, keepdims=True)
+        x = unit_rows(x)
+    # faiss works in float32 and assigns points by |x|^2 + |c|^2 - 2 x.c: a common offset (x + 1e4) turns that into
+    # noise, x * 1e20 overflows it (faiss then aborts the process) and x * 1e-30 underflows it. k-means moves with a
+    # shift and a scale of its points, so centring and a power of two, in float64 before the cast, change no
+    # partition and leave faiss well-conditioned numbers.
+    x, _ = centred(x)
     return mutual_information(kmeans_assign(x, int(k), seed=seed), labels)

@@ -2,38 +2,87 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
 from scipy.stats import rankdata
 
+from harness.catalog import DISTANCES
 from harness.errors import HarnessError
+from harness.evaluate.checks import check_embeddings as _check
 
-DISTANCES = ("euclidean", "cosine")
 CLASSIFIERS = ("nearest", "mean")
 
 
-def check_embeddings(x: np.ndarray, labels: np.ndarray, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """(x as float64, labels as an array), or a one-line HarnessError naming `name`."""
+def as_float64(name: str, x: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(x as float64, labels as an array) after the shared checks (harness.evaluate.checks), which name `name`."""
     x, labels = np.asarray(x), np.asarray(labels)
-    if x.ndim != 2 or x.shape[0] == 0 or x.shape[1] == 0:
-        raise HarnessError(f"{name}: expected a non-empty (n, d) array of embeddings, got shape {x.shape}")
-    if labels.shape != (x.shape[0],):
-        raise HarnessError(f"{name}: {x.shape[0]} embeddings but labels of shape {labels.shape}")
-    if not np.issubdtype(x.dtype, np.number) or np.iscomplexobj(x):
-        raise HarnessError(f"{name}: embeddings must be real numbers, got dtype {x.dtype}")
-    x = x.astype(np.float64)
-    if not np.isfinite(x).all():
-        raise HarnessError(f"{name}: embeddings contain NaN or infinite values")
-    return x, labels
+    _check(name, x, labels)
+    return x.astype(np.float64), labels
 
 
 def check_distance(x: np.ndarray, distance: str, name: str) -> None:
     if distance not in DISTANCES:
         raise HarnessError(f"{name}: unknown distance '{distance}'; known: {', '.join(DISTANCES)}")
     # 1 - cos has no value for a zero vector; refusing beats a NaN that would count as "not closer".
-    if distance == "cosine" and not np.linalg.norm(x, axis=1).all():
+    # (Compared with zero, not by norm: the norm of a 1e-200 row underflows to 0.)
+    if distance == "cosine" and not (x != 0).any(axis=1).all():
         raise HarnessError(f"{name}: cosine distance is undefined for an all-zero embedding")
+
+
+# The centre is rounded to this many bits below the spread of the points (as in retrieval): subtracting it is then
+# exact for points on a grid, which float32 embeddings plus a constant are, so such a shift changes no bit after it.
+CENTRE_BITS = 12
+
+
+def _row_scaled(x: np.ndarray) -> np.ndarray:
+    """Each row (last axis) times the power of two that brings its largest |coordinate| into [0.5, 1): exact, and
+    its squares then neither overflow (1e200) nor all underflow (1e-200)."""
+    top = np.abs(x).max(axis=-1, keepdims=True)
+    return np.ldexp(x, -np.frexp(top)[1])
+
+
+def unit_rows(x: np.ndarray) -> np.ndarray:
+    """Rows (last axis) divided by their L2 norm, for any finite scale; all-zero rows stay zero."""
+    x = _row_scaled(np.asarray(x, dtype=np.float64))
+    norm = np.linalg.norm(x, axis=-1, keepdims=True)
+    return x / np.where(norm > 0, norm, 1.0)
+
+
+def row_norms(x: np.ndarray) -> np.ndarray:
+    """L2 norms along the last axis without overflow or underflow of the squares (equal to np.linalg.norm's
+    wherever that is finite and nonzero: the power-of-two scaling commutes with every rounding)."""
+    x = np.asarray(x, dtype=np.float64)
+    e = np.frexp(np.abs(x).max(axis=-1))[1]
+    norm = np.linalg.norm(np.ldexp(x, -e[..., None]), axis=-1)
+    with np.errstate(over="ignore"):
+        return np.ldexp(norm, e)
+
+
+def centred(x: np.ndarray) -> tuple[np.ndarray, int]:
+    """(x minus its mean, times 2**-e, and e): Euclidean distances of the result are those of x times 2**-e.
+
+    Coordinates end in [-1, 1] around 0, so a large common offset (x + 1e4) or magnitude (x * 1e20, x * 1e-30)
+    neither overflows nor cancels in what follows; the shift and the power of two change no comparison.
+    """
+    x = np.asarray(x, dtype=np.float64)
+    pre = int(np.frexp(np.abs(x).max())[1])
+    x = np.ldexp(x, -pre)  # so that the sum in the mean cannot overflow
+    mean = x.mean(axis=0)
+    spread = float(np.maximum(x.max(axis=0) - mean, mean - x.min(axis=0)).max())
+    if spread > 0:
+        grid = np.ldexp(1.0, int(np.frexp(spread)[1]) - CENTRE_BITS)
+        mean = np.round(mean / grid) * grid
+    x = x - mean
+    post = int(np.frexp(np.abs(x).max())[1])
+    return np.ldexp(x, -post), pre + post
+
+
+def prepared(x: np.ndarray, distance: str) -> tuple[np.ndarray, int]:
+    """(embeddings ready for pair_distance, e): unit rows for cosine (e = 0), centred() for euclidean, whose
+    distances are the original ones times 2**-e."""
+    return (unit_rows(x), 0) if distance == "cosine" else centred(x)
 
 
 def _positive_int(value: int, what: str, name: str, minimum: int = 1) -> int:
@@ -43,12 +92,16 @@ def _positive_int(value: int, what: str, name: str, minimum: int = 1) -> int:
 
 
 def pair_distance(a: np.ndarray, b: np.ndarray, distance: str) -> np.ndarray:
-    """Row-wise distance between a[i] and b[i]: L2, or 1 - cosine similarity; smaller = more similar."""
+    """Row-wise distance between a[i] and b[i]: L2, or 1 - cosine similarity; smaller = more similar.
+
+    1 - cos is computed as |a/|a| - b/|b||^2 / 2 (equal for unit vectors): the form 1 - a.b / (|a| |b|) cancels,
+    and for near-duplicates (cos within 1e-12 of 1) leaves only rounding noise.
+    """
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if distance == "euclidean":
-        return np.linalg.norm(a - b, axis=-1)
+        return row_norms(a - b)
     if distance == "cosine":
-        return 1.0 - (a * b).sum(axis=-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
+        return row_norms(unit_rows(a) - unit_rows(b)) ** 2 / 2
     raise HarnessError(f"unknown distance '{distance}'; known: {', '.join(DISTANCES)}")
 
 
@@ -100,9 +153,10 @@ def sample_triplets(labels: np.ndarray, n: int, rng: np.random.Generator) -> tup
 def triplet_accuracy(x: np.ndarray, labels: np.ndarray, *, n_triplets: int = 10000, seed: int = 0,
                      distance: str = "euclidean") -> float:
     """Fraction of sampled triplets with d(anchor, positive) < d(anchor, negative); a tie counts as wrong."""
-    x, labels = check_embeddings(x, labels, "triplet_accuracy")
+    x, labels = as_float64("triplet_accuracy", x, labels)
     check_distance(x, distance, "triplet_accuracy")
     n_triplets = _positive_int(n_triplets, "n_triplets", "triplet_accuracy")
+    x, _ = prepared(x, distance)
     a, p, n = sample_triplets(labels, n_triplets, np.random.default_rng(seed))
     return float((pair_distance(x[a], x[p], distance) < pair_distance(x[a], x[n], distance)).mean())
 
@@ -198,7 +252,7 @@ def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, val
     pairs are drawn inside each part, so no item is shared between the two. The threshold is never chosen
     on test pairs (the original project used a fixed cosine threshold of 0.2).
     """
-    x, labels = check_embeddings(x, labels, "verification")
+    x, labels = as_float64("verification", x, labels)
     check_distance(x, distance, "verification")
     n_pairs = _positive_int(n_pairs, "n_pairs", "verification", minimum=2)
     if not 0 < validation_fraction < 1:
@@ -206,6 +260,7 @@ def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, val
                            f"got {validation_fraction}")
     if len(np.unique(labels)) < 2:
         raise HarnessError("verification: needs at least 2 classes, got 1")
+    x, exponent = prepared(x, distance)
     rng = np.random.default_rng(seed)
     parts = stratified_split(labels, validation_fraction, rng)
     scored = []
@@ -218,8 +273,13 @@ def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, val
         scored.append((pair_distance(x[part[i]], x[part[j]], distance), same))
     (val_d, val_same), (test_d, test_same) = scored
     threshold = choose_threshold(val_d, val_same)
+    try:  # back to the embeddings' units (a power of two: exact)
+        reported = math.ldexp(threshold, exponent)
+    except OverflowError:
+        raise HarnessError("verification: the distance threshold exceeds the float64 range; "
+                           "scale the embeddings down") from None
     return {"verification_accuracy": threshold_accuracy(test_d, test_same, threshold),
-            "verification_threshold": threshold, "roc_auc": roc_auc(test_d, test_same)}
+            "verification_threshold": reported, "roc_auc": roc_auc(test_d, test_same)}
 
 
 def episode_classes(labels: np.ndarray, k_shot: int, classes: Iterable | None = None) -> np.ndarray:
@@ -258,7 +318,7 @@ def episode_accuracy(support: np.ndarray, support_labels: np.ndarray, query: np.
     """
     if classifier == "mean":
         if distance == "cosine":
-            support = support / np.linalg.norm(support, axis=1, keepdims=True)
+            support = unit_rows(support)
         classes, first = np.unique(support_labels, return_index=True)
         keep = np.argsort(first)  # keep the episode's class order, so that ties resolve the same way as "nearest"
         classes = classes[keep]
@@ -277,7 +337,7 @@ def n_way_k_shot(x: np.ndarray, labels: np.ndarray, *, n_way: int = 5, k_shot: i
     given, e.g. classes unseen in training), k_shot supports per class and up to n_queries queries from the
     rest of the class.
     """
-    x, labels = check_embeddings(x, labels, "n_way_k_shot")
+    x, labels = as_float64("n_way_k_shot", x, labels)
     check_distance(x, distance, "n_way_k_shot")
     if classifier not in CLASSIFIERS:
         raise HarnessError(f"n_way_k_shot: unknown classifier '{classifier}'; known: {', '.join(CLASSIFIERS)}")
@@ -290,6 +350,7 @@ def n_way_k_shot(x: np.ndarray, labels: np.ndarray, *, n_way: int = 5, k_shot: i
     if len(eligible) < n_way:
         raise HarnessError(f"n_way_k_shot: {n_way}-way needs {n_way} classes with at least {k_shot + 1} items, "
                            f"found {len(eligible)}")
+    x, _ = prepared(x, distance)
     rng = np.random.default_rng(seed)
     members = class_members(labels)
     accuracies = np.empty(n_episodes)
@@ -317,10 +378,10 @@ def original_few_shot(x: np.ndarray, labels: np.ndarray, *, n_queries: int = 100
     "different" every time give `always_different_accuracy`: with C classes only about 1/C of the pairs are
     positive, so that baseline scores about 1 - 1/C. This is a same/different score, not N-way classification.
     """
-    x, labels = check_embeddings(x, labels, "original_few_shot")
+    x, labels = as_float64("original_few_shot", x, labels)
     n_queries = _positive_int(n_queries, "few_shot_queries", "original_few_shot")
     rng = np.random.default_rng(seed)
-    unit = x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(x)  # an all-zero row stays zero: cosine 0 with everything, as the original's eps had it
     judged = correct = always_different = 0
     running, running_baseline = [], []
     for members in class_members(labels).values():
