@@ -35,8 +35,8 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     assert before == {p: p.stat().st_mtime_ns for p in records}
 
     code, out, _ = run_cli("status", "loss_epochs", "--results", results)
-    assert "loss_epochs/smoke: 5 done, 0 failed, 0 missing of 5" in out
-    assert "loss_epochs/quick: 0 done, 0 failed, 10 missing of 10" in out
+    assert "loss_epochs/smoke: 7 done, 0 failed, 0 missing of 7" in out
+    assert "loss_epochs/quick: 0 done, 0 failed, 14 missing of 14" in out
 
     paper = tmp_path / "paper"
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
