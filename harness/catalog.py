@@ -15,6 +15,10 @@ DATASETS: Registry = Registry("dataset", {
     "cifar10": "harness.data.cifar:load_cifar10",
     "cifar100": "harness.data.cifar:load_cifar100",
     "digits": "harness.data.digits:load_digits",
+    # Generated many-class glyphs (the class-disjoint quick stand-ins), and the same generator with another seed
+    # (other figures) on which those stand-ins' settings are chosen without looking at their test classes.
+    "glyphs": "harness.data.glyphs:load_glyphs",
+    "glyphs_design": "harness.data.glyphs:load_glyphs_design",
     "cub200": "harness.data.folders:load_cub200",
     "cars196": "harness.data.folders:load_cars196",
     # The smoke profiles' datasets: the real CUB and Cars loaders reading a generated sample.

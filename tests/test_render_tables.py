@@ -9,6 +9,7 @@ import pytest
 from scipy import stats
 
 from harness import identity, store
+from harness.errors import HarnessError
 from harness.render import figures, tables
 from harness.render.axes import label_text, ordered
 from harness.render.facts import failed_axes, setup_facts
@@ -126,6 +127,24 @@ def test_select_keeps_the_cell_best_on_validation_and_the_baseline_and_names_it(
     assert out.cells[("softmax", 1)].text == pm(0.70, 0.72)
     assert out.chosen == "margin m = 0.4, scale s = 16 (val_acc 80.50)"
     assert tables.table(arcface_frame(), spec(rows="head"), {}).chosen is None
+
+
+def test_select_per_method_tunes_each_method_over_its_own_grid_on_validation():
+    # Softmax tuned over the learning rate, ArcFace over (m, s): each keeps its own validation-best cell.
+    rows = runs("head", {"softmax": [0.90, 0.90]}, lr=0.01) + runs("head", {"softmax": [0.5, 0.5]}, lr=0.1)
+    rows += runs("head", {"softmax": [0.70, 0.71]}, metric="val_acc", lr=0.01)
+    rows += runs("head", {"softmax": [0.80, 0.81]}, metric="val_acc", lr=0.1)  # validation prefers lr 0.1
+    rows += runs("head", {"arcface": [0.6, 0.6]}, m=0.1, s=2) + runs("head", {"arcface": [0.7, 0.7]}, m=0.4, s=2)
+    rows += runs("head", {"arcface": [0.9, 0.9]}, metric="val_acc", m=0.1, s=2)
+    rows += runs("head", {"arcface": [0.1, 0.1]}, metric="val_acc", m=0.4, s=2)
+    rows += [({"baseline": "raw_input"}, f"raw{seed}", seed, 0, "acc", 0.3) for seed in (0, 1)]
+    select = SelectSpec(axes=["m", "s", "lr"], by="val_acc", per="head")
+    out = tables.table(frame(rows), spec(rows="head", select=select), {"head": ["softmax", "arcface"]})
+    assert out.cells[("softmax", 1)].text == "50.00 $\\pm$ 0.00"  # lr 0.1, chosen on validation, not the test
+    assert out.cells[("arcface", 1)].text == "60.00 $\\pm$ 0.00"  # (0.1, 2)
+    assert out.chosen == "softmax: lr = 0.1 (val_acc 80.50); arcface: m = 0.1, s = 2 (val_acc 90.00)"
+    with pytest.raises(HarnessError, match="select.per"):
+        tables.table(frame(rows), spec(rows="head", select=SelectSpec(axes=["m"], by="val_acc", per="nope")), {})
 
 
 def test_figures_show_the_declared_order_and_the_chosen_cell():

@@ -21,11 +21,14 @@ class SelectSpec(Strict):
     """Keep, of the cells that have all of `axes`, only the best by `by` (mean over seeds at the last epoch).
 
     `by` should be a validation metric (val_...): choosing on the test split would flatter the chosen cell.
-    Cells without those axes (a baseline) are kept as they are.
+    Cells without those axes (a baseline) are kept as they are. With `per` (an axis, e.g. the method), the choice
+    is made separately for each of its labels, over the axes of `axes` that label's runs have: each method tuned
+    over its own grid on the same validation metric, so that tuned methods are compared.
     """
 
     axes: list[str] = Field(min_length=1)
     by: str
+    per: str | None = None
 
 
 class TableSpec(Strict):
@@ -145,8 +148,10 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
                 check_row_label(f"report.{kind}[{i}].compare_to", compare_to, item.rows)
             select = getattr(item, "select", None)
             if select is not None:
-                for axis in select.axes:
-                    check_axis(f"report.{kind}[{i}].select.axes", axis)
+                for axis in select.axes:  # with `per`, a method's grid may be another profile's
+                    check_axis(f"report.{kind}[{i}].select.axes", axis, tuple(anywhere) if select.per else ())
+                if select.per is not None:
+                    check_axis(f"report.{kind}[{i}].select.per", select.per)
                 check_metric(f"report.{kind}[{i}].select.by", select.by)
     for axis in report.axis_labels:
         check_axis("report.axis_labels", axis, tuple(anywhere))

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate
+from harness.errors import HarnessError
 from harness.render import baselines
 from harness.render.axes import chosen_words, label_text, natural_key, ordered
 from harness.render.baselines import Baseline
@@ -69,8 +70,23 @@ def selected(frame: pd.DataFrame, data: pd.DataFrame, select: SelectSpec | None,
     """`data` narrowed to the grid cell that `select` chooses on the whole frame, and that cell in words."""
     if select is None:
         return data, None
-    choice = aggregate.best_cell(frame, select.axes, select.by, order)
-    return aggregate.keep_cell(data, choice), chosen_words(choice, names)
+    if select.per is None:
+        choice = aggregate.best_cell(frame, select.axes, select.by, order)
+        return aggregate.keep_cell(data, choice), chosen_words(choice, names)
+    if select.per not in frame:
+        raise HarnessError(f"select.per: no run has the axis '{select.per}'")
+    parts, words = [data[data[select.per].isna()]], []  # runs outside the groups (baselines) stay
+    labels = sorted(frame[select.per].dropna().unique(), key=lambda v: aggregate.declared_rank((v,), order or {}, [select.per]))
+    for label in labels:
+        group, rows = frame[frame[select.per] == label], data[data[select.per] == label]
+        axes = [axis for axis in select.axes if axis in group and group[axis].notna().any()]
+        if not axes:  # nothing was tuned for this label: its runs stay as they are
+            parts.append(rows)
+            continue
+        choice = aggregate.best_cell(group, axes, select.by, order)
+        parts.append(aggregate.keep_cell(rows, choice))
+        words.append(f"{label_text(label)}: {chosen_words(choice, names)}")
+    return pd.concat(parts), "; ".join(words) or None
 
 
 def failed_cells(failed: Sequence[Mapping[str, Any]], spec: TableSpec) -> list[Mapping[str, Any]]:
