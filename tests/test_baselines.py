@@ -109,3 +109,14 @@ def test_every_study_declares_both_baselines_in_every_profile():
             for run in runs:
                 if "baseline" in run.axes:
                     assert run.config.train.epochs == 0 and "classification_accuracy" not in run.config.eval.metrics
+
+
+def test_every_quick_profile_has_three_seeds_and_its_tables_compare_with_a_reference():
+    # Three seeds at least, so that a 95 % interval of a paired difference has a chance of excluding zero; and
+    # every table that holds trained runs beside the raw input names what its marks are relative to.
+    for name in spec.list_studies():
+        study = spec.load(name, "quick", components=False)
+        assert len({run.config.seed for run in study.runs}) >= 3, name
+        for table in study.spec.report.tables:
+            if table.rows not in ("m",):  # the ArcFace grid itself: a heatmap of settings, no reference row
+                assert table.compare_to is not None, (name, table.name)

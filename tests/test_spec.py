@@ -19,7 +19,7 @@ def edit(experiments: Path, study: str, change) -> None:
 
 
 def test_profiles_expand_to_the_declared_matrix():
-    for profile, seeds in (("full", 3), ("quick", 2), ("smoke", 1)):
+    for profile, seeds in (("full", 3), ("quick", 3), ("smoke", 1)):
         study = spec.load("loss_epochs", profile)
         assert len(study.runs) == (5 + 2) * seeds  # five losses, then the two baselines
         labels = [r.axes.get("loss", r.axes.get("baseline")) for r in study.runs]
@@ -205,7 +205,9 @@ def test_report_names_are_checked_at_load(experiments):
 
 def test_new_studies_load_in_every_profile():
     sizes = {(name, p): len(spec.load(name, p).runs) for name in ("arcface", "one_shot") for p in spec.PROFILES}
-    assert sizes[("arcface", "full")] == 2 * (1 + 5 * 6 + 2) * 3  # two datasets: softmax, the grid, two baselines
+    # two datasets: softmax over 6 learning rates x 5 momenta (the same budget as ArcFace's grid), the grid, two baselines
+    assert sizes[("arcface", "full")] == 2 * (6 * 5 + 5 * 6 + 2) * 3
+    assert sizes[("arcface", "quick")] == (4 + 2 * 2 + 2) * 3
     assert sizes[("one_shot", "full")] == 10 * (2 + 2) * 3  # per split: two distances, two baselines
     one_shot = spec.load("one_shot", "full").runs
     euclid = next(r for r in one_shot if r.axes == {"split": "30-70", "distance": "euclidean"})
