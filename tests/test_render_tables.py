@@ -241,3 +241,11 @@ def test_labels_and_latex_text():
     assert label_text(2.0) == "2" and label_text(0.25) == "0.25" and label_text(["cub", 2.0]) == "cub or 2"
     assert latex_escape("proxy_anchor 50% & $x#{~^}\\") == \
         r"proxy\_anchor 50\% \& \$x\#\{\textasciitilde{}\textasciicircum{}\}\textbackslash{}"
+
+
+def test_spread_adds_the_lowest_and_highest_single_run_and_one_seed_has_none():
+    data = frame(runs("loss", {"a": [0.80, 0.90, 0.85], "b": [0.5]}))
+    out = tables.table(data, spec(spread=True), {})
+    assert out.cells[("a", 1)].text == pm(0.80, 0.90, 0.85) + " [80.00--90.00]"
+    assert out.cells[("b", 1)].text == "50.00"  # one run: no spread to show
+    assert tables.table(data, spec(), {}).cells[("a", 1)].text == pm(0.80, 0.90, 0.85)

@@ -45,6 +45,9 @@ class TableSpec(Strict):
     # where the 95% t-interval of its paired difference by seed to the reference in its column excludes 0
     # (up or down); None: bold marks a column's clear best instead.
     compare_to: str | int | float | None = None
+    # Also print each cell's lowest and highest single run: what one unseeded run (as the originals ran) could
+    # have reported, beside the mean and its interval.
+    spread: bool = False
 
 
 class FigureSpec(Strict):

@@ -59,10 +59,13 @@ def cell_text(mean: float, half: float, n: int, scale: float) -> str:
     return f"{mean * scale:.2f} $\\pm$ {half * scale:.2f}"
 
 
-def summary_text(values: pd.Series | None, scale: float) -> str:
-    """A cell's text from its values per seed."""
+def summary_text(values: pd.Series | None, scale: float, spread: bool = False) -> str:
+    """A cell's text from its values per seed; with `spread`, ' [lowest--highest]' single run after it."""
     ci = aggregate.interval([] if values is None else values.tolist())
-    return cell_text(ci.mean, ci.half, ci.n, scale)
+    text = cell_text(ci.mean, ci.half, ci.n, scale)
+    if spread and ci.n >= 2:
+        text += f" [{float(values.min()) * scale:.2f}--{float(values.max()) * scale:.2f}]"
+    return text
 
 
 def selected(frame: pd.DataFrame, data: pd.DataFrame, select: SelectSpec | None, names: Mapping[str, str],
@@ -123,7 +126,7 @@ def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[M
     cells: dict[tuple[Any, Any], Cell] = {}
     for row in all_rows:
         for column in all_columns:
-            text = summary_text(values.get((row, column)), scale)
+            text = summary_text(values.get((row, column)), scale, spec.spread)
             if (row, column) not in values and any(
                     a[spec.rows] == row and (spec.columns == "epoch" or a[spec.columns] == column) for a in failed):
                 text = "failed"  # a failed run is a result ("batch 1 cannot train"), not a gap
