@@ -11,7 +11,7 @@ from typing import Any
 # Options added after the first records were written. At their schema default they are left out of the
 # identity, so a new option never orphans existing records; set to anything else, they change the run_id.
 # Their defaults must stay what the behaviour was before they existed (tests pin the committed run_ids).
-ADDED_OPTIONS = (("data", "split"), ("data", "val_per_class"), ("data", "image_size"), ("eval", "unseen_metrics"),
+ADDED_OPTIONS = (("data", "split"), ("data", "val_per_class"), ("data", "val_classes"), ("data", "image_size"), ("eval", "unseen_metrics"),
                  ("eval", "options"), ("eval", "classes"), ("train", "augment"), ("train", "sampler"),
                  ("train", "precision"), ("train", "channels_last"), ("train", "warmup_epochs"),
                  ("train", "lr_schedule"))

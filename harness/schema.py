@@ -29,6 +29,10 @@ class DataConfig(Strict):
     subset_seed: int = 0  # fixed across run seeds: every run of a study sees the same images
     # Held out of the training items, per class, for choices that must not look at the test split.
     val_per_class: int | None = Field(default=None, gt=0)
+    # Or held out whole: the last `val_classes` of the seen classes never train; their training items are the
+    # validation split (class-disjoint model selection, as in the Metric Learning Reality Check), and their test
+    # items are scored nowhere.
+    val_classes: int | None = Field(default=None, gt=0)
     image_size: int = Field(default=224, ge=16)  # crop size of image-file datasets (CUB, Cars); unused by tensors
     split: dict[str, Any] = {"name": "all"}  # which classes are seen in training (harness.splits)
 
@@ -44,6 +48,13 @@ class DataConfig(Strict):
         if name not in catalog.DATASETS:
             raise ConfigError(f"data.dataset: {catalog.DATASETS.unknown(name)}")
         return name
+
+    @model_validator(mode="after")
+    def _one_validation_split(self) -> DataConfig:
+        if self.val_per_class is not None and self.val_classes is not None:
+            raise ConfigError("data: val_per_class and val_classes both hold out a validation split; choose one "
+                              "(val_classes: whole classes, for class-disjoint model selection)")
+        return self
 
 
 class TrainConfig(Strict):

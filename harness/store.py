@@ -51,6 +51,7 @@ class RunData(_Model):
     val_size: int = 0
     unseen_test_size: int = 0
     seen_classes: list[int] = []
+    val_classes: list[int] = []  # held out whole for class-disjoint validation (data.val_classes)
     num_classes: int
     input_shape: list[int]
     normalisation: dict[str, Any]

@@ -222,6 +222,7 @@ class Trainer:
                 "val_size": len(parts.val) if parts.val is not None else 0,
                 "unseen_test_size": len(parts.unseen) if parts.unseen is not None else 0,
                 "seen_classes": parts.seen, "num_classes": dataset.num_classes,
+                **({"val_classes": parts.val_classes} if parts.val_classes else {}),
                 "input_shape": list(self.input_shape), "normalisation": {"mean": dataset.mean, "std": dataset.std}}
 
 

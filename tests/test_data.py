@@ -145,3 +145,34 @@ def test_data_root_prefers_explicit_then_environment(monkeypatch, tmp_path):
     assert data.data_root() == tmp_path / "env"
     monkeypatch.delenv("HARNESS_DATA")
     assert data.data_root() == Path("data")
+
+
+def six_classes() -> data.Dataset:
+    labels = torch.arange(60) % 6
+    split = data.TensorSplit(torch.arange(60, dtype=torch.float32).reshape(60, 1, 1, 1), labels)
+    test = data.TensorSplit(torch.arange(30, dtype=torch.float32).reshape(30, 1, 1, 1), torch.arange(30) % 6)
+    return data.Dataset("six", split, test, 6, "memory")
+
+
+def test_validation_classes_are_held_out_whole_and_their_test_items_scored_nowhere():
+    from harness.schema import DataConfig
+
+    cfg = DataConfig(dataset="digits", split={"name": "first", "seen": 4}, val_classes=1, train_per_class=5)
+    parts = data.run_splits(six_classes(), cfg)
+    assert parts.seen == [0, 1, 2] and parts.val_classes == [3]
+    assert set(parts.train.labels.tolist()) == {0, 1, 2} and torch.bincount(parts.train.labels).tolist() == [5] * 3
+    assert set(parts.val.labels.tolist()) == {3} and len(parts.val) == 5  # subset like the training classes
+    assert set(parts.test.labels.tolist()) == {0, 1, 2}
+    assert set(parts.unseen.labels.tolist()) == {4, 5}  # class 3's test items: neither test nor unseen
+    with pytest.raises(ConfigError, match="data.val_classes: 4 validation classes leave none of the 4"):
+        data.run_splits(six_classes(), cfg.model_copy(update={"val_classes": 4}))
+    with pytest.raises(Exception, match="val_per_class and val_classes both"):
+        DataConfig(dataset="digits", val_classes=1, val_per_class=2)
+
+
+def test_validation_classes_leave_earlier_run_ids_alone():
+    from harness import identity
+
+    config = {"data": {"dataset": "digits", "val_classes": None}, "train": {}, "eval": {}}
+    assert identity.run_id(config) == identity.run_id({"data": {"dataset": "digits"}, "train": {}, "eval": {}})
+    assert identity.run_id({**config, "data": {"dataset": "digits", "val_classes": 2}}) != identity.run_id(config)

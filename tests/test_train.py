@@ -46,10 +46,19 @@ def test_record_has_metrics_at_each_evaluated_epoch_and_a_loss_curve(smoke_runs)
     steps = [p.step for p in record.loss_curve]
     assert steps == sorted(steps) and steps[-1] == 2 * math.ceil(300 / 32)
     assert record.data.model_dump() == {"train_size": 300, "test_size": 200, "num_classes": 10, "input_shape": [1, 8, 8],
-                              "val_size": 0, "unseen_test_size": 0, "seen_classes": list(range(10)),
+                              "val_size": 0, "unseen_test_size": 0, "seen_classes": list(range(10)), "val_classes": [],
                               "normalisation": record.data.normalisation}
     for key in ("train_s", "eval_s", "wall_s", "train_images_per_s", "peak_rss_mb"):
         assert getattr(record.timing, key) > 0
+
+
+def test_validation_classes_train_nowhere_and_score_as_val_metrics(smoke_runs):
+    run = smoke_runs["nca"]
+    config = run.config.model_copy(update={"data": run.config.data.model_copy(update={"val_classes": 2})})
+    record = train.execute(with_config(run, config), progress=False)
+    assert record.data.seen_classes == list(range(8)) and record.data.val_classes == [8, 9]
+    assert record.data.train_size == 240 and record.data.val_size == 60 and record.data.test_size == 160
+    assert {"val_precision_at_1", "val_map_at_r"} <= set(record.metrics[-1])
 
 
 def test_evaluating_does_not_change_training(smoke_runs):

@@ -157,6 +157,7 @@ class RunSplits:
     test: Split  # test items of the seen classes
     val: Split | None  # held out of the seen classes' training items (data.val_per_class)
     unseen: Split | None  # test items of the classes data.split leaves out
+    val_classes: list[int] = field(default_factory=list)  # held out whole for validation (data.val_classes)
 
 
 def run_splits(dataset: Dataset, data_cfg: object, device: torch.device | str = "cpu") -> RunSplits:
@@ -164,14 +165,27 @@ def run_splits(dataset: Dataset, data_cfg: object, device: torch.device | str = 
     from harness import splits
 
     seen = splits.seen_classes(data_cfg.split, dataset.num_classes)
+    held_out: list[int] = []
+    if getattr(data_cfg, "val_classes", None) is not None:
+        if data_cfg.val_classes >= len(seen):
+            raise ConfigError(f"data.val_classes: {data_cfg.val_classes} validation classes leave none of the "
+                              f"{len(seen)} seen classes to train on")
+        seen, held_out = seen[:-data_cfg.val_classes], seen[-data_cfg.val_classes:]
     train_idx, val_idx = training_items(dataset.train.labels, seen, data_cfg.train_per_class,
                                         data_cfg.val_per_class, data_cfg.subset_seed)
+    if held_out:  # the held-out classes' training items, subset like the training classes'
+        val_idx, _ = training_items(dataset.train.labels, held_out, data_cfg.train_per_class, None,
+                                    data_cfg.subset_seed)
     test_idx = balanced_subset(dataset.test.labels, data_cfg.test_per_class, data_cfg.subset_seed, "test")
-    seen_test = torch.isin(dataset.test.labels[test_idx], torch.tensor(seen))
+    test_labels = dataset.test.labels[test_idx]
+    seen_test = torch.isin(test_labels, torch.tensor(seen))
+    # Test items of validation classes are scored nowhere: model selection must not touch the test classes.
+    unseen_test = ~seen_test & ~torch.isin(test_labels, torch.tensor(held_out, dtype=test_labels.dtype))
     return RunSplits(
         seen=seen,
         train=dataset.train.subset(train_idx, device),
         test=dataset.test.subset(test_idx[seen_test], device),
         val=dataset.train.subset(val_idx, device) if val_idx is not None else None,
-        unseen=dataset.test.subset(test_idx[~seen_test], device) if (~seen_test).any() else None,
+        unseen=dataset.test.subset(test_idx[unseen_test], device) if unseen_test.any() else None,
+        val_classes=held_out,
     )
