@@ -35,7 +35,10 @@ def matches(value: Any, wanted: Any) -> bool:
 
 def restrict(frame: pd.DataFrame, metrics: Sequence[str], where: Mapping[str, Any] | None = None,
              epoch: str = "all") -> pd.DataFrame:
-    """Rows of some metrics, of runs matching `where`, and with epoch "last" only each run's last evaluated epoch.
+    """Rows of some metrics, of runs matching `where`; with epoch "last" only each run's last evaluated epoch, with
+    "best:<metric>" only the epoch at which that metric was highest (the earliest on a tie, as a checkpoint rule
+    keeps it; runs without it drop out). "best:val_..." is model selection on a validation split; "best:" a test
+    metric is what an original that kept its best test epoch reported.
 
     A run without one of `where`'s axes is kept: it is outside that grid (a baseline beside it), not excluded by it.
     """
@@ -45,6 +48,11 @@ def restrict(frame: pd.DataFrame, metrics: Sequence[str], where: Mapping[str, An
             data = data[data[axis].isna() | data[axis].isin(wanted if isinstance(wanted, list) else [wanted])]
     if epoch == "last":
         data = data[data["epoch"] == data.groupby("run_id")["epoch"].transform("max")]
+    elif epoch.startswith("best:"):
+        scores = frame[frame["metric"] == epoch.removeprefix("best:")]
+        best = scores.sort_values(["run_id", "value", "epoch"], ascending=[True, False, True])
+        chosen = best.drop_duplicates("run_id").set_index("run_id")["epoch"]
+        data = data[data["run_id"].map(chosen) == data["epoch"]]
     return data
 
 

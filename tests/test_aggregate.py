@@ -200,3 +200,17 @@ def test_a_tie_goes_to_the_first_cell_in_declared_order_and_is_reported():
 def test_no_tie_reports_nothing():
     choice = aggregate.best_cell(grid(), ["m", "s"], "val_acc", {"m": [0.1, 0.4], "s": [2, 16]})
     assert choice.cell == (0.4, 16) and choice.tied == ()
+
+
+def test_epoch_best_on_a_metric_keeps_each_runs_epoch_where_it_peaked():
+    rows = [({"loss": "a"}, "r0", 0, epoch, metric, value) for epoch, metric, value in [
+        (1, "acc", 0.50), (2, "acc", 0.70), (3, "acc", 0.60),        # the test metric peaks at epoch 2
+        (1, "val_acc", 0.40), (2, "val_acc", 0.45), (3, "val_acc", 0.45)]]  # validation: a tie, the earliest wins
+    rows += [({"loss": "a"}, "r1", 1, 1, "acc", 0.9)]  # no validation metric: cannot be chosen that way
+    data = pd.DataFrame([{**axes, "run_id": run, "seed": seed, "epoch": epoch, "metric": metric, "value": value}
+                         for axes, run, seed, epoch, metric, value in rows])
+    by_val = aggregate.restrict(data, ["acc"], epoch="best:val_acc")
+    assert by_val[["run_id", "epoch", "value"]].values.tolist() == [["r0", 2, 0.70]]
+    by_test = aggregate.restrict(data, ["acc"], epoch="best:acc")
+    assert sorted(by_test[["run_id", "epoch"]].values.tolist()) == [["r0", 2], ["r1", 1]]
+    assert aggregate.restrict(data, ["acc"], epoch="last")["epoch"].tolist() == [3, 1]

@@ -249,3 +249,10 @@ def test_spread_adds_the_lowest_and_highest_single_run_and_one_seed_has_none():
     assert out.cells[("a", 1)].text == pm(0.80, 0.90, 0.85) + " [80.00--90.00]"
     assert out.cells[("b", 1)].text == "50.00"  # one run: no spread to show
     assert tables.table(data, spec(), {}).cells[("a", 1)].text == pm(0.80, 0.90, 0.85)
+
+
+def test_an_epoch_rule_is_all_last_or_best_on_a_named_metric():
+    assert spec(epoch="best:val_acc").epoch == "best:val_acc"
+    for bad in ("first", "best:", "best"):
+        with pytest.raises(ValueError, match="one of all, last, best:<metric>"):
+            spec(epoch=bad)

@@ -197,6 +197,10 @@ def test_report_names_are_checked_at_load(experiments):
         _study(experiments, "rep", {**base, "report": {"figures": [
             {"name": "l", "x": "epoch", "hue": "k", "metrics": ["knn_accuracy"], "caption": "c",
              "select": {"axes": ["k"], "by": "val_knn_acuracy"}}]}})
+    with pytest.raises(ConfigError, match="report.tables\\[0\\].epoch: unknown metric 'val_precision_at_2'"):
+        _study(experiments, "rep", {**base, "report": {"tables": [
+            {"name": "t", "metric": "knn_accuracy", "rows": "k", "columns": "epoch", "caption": "c",
+             "epoch": "best:val_precision_at_2"}]}})
     study = _study(experiments, "rep", {**base, "report": {"tables": [
         {"name": "t", "metric": "unseen_episode_accuracy", "rows": "k", "columns": "epoch", "caption": "c",
          "where": {"k": 1}}]}})

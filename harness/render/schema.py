@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from harness import catalog
 from harness.errors import ConfigError, suggest
@@ -38,7 +38,10 @@ class TableSpec(Strict):
     columns: str  # "epoch" or a matrix axis
     caption: str
     percent: bool = True
-    epoch: Literal["all", "last"] = "all"  # "last": only the last evaluated epoch (when columns is not "epoch")
+    # "last": only each run's last evaluated epoch (when columns is not "epoch"); "best:<metric>": the epoch at which
+    # that metric peaked (best:val_... is selection on a validation split; best: a test metric, the test-set choice
+    # some originals made)
+    epoch: str = "all"
     where: dict[str, Any] = {}  # axis -> label: only runs with these labels
     select: SelectSpec | None = None  # only the best cell of a grid (and runs outside the grid)
     # A reference row: a label of the row axis, or a baseline (raw_input, untrained). Each other cell is marked
@@ -48,6 +51,13 @@ class TableSpec(Strict):
     # Also print each cell's lowest and highest single run: what one unseeded run (as the originals ran) could
     # have reported, beside the mean and its interval.
     spread: bool = False
+
+    @field_validator("epoch")
+    @classmethod
+    def _epoch_rule(cls, rule: str) -> str:
+        if rule not in ("all", "last") and not (rule.startswith("best:") and len(rule) > len("best:")):
+            raise ValueError(f"epoch: '{rule}': one of all, last, best:<metric> (e.g. best:val_recall_at_1)")
+        return rule
 
 
 class FigureSpec(Strict):
@@ -156,6 +166,9 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
                 if select.per is not None:
                     check_axis(f"report.{kind}[{i}].select.per", select.per)
                 check_metric(f"report.{kind}[{i}].select.by", select.by)
+            rule = getattr(item, "epoch", "all")
+            if rule.startswith("best:"):
+                check_metric(f"report.{kind}[{i}].epoch", rule.removeprefix("best:"))
     for axis in report.axis_labels:
         check_axis("report.axis_labels", axis, tuple(anywhere))
     ref = report.reference
