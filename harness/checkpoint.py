@@ -29,6 +29,24 @@ def set_aside(path: Path, why: str) -> Path:
     return target
 
 
+def final_state(path: Path | None, run_id: str, child: str) -> dict[str, Any]:
+    """The final state that run `run_id` left for the runs continuing from it; a clear error when it is missing
+    or not that run's (never a silent fresh start: the child's run_id promises its parent's history)."""
+    from harness.errors import HarnessError
+
+    again = (f"run {child} continues from run {run_id}, whose final state {path} is {{}}; rerun {run_id} to "
+             "rebuild it (move its record aside and run the study again)")
+    if path is None or not path.exists():
+        raise HarnessError(again.format("missing"))
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # truncated, or not a state file
+        raise HarnessError(again.format(f"unreadable ({type(exc).__name__})")) from None
+    if not isinstance(state, dict) or state.get("run_id") != run_id or "trainer" not in state:
+        raise HarnessError(again.format("another run's"))
+    return state
+
+
 def load(path: Path | None, run_id: str) -> dict[str, Any] | None:
     """This run's checkpoint, or None: absent, or unusable and set aside."""
     if path is None or not path.exists():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import errno
+import functools
 import json
 import math
 import os
@@ -103,7 +104,8 @@ def _preflight(args: argparse.Namespace, study: spec.Study, plan: planner.Plan, 
         say(f"removed {path.name}, left by a write that was killed midway")
 
 
-def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, accelerator: Any) -> Any:
+def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, accelerator: Any,
+             keep_state: bool = False) -> Any:
     """Claim, train and record one run; None when another process has it or has just recorded it."""
     from accelerate.utils import broadcast_object_list
 
@@ -122,9 +124,12 @@ def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, acceler
         # Checkpoints hold one process's RNG states, so resuming is offered for single-process runs.
         checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id) if world == 1 \
             else None
+        states = functools.partial(store.state_path, args.results, study.name, study.profile)
         with faults_as_errors(run):
             record = train.execute(run, data_root=args.data, progress=_progress_wanted(args) and main,
-                                   command=args.argv, checkpoint=checkpoint, accelerator=accelerator)
+                                   command=args.argv, checkpoint=checkpoint, accelerator=accelerator,
+                                   init_state=states(run.parent) if run.parent else None,
+                                   save_state=states(run.run_id) if keep_state else None)
         if main:
             store.write(args.results, record)
             if checkpoint is not None:
@@ -147,13 +152,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if plan.failed and not args.rerun_failed else ""
     say(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
         f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run{kept}")
-    failed, start = 0, time.perf_counter()
+    for run_id, why in plan.blocked.items():
+        say(f"    not run: {run_id}: {why}")
+    failed, start, not_ok = 0, time.perf_counter(), set()
     for number, run in enumerate(plan.todo, 1):
         say(f"[{number}/{len(plan.todo)}] {run.run_id} " + " ".join(f"{k}={v}" for k, v in run.axes.items())
             + f" seed={run.seed}")
-        record = _run_one(args, study, run, accelerator)
+        if run.parent in not_ok:  # its parent failed, or another process has it: the chain stops here for now
+            say(f"    not run: its parent run {run.parent} did not finish in this launch; run again to continue")
+            not_ok.add(run.run_id)
+            continue
+        record = _run_one(args, study, run, accelerator, keep_state=plan.children(run.run_id))
         if record is None:
             say("    skipped: another process is running it or has just recorded it")
+            not_ok.add(run.run_id)
             continue
         path = store.record_path(args.results, study.name, study.profile, run.run_id)
         remaining = len(plan.todo) - number
@@ -162,6 +174,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             say(f"    ok in {record.timing.wall_s:.1f} s: {_fmt_metrics(record)} -> {path}{eta}")
         else:
             failed += 1
+            not_ok.add(run.run_id)
             say(f"    FAILED ({record.error.type}: {record.error.message}) -> {path}{eta}")
     if plan.todo:
         say(f"{study.name}/{study.profile}: ran {len(plan.todo)} runs in {time.perf_counter() - start:.0f} s, "
@@ -207,13 +220,29 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise HarnessError(f"no finished runs of {study.name}/{study.profile} in {args.results} to verify; "
                            f"run `harness run {study.name} --profile {study.profile}` first")
     chosen = recorded[: args.sample] if args.sample else recorded
+    # A run that continues another needs its parent's final state: the parents are rerun (and compared) first.
+    by_id, wanted = {r.run_id: r for r in study.runs}, {r.run_id for r in chosen}
+    for run in chosen:
+        parent = run.parent
+        while parent in by_id and parent not in wanted:
+            wanted.add(parent)
+            parent = by_id[parent].parent
+    chosen = planner.parents_first([r for r in study.runs if r.run_id in wanted])
     print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs "
           f"(tolerance {args.tolerance} absolute)", file=sys.stderr)
     worst, unfinished = 0.0, 0
+    parents = {r.parent for r in chosen if r.parent}
     with tempfile.TemporaryDirectory(prefix="harness-verify-") as scratch:
+        states = functools.partial(store.state_path, Path(scratch), study.name, study.profile)
         for run in chosen:
+            if run.run_id not in scan.ok:
+                raise HarnessError(f"run {run.run_id} {run.axes} seed={run.seed} is not recorded, and runs that "
+                                   "continue from it need it; run the study first")
+            states(run.run_id).parent.mkdir(parents=True, exist_ok=True)
             with faults_as_errors(run):
-                rerun = train.execute(run, data_root=args.data, progress=_progress_wanted(args))
+                rerun = train.execute(run, data_root=args.data, progress=_progress_wanted(args),
+                                      init_state=states(run.parent) if run.parent else None,
+                                      save_state=states(run.run_id) if run.run_id in parents else None)
             store.write(Path(scratch), rerun)
             print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}"
                   + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else ""))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness import store
@@ -18,6 +18,11 @@ class Plan:
     done: list[Run]
     failed: list[Run]  # recorded as failed; rerun only when asked
     corrupt: dict[str, str]  # run_id -> why its file is not a valid record
+    blocked: dict[str, str] = field(default_factory=dict)  # run_id -> why it cannot run (its parent failed)
+
+    def children(self, run_id: str) -> bool:
+        """Whether some run of the study continues from this one (it must keep its final state)."""
+        return any(r.parent == run_id for r in self.study.runs)
 
 
 def parse_shard(text: str | None) -> tuple[int, int]:
@@ -31,8 +36,35 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 
 def shard(runs: list[Run], index: int, count: int) -> list[Run]:
-    """The index-th of count disjoint slices; every run lands in exactly one slice, by its position in the matrix."""
-    return [run for position, run in enumerate(runs) if position % count == index - 1]
+    """The index-th of count disjoint slices; every run lands in exactly one slice, by its position in the matrix
+    (a chain by its first run's position: a run and the runs it continues from stay in one slice)."""
+    position = {run.run_id: p for p, run in enumerate(runs)}
+    parent = {run.run_id: run.parent for run in runs}
+
+    def root(run_id: str) -> str:
+        while parent.get(run_id) in position:
+            run_id = parent[run_id]
+        return run_id
+
+    return [run for run in runs if position[root(run.run_id)] % count == index - 1]
+
+
+def parents_first(runs: list[Run]) -> list[Run]:
+    """The runs in matrix order, except that a run comes after the run it continues from."""
+    ids, placed, out = {r.run_id for r in runs}, set(), []
+    pending = list(runs)
+    while pending:
+        waiting = []
+        for run in pending:
+            if run.parent in ids and run.parent not in placed:
+                waiting.append(run)
+            else:
+                out.append(run)
+                placed.add(run.run_id)
+        if len(waiting) == len(pending):  # a cycle cannot come from a chain; refuse rather than loop
+            raise HarnessError(f"runs {[r.run_id for r in waiting]} continue from each other in a cycle")
+        pending = waiting
+    return out
 
 
 def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_failed: bool = False) -> Plan:
@@ -42,5 +74,21 @@ def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_fa
     done = [r for r in mine if r.run_id in scan.ok]
     failed = [r for r in mine if r.run_id in scan.failed]
     todo = [r for r in mine if r.run_id not in scan.ok and (rerun_failed or r.run_id not in scan.failed)]
+    todo_ids = {r.run_id for r in todo}
+    blocked = {}
+    for run in todo:  # a parent that will not run this time blocks its chain from there on
+        if run.parent is None or run.parent in scan.ok or run.parent in todo_ids:
+            continue
+        blocked[run.run_id] = (f"its parent run {run.parent} failed ({scan.failed[run.parent].error.message}); "
+                               "--rerun-failed retries it" if run.parent in scan.failed
+                               else f"its parent run {run.parent} is not recorded")
+    changed = True
+    while changed:  # and everything after a blocked run in its chain
+        changed = False
+        for run in todo:
+            if run.run_id not in blocked and run.parent in blocked:
+                blocked[run.run_id] = f"its parent run {run.parent} cannot run"
+                changed = True
+    todo = parents_first([r for r in todo if r.run_id not in blocked])
     return Plan(study, todo, done, failed, {k: v for k, v in scan.corrupt.items()
-                                            if k in {r.run_id for r in mine}})
+                                            if k in {r.run_id for r in mine}}, blocked)

@@ -42,6 +42,16 @@ class BaselineSpec(Strict):
     over: list[str] = []  # matrix axes the baselines vary with (they must exist in the profile's matrix)
 
 
+class ChainSpec(Strict):
+    """Runs that continue one another: among the runs with all of `axes` (and the labels in `where`), those that
+    agree on every other axis and on the seed form one chain, in the declared order of `axes` (the first axis
+    slowest); each run after the first starts from the final state of the one before it (train.init), as one
+    script carrying one model and optimizer through them would."""
+
+    axes: list[str] = Field(min_length=1)
+    where: dict[str, Any] = {}  # axis -> label (or list of labels): only these runs are chained
+
+
 class ProfileSpec(Strict):
     description: str
     config: dict[str, Any] = {}
@@ -49,6 +59,7 @@ class ProfileSpec(Strict):
     matrix: MatrixSpec = {}
     seeds: list[int] | None = None
     baselines: BaselineSpec | None = None  # replaces the study's
+    chains: list[ChainSpec] | None = None  # replaces the study's
 
 
 class StudyFile(Strict):
@@ -60,6 +71,7 @@ class StudyFile(Strict):
     execution: dict[str, Any] = {}  # harness.schema.ExecutionConfig: outside the run_id
     matrix: MatrixSpec = {}
     baselines: BaselineSpec | None = None  # raw input and untrained network, shown in every table
+    chains: list[ChainSpec] = []  # runs that continue from other runs' final states
     seeds: list[int] = Field(min_length=1)
     profiles: dict[str, ProfileSpec]
     report: ReportSpec = ReportSpec()
@@ -89,6 +101,11 @@ class Run:
     @property
     def seed(self) -> int:
         return self.config.seed
+
+    @property
+    def parent(self) -> str | None:
+        """The run whose final state this run continues from (train.init), or None."""
+        return self.config.train.init
 
     def config_dict(self) -> dict[str, Any]:
         return self.config.model_dump(mode="json")
@@ -268,10 +285,40 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
             config = _validated(path, origins, base, assignments, seed, components, checked)
             _add_run(runs, Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes, config,
                                execution), path)
+    chains = chosen.chains if chosen.chains is not None else spec.chains
+    ordered_runs = _chained(path, list(runs.values()), chains, order)
     anywhere = {str(axis) for m in [spec.matrix, *(p.matrix for p in spec.profiles.values())]
                 for block in (m if isinstance(m, list) else [m]) if isinstance(block, dict) for axis in block}
     check_report(path, spec.report, order, anywhere)
-    return Study(spec.study, path, spec, profile, list(runs.values()), order)
+    return Study(spec.study, path, spec, profile, ordered_runs, order)
+
+
+def _chained(path: Path, runs: list[Run], chains: list[ChainSpec], order: dict[str, list[Any]]) -> list[Run]:
+    """The runs with each chain's train.init set to the run before it (run_ids recomputed: a run's id names its
+    parent's, so the whole history), in matrix order."""
+    runs = list(runs)
+    for i, chain in enumerate(chains):
+        for axis in [*chain.axes, *chain.where]:
+            if axis not in order:
+                raise ConfigError(f"{path}: chains[{i}]: unknown axis '{axis}'{suggest(axis, list(order))}; "
+                                  f"axes: {', '.join(order)}")
+        wanted = {a: (v if isinstance(v, list) else [v]) for a, v in chain.where.items()}
+        groups: dict[tuple, list[int]] = {}
+        for position, run in enumerate(runs):
+            if all(a in run.axes for a in chain.axes) and all(run.axes.get(a) in v for a, v in wanted.items()):
+                rest = tuple(sorted((a, str(v)) for a, v in run.axes.items() if a not in chain.axes))
+                groups.setdefault((run.seed, rest), []).append(position)
+        for positions in groups.values():
+            positions.sort(key=lambda p: tuple(order[a].index(runs[p].axes[a]) for a in chain.axes))
+            for parent, child in zip(positions, positions[1:]):
+                run = runs[child]
+                if run.config.train.init is not None:
+                    raise ConfigError(f"{path}: chains[{i}]: run {run.axes} seed {run.seed} is already in a chain")
+                config = run.config.model_copy(
+                    update={"train": run.config.train.model_copy(update={"init": runs[parent].run_id})})
+                runs[child] = dataclasses.replace(run, config=config,
+                                                  run_id=identity.run_id(config.model_dump(mode="json")))
+    return runs
 
 
 def _without_head_metrics(base: dict[str, Any]) -> dict[str, Any]:

@@ -188,6 +188,12 @@ def checkpoint_path(results: Path, study: str, profile: str, run_id: str) -> Pat
     return run_dir(results, study, profile) / f".{_safe('run', run_id)}.ckpt"
 
 
+def state_path(results: Path, study: str, profile: str, run_id: str) -> Path:
+    """Where a run that others continue from keeps its final state (hidden, not committed: rerunning the run
+    rebuilds it bit for bit on CPU)."""
+    return run_dir(results, study, profile) / f".{_safe('run', run_id)}.state"
+
+
 def write(results: Path, record: RunRecord | dict[str, Any]) -> Path:
     """Validate a record and write it atomically (temporary file in the same folder, fsync, rename)."""
     if isinstance(record, dict):

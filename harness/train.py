@@ -191,6 +191,20 @@ class Trainer:
         py = state["python_rng"]
         random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
 
+    def continue_from(self, saved: dict[str, Any]) -> None:
+        """Carry a parent run's weights, optimizer, schedule, batch order and random generators into this run, and
+        its loss's state when the loss is the same (a chain that switches losses starts the new one fresh, as one
+        script switching losses would)."""
+        state = dict(saved["trainer"])
+        if saved.get("loss") != self.cfg.loss:
+            state["loss"] = self.loss_fn.state_dict()
+        try:
+            self.load_state(state)
+        except (RuntimeError, ValueError, KeyError) as exc:
+            raise HarnessError(f"run {self.run.run_id} cannot continue from run {saved['run_id']}: "
+                               f"{' '.join(str(exc).split())[:200]} (the two runs must build the same network "
+                               "and optimizer)") from None
+
     @torch.no_grad()
     def embed(self, split: datasets.Split) -> np.ndarray:
         """A clean eval-mode pass (no dropout, no gradient) over a whole split, each image decoded once."""
@@ -285,7 +299,8 @@ def _train_epochs(trainer: Trainer, record: dict[str, Any], timing: dict[str, fl
 
 
 def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, command: list[str] | None = None,
-            accelerator: Accelerator | None = None, checkpoint: Path | None = None) -> store.RunRecord:
+            accelerator: Accelerator | None = None, checkpoint: Path | None = None,
+            init_state: Path | None = None, save_state: Path | None = None) -> store.RunRecord:
     """Train and evaluate one run; return its record (status 'ok', or 'failed' for a RunFailure: a NaN loss, no
     positive pair, diverged embeddings). Anything else (a full disk, a bad setting, a bug) propagates: a fault
     of the machine or the invocation leaves no record, and the next run of the command retries.
@@ -293,6 +308,9 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
     With `checkpoint`, the run's state is saved there after every epoch, and a run that finds a checkpoint of
     itself continues from it: killed at any moment and restarted, it ends with the same metrics and loss curve
     as an uninterrupted run (on CPU, bit for bit).
+
+    A run with train.init starts from the final state its parent left in `init_state`; with `save_state`, a
+    finished run leaves its own final state there for the runs that continue from it.
     """
     started = datetime.now(timezone.utc)
     wall_start = time.perf_counter()
@@ -328,9 +346,13 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
             first_epoch = resumed["epoch"] + 1
             record["resumed_from_epoch"] = resumed["epoch"]
             bar.update(resumed["epoch"] * trainer.steps_per_epoch)
+        elif cfg.train.init is not None:
+            trainer.continue_from(checkpoints.final_state(init_state, cfg.train.init, run.run_id))
         with bar:
             _train_epochs(trainer, record, timing, first_epoch, bar, checkpoint)
         record["status"] = "ok"
+        if save_state is not None and accelerator.is_main_process:
+            checkpoints.save(save_state, {"run_id": run.run_id, "loss": cfg.loss, "trainer": trainer.state()})
     except RunFailure as exc:  # what the science produced: a result, recorded; the matrix goes on
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc),

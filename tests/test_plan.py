@@ -33,3 +33,31 @@ def test_recorded_runs_are_skipped_and_failed_ones_kept_unless_asked(tmp_path):
     assert first not in todo and second not in todo and len(todo) == len(study.runs) - 2
     retry = plan.make(study, tmp_path, rerun_failed=True)
     assert second in retry.todo and first not in retry.todo
+
+
+def chained(runs: list[spec.Run]) -> list[spec.Run]:
+    """The runs as one chain per seed, in reverse matrix order (children listed before their parents)."""
+    from tests.conftest import with_config
+
+    out, previous = [], {}
+    for run in runs:
+        parent = previous.get(run.seed)
+        if parent is not None:
+            run = with_config(run, run.config.model_copy(
+                update={"train": run.config.train.model_copy(update={"init": parent.run_id})}))
+        previous[run.seed] = run
+        out.append(run)
+    return out[::-1]
+
+
+@pytest.mark.parametrize("count", [2, 3])
+def test_a_chain_stays_in_one_shard_and_parents_come_first(count):
+    runs = chained([r for r in spec.load("loss_epochs", "smoke").runs if "loss" in r.axes])
+    slices = [plan.shard(runs, i, count) for i in range(1, count + 1)]
+    assert sorted(r.run_id for part in slices for r in part) == sorted(r.run_id for r in runs)
+    for part in slices:
+        ids = {r.run_id for r in part}
+        assert all(r.parent is None or r.parent in ids for r in part)  # the whole chain, or none of it
+    ordered = plan.parents_first(runs)
+    position = {r.run_id: i for i, r in enumerate(ordered)}
+    assert all(r.parent is None or position[r.parent] < position[r.run_id] for r in ordered)

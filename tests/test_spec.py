@@ -245,3 +245,30 @@ def test_cub_cars_sweeps_share_their_baseline():
     assert len(baseline) == 2 * 3  # two datasets, three seeds
     assert all(r.axes["batch"] == 100 and r.axes["loss"] == "contrastive" for r in baseline)
     assert len(runs) == (31 + 2 * 2) * 3  # the sweeps' 31 settings and two baselines per dataset
+
+
+CHAIN = {"matrix": {"loss": [{"label": "nca", "set": {"loss": {"name": "nca"}}},
+                             {"label": "triplet", "set": {"loss": {"name": "triplet_margin"}}}],
+                    "budget": [{"label": 1, "set": {"train.epochs": 1, "train.eval_epochs": [1]}},
+                               {"label": 2, "set": {"train.epochs": 2, "train.eval_epochs": [2]}}],
+                    "k": {"path": "eval.knn_k", "values": [1, 3]}},
+         "chains": [{"axes": ["loss", "budget"], "where": {"k": 1}}], "seeds": [0, 1]}
+
+
+def test_a_chain_continues_each_run_from_the_one_before_it_per_seed(experiments):
+    study = _study(experiments, "chain", CHAIN)
+    by = {(r.axes["loss"], r.axes["budget"], r.axes["k"], r.seed): r for r in study.runs}
+    for seed in (0, 1):
+        order = [by[(loss, budget, 1, seed)] for loss in ("nca", "triplet") for budget in (1, 2)]
+        assert order[0].parent is None
+        assert [r.parent for r in order[1:]] == [r.run_id for r in order[:-1]]  # across the loss change too
+        assert all(by[(loss, b, 3, seed)].parent is None for loss in ("nca", "triplet") for b in (1, 2))  # where
+    # The parent is part of the identity: the same config continued from elsewhere is another run.
+    unchained = _study(experiments, "plain", {**CHAIN, "chains": []})
+    ids = {r.run_id for r in unchained.runs}
+    assert by[("nca", 1, 1, 0)].run_id in ids and by[("nca", 2, 1, 0)].run_id not in ids
+
+
+def test_a_chain_names_known_axes(experiments):
+    with pytest.raises(ConfigError, match="chains\\[0\\]: unknown axis 'budgte'.*did you mean 'budget'"):
+        _study(experiments, "chain", {**CHAIN, "chains": [{"axes": ["loss", "budgte"]}]})

@@ -11,6 +11,7 @@ import torch
 
 from tests.conftest import with_config
 from harness import data, spec, train
+from harness.errors import HarnessError
 
 
 @pytest.fixture(scope="module")
@@ -187,3 +188,32 @@ def test_hflip_flips_a_seeded_half_of_each_batch_and_stays_deterministic(smoke_r
     assert 0 < int((mirrored & ~same).sum()) < len(a)
     again = train.Trainer(with_train(run, augment=["hflip"]), Accelerator(cpu=True), digits)
     assert torch.equal(next(iter(again.pipeline.batches(1)))[0], b)
+
+
+def test_a_chained_run_equals_the_same_epochs_in_one_run(smoke_runs, tmp_path):
+    """One epoch, then two more continuing from its final state, is three epochs in one run: bit for bit."""
+    run = smoke_runs["contrastive"]
+    whole = train.execute(with_train(run, epochs=3, eval_epochs=[3]), progress=False)
+    parent = with_train(run, epochs=1, eval_epochs=[1])
+    first = train.execute(parent, progress=False, save_state=tmp_path / "parent.state")
+    child = with_train(run, epochs=2, eval_epochs=[2], init=parent.run_id)
+    second = train.execute(child, progress=False, init_state=tmp_path / "parent.state")
+    assert second.config["train"]["init"] == parent.run_id  # the record names its parent
+    assert [p.loss for p in first.loss_curve + second.loss_curve] == [p.loss for p in whole.loss_curve]
+    assert {k: v for k, v in second.metrics[-1].items() if k != "epoch"} == \
+        {k: v for k, v in whole.metrics[-1].items() if k != "epoch"}
+    # A fresh run of the child's length differs: the state was really carried.
+    fresh = train.execute(with_train(run, epochs=2, eval_epochs=[2]), progress=False)
+    assert [p.loss for p in fresh.loss_curve] != [p.loss for p in second.loss_curve]
+
+
+def test_a_child_without_its_parents_state_stops_with_one_line(smoke_runs, tmp_path):
+    run = smoke_runs["nca"]
+    parent = with_train(run, epochs=1, eval_epochs=[1])
+    child = with_train(run, init=parent.run_id)
+    with pytest.raises(HarnessError, match=f"continues from run {parent.run_id}, whose final state .* is missing"):
+        train.execute(child, progress=False, init_state=tmp_path / "absent.state")
+    other = with_train(run, epochs=1, eval_epochs=[1], batch_size=16)
+    train.execute(other, progress=False, save_state=tmp_path / "other.state")
+    with pytest.raises(HarnessError, match="is another run's"):
+        train.execute(child, progress=False, init_state=tmp_path / "other.state")
