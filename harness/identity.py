@@ -14,7 +14,8 @@ from typing import Any
 ADDED_OPTIONS = (("data", "split"), ("data", "val_per_class"), ("data", "val_classes"), ("data", "image_size"), ("eval", "unseen_metrics"),
                  ("eval", "options"), ("eval", "classes"), ("train", "augment"), ("train", "sampler"),
                  ("train", "precision"), ("train", "channels_last"), ("train", "warmup_epochs"),
-                 ("train", "lr_schedule"), ("train", "init"))
+                 ("train", "lr_schedule"), ("train", "init"),
+                 ("train", "optimize_loss"))
 # Keys that were once part of the config, and so of the hash, and are now execution settings: the hash keeps
 # the one value every earlier record was written with, so their run_ids stand.
 FORMER_KEYS = {("eval", "batch_size"): 128}

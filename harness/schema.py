@@ -69,6 +69,9 @@ class TrainConfig(Strict):
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16 autocast of forward passes where the device supports it
     channels_last: bool = False  # memory format of images and convolution weights (faster on GPUs)
     warmup_epochs: int = Field(default=0, ge=0)  # first epochs train only the model's head (its backbone frozen)
+    # Whether the loss's own parameters (ProxyAnchor's proxies, a classifier head) are optimised with the model;
+    # false reproduces code that never gave them to the optimizer (they keep their initial values).
+    optimize_loss: bool = True
     # The run_id of a recorded run whose final state (weights, optimizer, batch order, random generators) this run
     # continues from, instead of a fresh model: set by a study's `chains`, so the run_id names the whole history.
     init: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")

@@ -75,8 +75,12 @@ class Trainer:
                              embedding_size=embedding_dim(cfg.model, self.input_shape))
         self.needs_pairs = not has_classifier(cfg.loss)
         if cfg.train.epochs:
-            # Trainable loss parameters (proxies) are optimised with the model: the original left them random.
-            optimizer = OPTIMIZERS.build(cfg.optimizer, list(model.parameters()) + list(loss_fn.parameters()))
+            # Trainable loss parameters (proxies) are optimised with the model (the seed-000 original left them
+            # random, which train.optimize_loss: false reproduces).
+            if not cfg.train.optimize_loss:
+                loss_fn.requires_grad_(False)
+            optimizer = OPTIMIZERS.build(cfg.optimizer, list(model.parameters())
+                                         + (list(loss_fn.parameters()) if cfg.train.optimize_loss else []))
             self.model, self.optimizer = accelerator.prepare(model, optimizer)
             self.scheduler = SCHEDULES.build(cfg.train.lr_schedule, self.optimizer)
         else:  # a baseline: evaluated as built, nothing to optimise (the raw input has no parameters, which

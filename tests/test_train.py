@@ -79,6 +79,17 @@ def test_proxies_are_optimised(smoke_runs):
     assert not torch.equal(proxies, trainer.loss_fn.proxies.detach())
 
 
+def test_loss_parameters_can_stay_as_initialised_as_the_original_left_them(smoke_runs):
+    run = with_train(smoke_runs["proxy_anchor"], optimize_loss=False)
+    trainer = train.Trainer(run, train.Accelerator(cpu=True), data.load("digits"))
+    proxies = trainer.loss_fn.proxies.detach().clone()
+    weights = next(trainer.model.parameters()).detach().clone()
+    assert not any(p is trainer.loss_fn.proxies for group in trainer.optimizer.param_groups for p in group["params"])
+    trainer.train_epoch(1, [])
+    assert torch.equal(proxies, trainer.loss_fn.proxies.detach())
+    assert not torch.equal(weights, next(trainer.model.parameters()).detach())  # the network still trains
+
+
 def test_each_run_builds_a_fresh_model(smoke_runs):
     accelerator = train.Accelerator(cpu=True)
     first = train.Trainer(smoke_runs["nca"], accelerator, data.load("digits"))
