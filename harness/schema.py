@@ -109,6 +109,10 @@ class EvalConfig(Strict):
     # dataset without its own disjoint split) those of the unseen classes, recorded without a prefix.
     classes: Literal["seen", "unseen"] = "seen"
     knn_k: int = Field(default=3, gt=0)
+    # The kNN reference: "clean", one eval-mode pass over the training split; or "training", the embeddings the
+    # training steps themselves produced (train mode, weights changing between batches, every batch of every
+    # epoch of this run so far), which is what the seed-000 original fitted its kNN on.
+    knn_reference: Literal["clean", "training"] = "clean"
     distance: Literal[catalog.DISTANCES] = "euclidean"  # type: ignore[valid-type]
     options: dict[str, Any] = {}  # metric options (n_way, k_shot, n_episodes, n_pairs, ...); see harness.evaluate
 

@@ -100,6 +100,12 @@ class Trainer:
         self.trainable = [p.requires_grad for p in self.backbone]  # frozen BatchNorm stays frozen after warm-up
         self.autocast = dict(device_type=accelerator.device.type, dtype=torch.bfloat16,
                              enabled=cfg.train.precision == "bf16")
+        # eval.knn_reference "training": every training batch's embeddings and labels, as the steps saw them.
+        self.collect = cfg.eval.knn_reference == "training"
+        if self.collect and self.world > 1:
+            raise HarnessError("eval.knn_reference 'training' collects one process's training embeddings; run it "
+                               "on one process (use --shard to spread runs over GPUs)")
+        self.collected: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     def warm_up(self, epoch: int) -> None:
         """Head-only epochs first (the backbone's weights do not move), then the whole model."""
@@ -110,6 +116,8 @@ class Trainer:
         with torch.autocast(**self.autocast):
             embeddings = self.model(batch)
         embeddings = embeddings.float()  # losses and miners in full precision
+        if self.collect:
+            self.collected.append((embeddings.detach().cpu(), labels.detach().cpu()))
         tuples = self.miner(embeddings, labels) if self.miner is not None else None
         loss = self.loss_fn(embeddings, labels, tuples)
         self.optimizer.zero_grad(set_to_none=True)
@@ -177,6 +185,8 @@ class Trainer:
             "numpy_rng": {"keys": torch.from_numpy(legacy[1].astype(np.int64)), "pos": int(legacy[2]),
                           "has_gauss": int(legacy[3]), "gauss": float(legacy[4])},
             "python_rng": {"version": py_version, "state": list(py_state), "gauss": py_gauss},
+            # what a resumed run needs to fit the same kNN reference (eval.knn_reference 'training')
+            "collected": [torch.cat(part) for part in zip(*self.collected)] if self.collected else [],
         }
 
     def load_state(self, state: dict[str, Any]) -> None:
@@ -194,12 +204,14 @@ class Trainer:
                              legacy["has_gauss"], legacy["gauss"]))
         py = state["python_rng"]
         random.setstate((py["version"], tuple(py["state"]), py["gauss"]))
+        collected = state.get("collected") or []
+        self.collected = [(collected[0], collected[1])] if collected else []
 
     def continue_from(self, saved: dict[str, Any]) -> None:
         """Carry a parent run's weights, optimizer, schedule, batch order and random generators into this run, and
         its loss's state when the loss is the same (a chain that switches losses starts the new one fresh, as one
         script switching losses would)."""
-        state = dict(saved["trainer"])
+        state = dict(saved["trainer"], collected=[])  # the kNN reference of a run is its own training pass
         if saved.get("loss") != self.cfg.loss:
             state["loss"] = self.loss_fn.state_dict()
         try:
@@ -232,7 +244,15 @@ class Trainer:
         parts = self.parts
         head = self.class_scores if has_classifier(self.cfg.loss) else None
         return score_run(self.cfg.eval, self.embed, train=parts.train, test=parts.test, val=parts.val,
-                         unseen=parts.unseen, head=head)
+                         unseen=parts.unseen, head=head, training_pass=self.training_pass())
+
+    def training_pass(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The embeddings and labels collected during this run's training steps (eval.knn_reference 'training')."""
+        if not self.collect:
+            return None
+        if not self.collected:
+            return np.zeros((0, 0), dtype=np.float32), np.zeros(0, dtype=np.int64)
+        return (torch.cat([e for e, _ in self.collected]).numpy(), torch.cat([l for _, l in self.collected]).numpy())
 
     def data_facts(self, dataset: datasets.Dataset) -> dict[str, Any]:
         parts = self.parts

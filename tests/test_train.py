@@ -228,3 +228,37 @@ def test_a_child_without_its_parents_state_stops_with_one_line(smoke_runs, tmp_p
     train.execute(other, progress=False, save_state=tmp_path / "other.state")
     with pytest.raises(HarnessError, match="is another run's"):
         train.execute(child, progress=False, init_state=tmp_path / "other.state")
+
+
+def test_the_training_pass_knn_reference_is_what_the_training_steps_saw(smoke_runs):
+    """eval.knn_reference 'training' (the seed-000 original's reference): one full-batch step without dropout sees
+    the initial model's embeddings of every training image, and the kNN is fitted on exactly those."""
+    from harness.evaluate import evaluate
+
+    run = smoke_runs["nca"]
+    config = run.config.model_copy(update={
+        "model": {**run.config.model, "dropout": 0.0},
+        "train": run.config.train.model_copy(update={"epochs": 2, "eval_epochs": [2], "batch_size": 300}),
+        "eval": run.config.eval.model_copy(update={"knn_reference": "training"})})
+    trainer = train.Trainer(with_config(run, config), train.Accelerator(cpu=True), data.load("digits"))
+    before = trainer.embed(trainer.parts.train)  # the initial network; without dropout train mode is eval mode
+    trainer.train_epoch(1, [])
+    reference, labels = trainer.training_pass()
+    distances = np.linalg.norm(reference[:, None, :] - before[None, :, :], axis=2)
+    match = distances.argmin(axis=1)
+    assert len(reference) == 300 and sorted(match.tolist()) == list(range(300))  # every image once, reordered
+    assert distances.min(axis=1).max() < 1e-5
+    assert (labels == trainer.parts.train.labels.numpy()[match]).all()
+    trainer.train_epoch(2, [])
+    reference, labels = trainer.training_pass()
+    assert len(reference) == 600  # every batch of every epoch, as the original collected them
+    test = trainer.parts.test
+    direct = evaluate(trainer.embed(test), test.labels.numpy(), reference, labels, metrics=["knn_accuracy"],
+                      knn_k=3, distance=config.eval.distance)
+    assert trainer.evaluate()["knn_accuracy"] == direct["knn_accuracy"]
+    resumed = train.Trainer(with_config(run, config), train.Accelerator(cpu=True), data.load("digits"))
+    resumed.load_state(trainer.state())  # a checkpoint carries the collected reference
+    assert all(np.array_equal(a, b) for a, b in zip(resumed.training_pass(), trainer.training_pass()))
+    clean = train.Trainer(with_config(run, config.model_copy(update={"eval": run.config.eval})),
+                          train.Accelerator(cpu=True), data.load("digits"))
+    assert clean.training_pass() is None and not clean.collected

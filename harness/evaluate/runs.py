@@ -24,11 +24,19 @@ Head = Callable[[np.ndarray], torch.Tensor]  # embeddings -> class scores (large
 
 
 def score_run(eval_cfg: Any, embed: Embed, *, train: Any, test: Any, val: Any = None, unseen: Any = None,
-              head: Head | None = None) -> dict[str, float]:
-    """Every metric a run's eval config asks for, named as its record stores them."""
+              head: Head | None = None,
+              training_pass: tuple[np.ndarray, np.ndarray] | None = None) -> dict[str, float]:
+    """Every metric a run's eval config asks for, named as its record stores them. `training_pass` (embeddings
+    and labels collected during training) is the kNN reference when eval.knn_reference is "training"."""
     reference = None
     if any(m in TRAIN_REFERENCE_METRICS for m in eval_cfg.metrics):
-        reference = (embed(train), _labels(train))
+        if getattr(eval_cfg, "knn_reference", "clean") == "training":
+            if training_pass is None or not len(training_pass[1]):
+                raise ValueError("eval.knn_reference 'training' needs embeddings collected during training; "
+                                 "a run evaluated before any step has none")
+            reference = training_pass
+        else:
+            reference = (embed(train), _labels(train))
     main = unseen if eval_cfg.classes == "unseen" else test
     values = _score(eval_cfg, embed, main, eval_cfg.metrics, reference, head)
     if val is not None:
