@@ -96,12 +96,13 @@ HEAD_METRICS = ("classification_accuracy",)
 TRAIN_REFERENCE_METRICS = frozenset({"knn_accuracy"})
 # Options a call (or a study's eval.options) may pass to the metric families.
 METRIC_OPTIONS = ("n_pairs", "validation_fraction", "n_triplets", "n_way", "k_shot", "n_queries", "n_episodes",
-                  "classifier", "classes", "few_shot_queries", "few_shot_threshold")
+                  "classifier", "classes", "few_shot_queries", "few_shot_threshold", "fixed_threshold")
 DEFAULT_RECALL_KS = (1, 2, 4, 8, 16, 32)
 # What each metric writes into a record when it is not simply its own name (a table or figure refers to these).
 METRIC_OUTPUTS = {
     "recall_at_k": tuple(f"recall_at_{k}" for k in DEFAULT_RECALL_KS),
-    "verification": ("verification_accuracy", "verification_threshold", "roc_auc"),
+    # verification_fixed_accuracy only with eval.options.fixed_threshold (the seed-004 original's fixed cosine 0.2)
+    "verification": ("verification_accuracy", "verification_threshold", "roc_auc", "verification_fixed_accuracy"),
     "episode_accuracy": ("episode_accuracy", "episode_ci95", "episodes", "episode_chance"),
     "original_few_shot": ("original_few_shot_accuracy", "always_different_accuracy"),
 }

@@ -65,7 +65,8 @@ def cell(axis: str, value: Any, path: str | None = None) -> tuple[Any, dict[str,
 
     A plain value (scalar or component mapping) is set at the axis's config path (its name unless given) and
     labelled by itself or its `name`. A mapping {label: ..., set: {path: value, ...}} sets several paths
-    together (a loss with its miner). On the axis `baseline`, a name from harness.catalog.BASELINES stands for
+    together (a loss with its miner); an empty `set` names the configuration as it is (the corrected protocol
+    beside a variant that changes it) and leaves the run_id unchanged. On the axis `baseline`, a name from harness.catalog.BASELINES stands for
     what that baseline sets.
     """
     path = path or axis
@@ -75,8 +76,8 @@ def cell(axis: str, value: Any, path: str | None = None) -> tuple[Any, dict[str,
                               "{label, set} value of your own)")
         return value, dict(BASELINES[value])
     if isinstance(value, Mapping) and "set" in value:
-        if set(value) != {"label", "set"} or not isinstance(value["set"], Mapping) or not value["set"]:
-            raise ConfigError(f"matrix.{axis}: a paired value has exactly 'label' and a non-empty 'set' mapping, "
+        if set(value) != {"label", "set"} or not isinstance(value["set"], Mapping):
+            raise ConfigError(f"matrix.{axis}: a paired value has exactly 'label' and a 'set' mapping, "
                               f"got keys {sorted(value)}")
         label = value["label"]
         assignments = dict(value["set"])

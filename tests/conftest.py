@@ -13,6 +13,19 @@ from harness import cli
 REPO = Path(__file__).resolve().parent.parent
 
 
+def corrected_only(doc: dict, losses: tuple[str, ...] | None = None) -> dict:
+    """loss_epochs.yaml (as loaded) reduced to its corrected block, optionally to some losses: the small generic
+    matrix many tests train, without the chain of the original's protocol (tested on its own)."""
+    block = dict(doc["matrix"][0])
+    block["loss"] = [v for v in block["loss"] if losses is None or v["label"] in losses]
+    doc["matrix"] = [block]
+    doc.pop("chains", None)
+    doc.get("report", {}).pop("protocols", None)  # it compares with that chain
+    for profile in doc["profiles"].values():  # their `budget` axis would be added to the block
+        profile.pop("matrix", None)
+    return doc
+
+
 @pytest.fixture
 def experiments(tmp_path: Path) -> Path:
     """A copy of experiments/ that a test may edit (typos, wrong types) without touching the repository."""

@@ -19,24 +19,29 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     results = tmp_path / "results"
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
     assert code == 0, err
-    assert "0 recorded, 7 to run" in err and "7 runs" in err and "0 failed" in err
+    assert "0 recorded, 17 to run" in err and "17 runs" in err and "0 failed" in err
     records = sorted((results / "loss_epochs" / "smoke").glob("*.json"))
-    assert len(records) == 7  # 5 losses and the 2 baselines
+    assert len(records) == 17  # 5 losses, 5 losses x 2 budgets the original's way (one chain), 2 baselines
     for path in records:
         record = store.read(path)
-        epochs = [0] if "baseline" in record.axes else [1, 2]
+        budget = record.axes.get("budget")
+        epochs = [0] if "baseline" in record.axes else [1, 2] if budget is None else [budget]
         assert record.status == "ok" and [m["epoch"] for m in record.metrics] == epochs
         assert record.provenance.command[1:3] == ["run", "loss_epochs"]
+        assert (record.config["train"].get("init") is None) == (record.axes.get("protocol") != "original"
+                                                                or record.axes == {"loss": "contrastive",
+                                                                                   "protocol": "original",
+                                                                                   "budget": 1})
 
     # A second run skips everything already recorded.
     before = {p: p.stat().st_mtime_ns for p in records}
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
-    assert code == 0 and "7 recorded, 0 to run" in err
+    assert code == 0 and "17 recorded, 0 to run" in err
     assert before == {p: p.stat().st_mtime_ns for p in records}
 
     code, out, _ = run_cli("status", "loss_epochs", "--results", results)
-    assert "loss_epochs/smoke: 7 done, 0 failed, 0 missing of 7" in out
-    assert "loss_epochs/quick: 0 done, 0 failed, 21 missing of 21" in out
+    assert "loss_epochs/smoke: 17 done, 0 failed, 0 missing of 17" in out
+    assert "loss_epochs/quick: 0 done, 0 failed, 66 missing of 66" in out
 
     paper = tmp_path / "paper"
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
@@ -50,9 +55,11 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     assert f"{first.metrics[-1]['knn_accuracy'] * 100:.2f}" in (table + (generated / "reference.tex").read_text())
     assert (generated / "figure_curves.pdf").stat().st_size > 1000
     setup = (generated / "setup.tex").read_text()
-    assert "digits" in setup and "7 of 7 runs finished" in setup
+    assert "digits" in setup and "17 of 17 runs finished" in setup
     reference = (generated / "reference.tex").read_text()
     assert "99.26" in reference  # the original thesis's NCA, 1 epoch, from experiments/reference/
+    protocols = (generated / "protocols.tex").read_text()  # original / faithful / corrected / difference
+    assert "ours, original's protocol" in protocols and "99.26" in protocols and "\\texttt{margin} & \\texttt{2}" in protocols
     if LATEX:
         assert (paper / "build" / "main.pdf").stat().st_size > 10_000
     elif os.environ.get("CI"):

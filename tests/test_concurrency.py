@@ -55,6 +55,7 @@ def test_two_processes_share_a_results_folder(tmp_path: Path, shards):
     assert all(p.returncode == 0 for p in procs), logs
     trained = sum(log.count("    ok in ") for log in logs)
     scan = store.scan(results, "loss_epochs", "smoke")
-    assert len(scan.ok) == 7 and not scan.failed and not scan.corrupt  # 5 losses, 2 baselines
-    assert trained == 7, logs  # no run trained twice
+    # 5 losses, the original's chain of 5 losses x 2 budgets, 2 baselines
+    assert len(scan.ok) == 17 and not scan.failed and not scan.corrupt
+    assert trained == 17, logs  # no run trained twice, and every child after its parent
     assert not list(results.rglob("*.lock")) and not list(results.rglob("*.tmp"))

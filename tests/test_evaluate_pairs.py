@@ -144,7 +144,7 @@ def test_verification_accuracy_equals_a_naive_loop_on_its_own_pairs(monkeypatch)
     split = []
     original_split = pairs.stratified_split
     monkeypatch.setattr(pairs, "stratified_split", lambda *a: split.append(original_split(*a)) or split[-1])
-    ours = pairs.verification(x, y, n_pairs=400, seed=5)
+    ours = pairs.verification(x, y, n_pairs=400, seed=5, fixed_threshold=0.2)
 
     (val, test), = split
     assert np.intersect1d(val, test).size == 0
@@ -159,6 +159,12 @@ def test_verification_accuracy_equals_a_naive_loop_on_its_own_pairs(monkeypatch)
     assert ours["verification_accuracy"] == accuracy
     assert ours["roc_auc"] == pytest.approx(roc_auc_score(test_same, -np.array(test_d)), abs=1e-12)
     assert 0.5 < ours["verification_accuracy"] < 1.0
+    # The original's rule on the same test pairs: "same" iff cosine similarity of the given embeddings > 0.2.
+    i, j, same = drawn[1][1]
+    a, b = x[test[i]], x[test[j]]
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert ours["verification_fixed_accuracy"] == ((cosine > 0.2) == same).mean()
+    assert "verification_fixed_accuracy" not in pairs.verification(x, y, n_pairs=400, seed=5)
 
 
 def test_verification_threshold_is_chosen_on_validation_only(monkeypatch):
@@ -312,6 +318,7 @@ BAD_INPUTS = [
     # Three items per class split 2 / 1: the test part has no class that can give a same pair.
     ("verification: no same pairs", lambda: pairs.verification(GOOD_X[:15], np.repeat(np.arange(5), 3)), "test part"),
     ("verification: fraction", lambda: pairs.verification(GOOD_X, GOOD_Y, validation_fraction=1.0), "fraction"),
+    ("verification: fixed", lambda: pairs.verification(GOOD_X, GOOD_Y, fixed_threshold=2.0), "cosine similarity"),
     ("episodes: 1-D", lambda: pairs.n_way_k_shot(np.zeros(5), np.zeros(5)), "non-empty \\(n, d\\)"),
     ("episodes: labels", lambda: pairs.n_way_k_shot(GOOD_X, GOOD_Y[2:]), "labels of shape"),
     ("episodes: nan", lambda: pairs.n_way_k_shot(nan_x(), GOOD_Y), "NaN or infinite"),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from tests.conftest import fake_record
+from tests.conftest import corrected_only, fake_record
 from harness import spec, store
 from harness.data import idx
 
@@ -45,8 +45,13 @@ def args(*argv: str) -> Callable[[Path, Path], list[str]]:
     return lambda experiments, tmp: list(argv)
 
 
+def nca(d: dict) -> dict:
+    """The NCA entry of loss_epochs's loss axis (one list, shared by the corrected and the original's block)."""
+    return next(v for v in d["matrix"][0]["loss"] if v["label"] == "nca")
+
+
 def smoke_loss(**changes) -> Callable[[dict], None]:
-    return lambda d: d["matrix"]["loss"][0]["set"]["loss"].update(changes)
+    return lambda d: nca(d)["set"]["loss"].update(changes)
 
 
 def mnist_files(tamper: Callable[[Path], None]) -> Callable[[Path, Path], list[str]]:
@@ -112,12 +117,12 @@ def symlinked_lock(experiments: Path, tmp: Path) -> list[str]:
     """A link placed at a run's lock name in a shared results folder must not write through to its target."""
     victim = tmp / "victim.txt"
     victim.write_text("precious")
-    (run,) = [r for r in spec.load("loss_epochs", "smoke", experiments).runs if r.axes.get("loss") == "nca"]
+    (run,) = [r for r in spec.load("loss_epochs", "smoke", experiments).runs if r.axes.get("protocol") != "original" and r.axes.get("loss") == "nca"]
     folder = tmp / "shared"
     folder.mkdir()
     (folder / "loss_epochs" / "smoke").mkdir(parents=True)
     (folder / "loss_epochs" / "smoke" / f".{run.run_id}.lock").symlink_to(victim)
-    return ["run", "loss_epochs", "--profile", "smoke", "--shard", "1/7", "--results", str(folder)]
+    return ["run", "loss_epochs", "--profile", "smoke", "--shard", "4/7", "--results", str(folder)]  # 4/7: nca's corrected run alone
 
 
 CASES = [
@@ -129,7 +134,7 @@ CASES = [
     ("unknown profile", args("run", "loss_epochs", "--profile", "quik"), "did you mean 'quick'"),
     ("unknown loss", yaml_edit(smoke_loss(name="ncaa")), "unknown loss 'ncaa' (did you mean 'nca'?)"),
     ("unknown loss argument", yaml_edit(smoke_loss(softmax_scal=1)), "did you mean 'softmax_scale'"),
-    ("unknown miner", yaml_edit(lambda d: d["matrix"]["loss"][1]["set"]["miner"].update(name="triplet_margn")),
+    ("unknown miner", yaml_edit(lambda d: d["matrix"][0]["loss"][1]["set"]["miner"].update(name="triplet_margn")),
      "unknown miner 'triplet_margn' (did you mean 'triplet_margin'?)"),
     ("unknown distance", yaml_edit(smoke_loss(distance={"name": "cosin"})), "did you mean 'cosine'"),
     ("unknown dataset", text_edit("dataset: digits", "dataset: digit"), "did you mean 'digits'"),
@@ -145,7 +150,7 @@ CASES = [
         epochs=-2, eval_epochs=[1])), "greater than or equal to 0"),
     ("zero batch", yaml_edit(lambda d: d["profiles"]["smoke"]["config"]["train"].update(batch_size=0)),
      "greater than or equal to 1"),
-    ("empty matrix", yaml_edit(lambda d: d["matrix"].update(loss=[])), "empty axis"),
+    ("empty matrix", yaml_edit(lambda d: d["matrix"][0].update(loss=[])), "empty axis"),
     ("empty seeds", yaml_edit(lambda d: d["profiles"]["smoke"].update(seeds=[])), "seeds: empty list"),
     ("typo in a top-level key", yaml_edit(lambda d: d.update(matrx=d["matrix"])), "did you mean 'matrix'"),
     ("shard 0/0", args("run", "loss_epochs", "--profile", "smoke", "--shard", "0/0"), "expected i/n"),
@@ -182,7 +187,7 @@ CASES = [
      "nested more than"),
     ("a file of 2 MB", raw_yaml("# " + "x" * 2_000_000 + "\n"), "an experiment file is at most"),
     ("a list where a name is expected", yaml_edit(smoke_loss(name=["nca"])), "loss.name: unknown loss"),
-    ("a list as a matrix label", yaml_edit(lambda d: d["matrix"]["loss"][0].update(label=["nca"])),
+    ("a list as a matrix label", yaml_edit(lambda d: nca(d).update(label=["nca"])),
      "a label must be text or a number"),
     ("a list as the model", yaml_edit(lambda d: d["config"].update(model=["thesis_convnet"])),
      "model: input should be a valid dictionary"),
@@ -246,29 +251,30 @@ def test_the_table_is_big_enough():
 def test_nan_loss_mid_run_is_a_failed_record_and_the_matrix_goes_on(experiments, tmp_path, run_cli, monkeypatch):
     # A learning rate this large drives the NCA run's loss to NaN; the other runs must still be trained.
     monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
-    yaml_edit(lambda d: d["matrix"]["loss"][0]["set"].update(
-        {"optimizer": {"name": "sgd", "lr": 1.0e30}}))(experiments, tmp_path)
+    def blow_up(d: dict) -> None:  # the corrected runs only (no chain of the original's protocol)
+        nca(corrected_only(d))["set"].update({"optimizer": {"name": "sgd", "lr": 1.0e30}})
+    yaml_edit(blow_up)(experiments, tmp_path)
     results = tmp_path / "results"
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
     assert code == 0, err
     scan = store.scan(results, "loss_epochs", "smoke")
     assert len(scan.failed) == 1 and len(scan.ok) == 6  # 4 other losses and the 2 baselines
     (failed,) = scan.failed.values()
-    assert failed.axes == {"loss": "nca"} and "loss became nan" in failed.error.message
+    assert failed.axes == {"loss": "nca", "protocol": "corrected"} and "loss became nan" in failed.error.message
     code, out, _ = run_cli("status", "loss_epochs", "--profile", "smoke", "--results", results)
     assert "6 done, 1 failed, 0 missing" in out and "loss became nan" in out
 
 
 def test_a_corrupt_record_is_reported_and_never_taken_as_finished(tmp_path, run_cli):
     results = tmp_path / "results"
-    (run,) = [r for r in spec.load("loss_epochs", "smoke").runs if r.axes.get("loss") == "nca"]
+    (run,) = [r for r in spec.load("loss_epochs", "smoke").runs if r.axes.get("protocol") != "original" and r.axes.get("loss") == "nca"]
     path = store.record_path(results, "loss_epochs", "smoke", run.run_id)
     path.parent.mkdir(parents=True)
     path.write_text('{"run_id": "%s", "status": "ok", "metr' % run.run_id)
     code, out, _ = run_cli("status", "loss_epochs", "--profile", "smoke", "--results", results)
     assert code == 0 and "1 corrupt" in out and str(path) in out and "0 done" in out
     code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
-                           "--shard", "1/7")
+                           "--shard", "4/7")  # nca's corrected run alone
     assert code == 0 and f"warning: {path}" in err
     assert store.read(path).status == "ok" and json.loads(path.read_text())["metrics"]
 

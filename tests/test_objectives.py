@@ -11,7 +11,7 @@ from harness import models, objectives, schema, spec
 
 
 def built(loss_label: str):
-    run = next(r for r in spec.load("loss_epochs", "full").runs if r.axes.get("loss") == loss_label)
+    run = next(r for r in spec.load("loss_epochs", "full").runs if r.axes.get("protocol") != "original" and r.axes.get("loss") == loss_label)
     return (objectives.build_loss(run.config.loss, num_classes=10, embedding_size=128),
             objectives.build_miner(run.config.miner))
 

@@ -19,11 +19,32 @@ def edit(experiments: Path, study: str, change) -> None:
 
 
 def test_profiles_expand_to_the_declared_matrix():
-    for profile, seeds in (("full", 3), ("quick", 3), ("smoke", 1)):
+    for profile, seeds, budgets in (("full", 3, 5), ("quick", 3, 3), ("smoke", 1, 2)):
         study = spec.load("loss_epochs", profile)
-        assert len(study.runs) == (5 + 2) * seeds  # five losses, then the two baselines
-        labels = [r.axes.get("loss", r.axes.get("baseline")) for r in study.runs]
-        assert labels[::seeds] == ["nca", "margin", "proxy_anchor", "contrastive", "triplet", "raw_input", "untrained"]
+        # five losses the corrected way, five losses x the budgets the original's way, then the two baselines
+        assert len(study.runs) == (5 + 5 * budgets + 2) * seeds
+        corrected = [r for r in study.runs if r.axes.get("protocol") != "original"]
+        labels = [r.axes.get("loss", r.axes.get("baseline")) for r in corrected]
+        assert labels[::seeds] == ["contrastive", "triplet", "proxy_anchor", "nca", "margin", "raw_input", "untrained"]
+
+
+def test_the_original_protocol_is_one_chain_per_seed_in_the_original_scripts_order():
+    study = spec.load("loss_epochs", "quick")
+    by_id = {r.run_id: r for r in study.runs}
+    for seed in (0, 1, 2):
+        chain = [r for r in study.runs if r.axes.get("protocol") == "original" and r.seed == seed]
+        order = [(r.axes["loss"], r.axes["budget"]) for r in chain]
+        assert order == [(loss, budget) for loss in ("contrastive", "triplet", "proxy_anchor", "nca", "margin")
+                         for budget in (10, 20, 50)]
+        assert chain[0].config.train.init is None
+        assert [r.config.train.init for r in chain[1:]] == [r.run_id for r in chain[:-1]]
+        assert [r.config.train.epochs for r in chain[:3]] == [1, 2, 5]  # the budgets scaled to a tenth
+        for run in chain:  # the original's flaws, kept on purpose
+            assert run.config.miner["type_of_triplets"] == "semihard"
+            assert run.config.train.optimize_loss is False and run.config.eval.knn_reference == "training"
+            assert by_id[run.run_id] is run
+    corrected = [r for r in study.runs if r.axes.get("protocol") == "corrected"]
+    assert all(r.config.train.init is None and r.config.eval.knn_reference == "clean" for r in corrected)
 
 
 def test_profile_overrides_reach_the_resolved_config():
@@ -37,7 +58,8 @@ def test_profile_overrides_reach_the_resolved_config():
 
 
 def test_paired_axis_sets_loss_and_miner_together():
-    runs = {r.axes["loss"]: r.config for r in spec.load("loss_epochs", "smoke").runs if "loss" in r.axes}
+    runs = {r.axes["loss"]: r.config for r in spec.load("loss_epochs", "smoke").runs
+            if r.axes.get("protocol") == "corrected"}
     assert runs["nca"].miner is None and runs["proxy_anchor"].miner is None
     for tuple_loss in ("margin", "contrastive", "triplet"):
         assert runs[tuple_loss].miner["type_of_triplets"] == "semihard"
@@ -73,9 +95,9 @@ BAD = [
      ["train.epochs", "greater than or equal to 0"]),
     ("unknown dataset", lambda d: d["profiles"]["smoke"]["config"]["data"].update(dataset="digitz"),
      ["data.dataset", "unknown dataset 'digitz'", "did you mean 'digits'"]),
-    ("unknown loss", lambda d: d["matrix"]["loss"][0]["set"]["loss"].update(name="ncaa"),
+    ("unknown loss", lambda d: d["matrix"][0]["loss"][3]["set"]["loss"].update(name="ncaa"),
      ["matrix.loss", "unknown loss 'ncaa'", "did you mean 'nca'"]),
-    ("unknown loss argument", lambda d: d["matrix"]["loss"][0]["set"]["loss"].update(softmax_scal=1),
+    ("unknown loss argument", lambda d: d["matrix"][0]["loss"][3]["set"]["loss"].update(softmax_scal=1),
      ["unknown argument 'softmax_scal'", "did you mean 'softmax_scale'"]),
     ("unknown metric", lambda d: d["config"]["eval"].update(metrics=["knn_acuracy"]),
      ["eval.metrics", "did you mean 'knn_accuracy'"]),
@@ -86,11 +108,11 @@ BAD = [
      ["unknown key 'profiles.smoke.seed'", "did you mean 'seeds'"]),
     ("report names an unknown axis", lambda d: d["report"]["tables"][0].update(rows="los"),
      ["report.tables[0].rows", "did you mean 'loss'"]),
-    ("empty matrix axis", lambda d: d["matrix"].update(loss=[]), ["matrix.loss", "empty axis"]),
+    ("empty matrix axis", lambda d: d["matrix"][0].update(loss=[]), ["matrix.loss", "empty axis"]),
     ("missing profile", lambda d: d["profiles"].pop("smoke"), ["profiles", "missing smoke"]),
     ("evaluation after the last epoch", lambda d: d["profiles"]["smoke"]["config"]["train"].update(eval_epochs=[1, 3]),
      ["train.eval_epochs", "last epoch"]),
-    ("text where a flag belongs", lambda d: d["matrix"]["loss"][0]["set"]["loss"]["distance"].update(
+    ("text where a flag belongs", lambda d: d["matrix"][0]["loss"][0]["set"]["loss"]["distance"].update(
         normalize_embeddings="yes"), ["normalize_embeddings", "expected bool"]),
 ]
 
@@ -244,7 +266,12 @@ def test_cub_cars_sweeps_share_their_baseline():
     baseline = [r for r in runs if r.axes.get("dim") == 512 and r.axes.get("margin") == 0.5]
     assert len(baseline) == 2 * 3  # two datasets, three seeds
     assert all(r.axes["batch"] == 100 and r.axes["loss"] == "contrastive" for r in baseline)
-    assert len(runs) == (31 + 2 * 2) * 3  # the sweeps' 31 settings and two baselines per dataset
+    # the sweeps' 31 settings, the two read by three epoch rules (CUB only) and two baselines per dataset
+    assert len(runs) == (31 + 2 + 2 * 2) * 3
+    rules = [r for r in runs if r.axes.get("protocol") == "epoch_rules"]
+    assert {r.axes["loss"] for r in rules} == {"contrastive", "proxy_anchor"}
+    assert all(r.config.data.val_classes == 20 and r.config.train.eval_epochs == list(range(1, r.config.train.epochs + 1))
+               for r in rules)
 
 
 CHAIN = {"matrix": {"loss": [{"label": "nca", "set": {"loss": {"name": "nca"}}},

@@ -16,7 +16,8 @@ from harness.errors import HarnessError
 
 @pytest.fixture(scope="module")
 def smoke_runs() -> dict[str, spec.Run]:
-    return {r.axes["loss"]: r for r in spec.load("loss_epochs", "smoke").runs if "loss" in r.axes}
+    return {r.axes["loss"]: r for r in spec.load("loss_epochs", "smoke").runs
+            if "loss" in r.axes and r.axes.get("protocol") != "original"}
 
 
 def with_train(run: spec.Run, **changes) -> spec.Run:

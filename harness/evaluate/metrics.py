@@ -88,7 +88,7 @@ def nmi(inputs: Inputs) -> dict[str, float]:
 
 
 def verification(inputs: Inputs) -> dict[str, float]:
-    keys = ("n_pairs", "validation_fraction")
+    keys = ("n_pairs", "validation_fraction", "fixed_threshold")
     return pairs.verification(inputs.numpy_query(), inputs.query_labels, seed=inputs.seed, distance=inputs.distance,
                               **{k: inputs.options[k] for k in keys if k in inputs.options})
 

@@ -245,12 +245,15 @@ def choose_threshold(distances: np.ndarray, is_same: np.ndarray) -> float:
 
 
 def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, validation_fraction: float = 0.5,
-                 seed: int = 0, distance: str = "euclidean") -> dict[str, float]:
+                 seed: int = 0, distance: str = "euclidean",
+                 fixed_threshold: float | None = None) -> dict[str, float]:
     """Same/different verification: threshold chosen on validation pairs, accuracy and ROC AUC on test pairs.
 
     The items (not the pairs) are split per class into a validation and a test part, and n_pairs balanced
     pairs are drawn inside each part, so no item is shared between the two. The threshold is never chosen
-    on test pairs (the original project used a fixed cosine threshold of 0.2).
+    on test pairs. With `fixed_threshold` t, the same test pairs are also judged as the seed-004 original did,
+    "same" iff cosine similarity > t whatever `distance` is (its "binary accuracy", t = 0.2 there), and that
+    accuracy is `verification_fixed_accuracy`: the fixed threshold beside the validated one.
     """
     x, labels = as_float64("verification", x, labels)
     check_distance(x, distance, "verification")
@@ -260,10 +263,13 @@ def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, val
                            f"got {validation_fraction}")
     if len(np.unique(labels)) < 2:
         raise HarnessError("verification: needs at least 2 classes, got 1")
-    x, exponent = prepared(x, distance)
+    if fixed_threshold is not None and (isinstance(fixed_threshold, bool) or not isinstance(
+            fixed_threshold, (int, float)) or not -1 <= fixed_threshold <= 1):
+        raise HarnessError(f"verification: fixed_threshold is a cosine similarity in [-1, 1], got {fixed_threshold!r}")
+    given, (x, exponent) = x, prepared(x, distance)
     rng = np.random.default_rng(seed)
     parts = stratified_split(labels, validation_fraction, rng)
-    scored = []
+    scored, drawn = [], []
     for part, name in zip(parts, ("validation", "test")):
         classes, counts = np.unique(labels[part], return_counts=True)
         if len(classes) < 2 or counts.max() < 2:
@@ -271,7 +277,13 @@ def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, val
                                f"2 classes and a class with 2 items; change validation_fraction or add items")
         i, j, same = balanced_pairs(labels[part], n_pairs, rng)
         scored.append((pair_distance(x[part[i]], x[part[j]], distance), same))
+        drawn.append((part[i], part[j]))
     (val_d, val_same), (test_d, test_same) = scored
+    fixed = {}
+    if fixed_threshold is not None:
+        test_i, test_j = drawn[1]
+        cosine = 1 - pair_distance(given[test_i], given[test_j], "cosine")  # of the embeddings as given
+        fixed = {"verification_fixed_accuracy": float(((cosine > fixed_threshold) == test_same).mean())}
     threshold = choose_threshold(val_d, val_same)
     try:  # back to the embeddings' units (a power of two: exact)
         reported = math.ldexp(threshold, exponent)
@@ -279,7 +291,7 @@ def verification(x: np.ndarray, labels: np.ndarray, *, n_pairs: int = 10000, val
         raise HarnessError("verification: the distance threshold exceeds the float64 range; "
                            "scale the embeddings down") from None
     return {"verification_accuracy": threshold_accuracy(test_d, test_same, threshold),
-            "verification_threshold": reported, "roc_auc": roc_auc(test_d, test_same)}
+            "verification_threshold": reported, "roc_auc": roc_auc(test_d, test_same), **fixed}
 
 
 def episode_classes(labels: np.ndarray, k_shot: int, classes: Iterable | None = None) -> np.ndarray:

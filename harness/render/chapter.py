@@ -17,10 +17,10 @@ import pandas as pd
 
 from harness import aggregate, spec, store
 from harness.errors import HarnessError
-from harness.render import PAPER_DIR, baselines, figures, latex, tables
+from harness.render import PAPER_DIR, baselines, figures, latex, protocols, tables
 from harness.render.axes import axis_name
 from harness.render.facts import failed_axes, setup_facts
-from harness.render.schema import FigureSpec, ReferenceSpec, TableSpec
+from harness.render.schema import FigureSpec, ProtocolSpec, ReferenceSpec, TableSpec, where_for
 
 
 def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
@@ -50,9 +50,12 @@ def study_records(study: spec.Study, results: Path) -> list[store.RunRecord]:
     scan = store.scan(results, study.name, study.profile)
     for why in scan.corrupt.values():
         print(f"warning: skipped {why}")
-    # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables.
-    wanted = {run.run_id for run in study.runs}
-    return [r for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
+    # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables. Their
+    # axis labels are the study file's as it stands: a label names a config, the run_id is the config, so a label
+    # added or renamed later (a `protocol: corrected` beside a new variant) applies to runs recorded before it.
+    wanted = {run.run_id: run.axes for run in study.runs}
+    return [r.model_copy(update={"axes": dict(wanted[r.run_id])})
+            for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
 
 
 @dataclass(frozen=True, eq=False)
@@ -98,6 +101,8 @@ def write_chapter(chapter: Chapter) -> list[str]:
         names += write_figure(chapter, figure, facts)
     if report.reference is not None:
         names += write_reference(chapter, report.reference, facts)
+    if report.protocols is not None:
+        names += write_protocols(chapter, report.protocols, facts)
     return names
 
 
@@ -132,10 +137,27 @@ def write_reference(chapter: Chapter, ref: ReferenceSpec, facts: dict[str, Any])
     if absent := chapter.absent(ref.axis):
         return chapter.omitted("reference.tex", absent)
     original = pd.read_csv(chapter.study.path.parent / ref.file)
-    data = tables.reference(chapter.frame, ref, original, chapter.study.axes)
+    data = tables.reference(chapter.frame, ref, original, chapter.study.axes, chapter.study.profile)
     return [chapter.write("reference.tex", "reference.tex.j2", ref=ref, their_cols=data.their_cols,
                           our_cols=data.our_cols, body=data.body, facts=facts,
-                          row_label=axis_name(ref.axis, chapter.names), by_epoch=ref.columns is not None)]
+                          row_label=axis_name(ref.axis, chapter.names), by_epoch=ref.columns is not None,
+                          # null (runs without that axis) is a filter, not a setting: the caption leaves it out
+                          shown_where={k: v for k, v in where_for(ref, chapter.study.profile).items()
+                                       if v is not None})]
+
+
+def write_protocols(chapter: Chapter, spec: ProtocolSpec, facts: dict[str, Any]) -> list[str]:
+    if absent := chapter.absent(*spec.rows):
+        return chapter.omitted("protocols.tex", absent)
+    original = pd.read_csv(chapter.study.path.parent / spec.file)
+    rows = protocols.protocol_rows(chapter.frame, spec, original, chapter.study.axes, chapter.study.profile,
+                                   chapter.names)
+    if not rows:
+        return chapter.omitted("protocols.tex", ["(no run of the original's protocol)"])
+    return [chapter.write("protocols.tex", "protocols.tex.j2", spec=spec, rows=rows, facts=facts,
+                          axes=[axis_name(a, chapter.names) for a in spec.rows],
+                          several=len({r.claim for r in rows}) > 1, ns=sorted({r.n for r in rows}),
+                          notes=[c for c in spec.claims if c.note])]
 
 
 @contextlib.contextmanager

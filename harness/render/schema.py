@@ -54,10 +54,8 @@ class TableSpec(Strict):
 
     @field_validator("epoch")
     @classmethod
-    def _epoch_rule(cls, rule: str) -> str:
-        if rule not in ("all", "last") and not (rule.startswith("best:") and len(rule) > len("best:")):
-            raise ValueError(f"epoch: '{rule}': one of all, last, best:<metric> (e.g. best:val_recall_at_1)")
-        return rule
+    def _epoch(cls, rule: str) -> str:
+        return _epoch_rule(rule)
 
 
 class FigureSpec(Strict):
@@ -99,6 +97,7 @@ class ReferenceSpec(Strict):
     values: list[Comparison] = []  # several metrics side by side, theirs vs ours, at the last epoch
     row_map: dict[str, Any] = {}  # their row names -> our axis labels
     where: dict[str, Any] = {}  # axis -> label (or list of labels): our runs in their setting (their m and s)
+    where_in: dict[str, dict[str, Any]] = {}  # profile -> its own `where`, where its grid differs
     their_where: dict[str, Any] = {}  # CSV column -> value: their rows in the setting compared
     percent_in_file: bool = True
     setting: str  # their setting, in a few words, for the caption
@@ -112,11 +111,72 @@ class ReferenceSpec(Strict):
         return self
 
 
+def _epoch_rule(rule: str, extra: tuple[str, ...] = ()) -> str:
+    if rule not in ("all", "last", *extra) and not (rule.startswith("best:") and len(rule) > len("best:")):
+        raise ValueError(f"epoch: '{rule}': one of {', '.join(('all', 'last', *extra))}, best:<metric> "
+                         f"(e.g. best:val_recall_at_1)")
+    return rule
+
+
+class ProtocolCell(Strict):
+    """Our runs and the epoch of one protocol in a claim's row: the runs matching `where` (and the row's labels;
+    a run without one of those axes is kept), narrowed by `select`, at the epoch `epoch` picks."""
+
+    where: dict[str, Any] = {}
+    # profile -> the `where` for that profile, where its grid differs (the quick arcface softmax with the same
+    # optimizer as ArcFace is lr 1e-3; in the full grid, lr 0.01 with momentum 0.5)
+    where_in: dict[str, dict[str, Any]] = {}
+    select: SelectSpec | None = None
+    metric: str | None = None  # default: the claim's metric
+    # last | best:<metric> | faithful: the epoch the original-protocol cell of the same row was read at (a
+    # corrected run evaluated after as many epochs as the original's call trained)
+    epoch: str = "last"
+
+    @field_validator("epoch")
+    @classmethod
+    def _epoch(cls, rule: str) -> str:
+        return _epoch_rule(rule, ("faithful",))
+
+
+class ProtocolClaim(Strict):
+    """One number the original reported, and how it reads under its protocol and under ours."""
+
+    label: str  # what it is ("R@1, last epoch")
+    metric: str  # our metric
+    theirs: str | None = None  # the CSV column holding their number (None: they reported none)
+    faithful: ProtocolCell  # ours, run or read the original's way
+    corrected: ProtocolCell  # ours, the corrected way
+    note: str = ""  # for the caption: what the corrected column is, when not the same measurement
+
+
+class ProtocolSpec(Strict):
+    """The "original / ours with the original's protocol / ours corrected / corrected - faithful" table: one
+    row per claim and label of `rows` among the faithful runs, the difference paired by seed with its 95%
+    t-interval."""
+
+    file: str  # relative to experiments/: their numbers
+    source: str
+    caption: str
+    rows: list[str] = Field(min_length=1)  # our axes whose labels name a row
+    their_rows: dict[str, str] = {}  # our axis -> the CSV column holding its label there
+    row_map: dict[str, Any] = {}  # their labels -> ours
+    their_where: dict[str, Any] = {}  # CSV column -> value: their rows in the setting compared
+    percent_in_file: bool = True
+    claims: list[ProtocolClaim] = Field(min_length=1)
+    spread: bool = False  # also the lowest and highest single run of the faithful cell (the originals ran once)
+
+
 class ReportSpec(Strict):
     axis_labels: dict[str, str] = {}  # axis -> how tables and figures name it ("m" -> "margin m")
     tables: list[TableSpec] = []
     figures: list[FigureSpec] = []
     reference: ReferenceSpec | None = None
+    protocols: ProtocolSpec | None = None
+
+
+def where_for(item: ReferenceSpec | ProtocolCell, profile: str) -> dict[str, Any]:
+    """An item's `where` for a profile: its own entry in `where_in`, else `where`."""
+    return item.where_in.get(profile, item.where)
 
 
 def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]], anywhere: set[str]) -> None:
@@ -174,9 +234,34 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
     ref = report.reference
     if ref is not None:
         check_axis("report.reference.axis", ref.axis, tuple(anywhere))
-        for axis in ref.where:
+        for axis in [*ref.where, *(a for w in ref.where_in.values() for a in w)]:
             check_axis("report.reference.where", axis, tuple(anywhere))
         for metric in [ref.metric] + [c.ours for c in ref.values]:
             check_metric("report.reference", metric)
         if not (path.parent / ref.file).exists():
             raise ConfigError(f"{path}: report.reference.file: {path.parent / ref.file} not found")
+    protocols = report.protocols
+    if protocols is not None:
+        for axis in [*protocols.rows, *protocols.their_rows]:
+            check_axis("report.protocols.rows", axis, tuple(anywhere))
+        for i, claim in enumerate(protocols.claims):
+            where = f"report.protocols.claims[{i}]"
+            check_metric(where, claim.metric)
+            for side in ("faithful", "corrected"):
+                cell = getattr(claim, side)
+                for axis in [*cell.where, *(a for w in cell.where_in.values() for a in w)]:
+                    check_axis(f"{where}.{side}.where", axis, tuple(anywhere))
+                if cell.metric is not None:
+                    check_metric(f"{where}.{side}.metric", cell.metric)
+                if cell.epoch.startswith("best:"):
+                    check_metric(f"{where}.{side}.epoch", cell.epoch.removeprefix("best:"))
+                if cell.select is not None:
+                    for axis in cell.select.axes:
+                        check_axis(f"{where}.{side}.select.axes", axis, tuple(anywhere))
+                    check_metric(f"{where}.{side}.select.by", cell.select.by)
+                    if cell.select.per is not None:
+                        check_axis(f"{where}.{side}.select.per", cell.select.per)
+            if claim.faithful.epoch == "faithful":
+                raise ConfigError(f"{path}: {where}.faithful.epoch: 'faithful' is for the corrected cell only")
+        if not (path.parent / protocols.file).exists():
+            raise ConfigError(f"{path}: report.protocols.file: {path.parent / protocols.file} not found")

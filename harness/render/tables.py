@@ -16,7 +16,7 @@ from harness.errors import HarnessError
 from harness.render import baselines
 from harness.render.axes import chosen_words, label_text, natural_key, ordered
 from harness.render.baselines import Baseline
-from harness.render.schema import ReferenceSpec, SelectSpec, TableSpec
+from harness.render.schema import ReferenceSpec, SelectSpec, TableSpec, where_for
 
 Order = Mapping[str, Sequence[Any]]  # axis -> its labels as the matrix declares them
 
@@ -234,17 +234,18 @@ def reference_key(reference: Any, row: Any, column: Any, base: BaselineValues) -
     return (row, Baseline(label, column if base.by_column else None))
 
 
-def reference(frame: pd.DataFrame, ref: ReferenceSpec, original: pd.DataFrame, order: Order) -> Reference:
+def reference(frame: pd.DataFrame, ref: ReferenceSpec, original: pd.DataFrame, order: Order,
+              profile: str = "") -> Reference:
     """The original's numbers (`original`: their CSV) beside ours, row by row (trained runs only: no baselines)."""
-    frame = baselines.trained_only(frame)
+    frame, where = baselines.trained_only(frame), where_for(ref, profile)
     original = their_rows(original, ref)
     if ref.columns is not None:  # one metric, their epochs beside ours
-        ours = per_seed_summary(aggregate.restrict(frame, [ref.metric], ref.where), [ref.axis, "epoch"])
+        ours = per_seed_summary(aggregate.restrict(frame, [ref.metric], where), [ref.axis, "epoch"])
         their_cols = sorted(original[ref.columns].unique())
         our_cols = sorted(ours["epoch"].unique())
     else:  # several metrics at the last epoch
         metrics = [c.ours for c in ref.values]
-        ours = per_seed_summary(aggregate.restrict(frame, metrics, ref.where, "last"), [ref.axis, "metric"])
+        ours = per_seed_summary(aggregate.restrict(frame, metrics, where, "last"), [ref.axis, "metric"])
         their_cols = [c.label for c in ref.values if c.theirs is not None]
         our_cols = [c.label for c in ref.values]
     rows = reference_rows(list(ours[ref.axis]) + list(original["row"]), order.get(ref.axis))

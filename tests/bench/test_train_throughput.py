@@ -33,7 +33,7 @@ def synthetic_dataset() -> data.Dataset:
 
 
 def harness_trainer(dataset: data.Dataset) -> train.Trainer:
-    run = next(r for r in spec.load("loss_epochs", "full").runs if r.axes["loss"] == "contrastive")
+    run = next(r for r in spec.load("loss_epochs", "full").runs if r.axes.get("protocol") != "original" and r.axes["loss"] == "contrastive")
     config = run.config.model_copy(update={"data": run.config.data.model_copy(update={"train_per_class": None})})
     return train.Trainer(dataclasses.replace(run, config=config), train.Accelerator(cpu=True), dataset)
 
