@@ -10,7 +10,7 @@ STUDIES ?= $(KNOWN_STUDIES)
 # Values given on the command line reach shell commands: each must be known words, nothing else (`T='x; rm y'`).
 check = $(if $(or $(filter-out $(2),$(1)),$(if $(strip $(1)),,x)),$(error $(3)='$(1)': expected $(4) from: $(2)))
 GOALS := $(or $(MAKECMDGOALS),reproduce)
-ifneq ($(filter reproduce figures table,$(GOALS)),)
+ifneq ($(filter reproduce figures table check,$(GOALS)),)
 $(if $(word 2,$(PROFILE)),$(error PROFILE='$(PROFILE)': one of full quick smoke))
 $(call check,$(PROFILE),full quick smoke,PROFILE,one)
 endif
@@ -23,7 +23,7 @@ $(if $(word 2,$(T)),$(error T='$(T)': one study from: $(KNOWN_STUDIES)))
 $(call check,$(T),$(KNOWN_STUDIES),T,one)
 endif
 
-.PHONY: reproduce figures table test bench venv lock clean
+.PHONY: reproduce figures table check test bench venv lock clean
 
 ## reproduce: run every study's missing runs (PROFILE=quick by default; STUDIES="a b" for some), then the PDF
 reproduce: venv
@@ -38,6 +38,11 @@ figures: venv
 table: venv
 	$(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6
 	$(HARNESS) render --profile $(PROFILE) --studies $(T)
+
+## check: recompute every claim from the committed records (fails on a changed verdict, an edited or missing
+## record, or a result number typed into the prose); CI runs it after the tests
+check: venv
+	$(HARNESS) check --profile $(PROFILE)
 
 ## test: unit and integration tests, including every study's smoke profile end to end
 test: venv

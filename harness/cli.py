@@ -295,6 +295,32 @@ def cmd_render(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_check(args: argparse.Namespace) -> int:
+    """Every claim recomputed from the records, every record intact, no result number typed into the prose."""
+    from harness import claims, render
+
+    paper = args.paper or render.PAPER_DIR
+    problems, total, verdicts = [], 0, {}
+    for name in args.studies or spec.list_studies():
+        study = spec.load(name, args.profile, components=False)
+        computed, found = claims.study_results(study, args.results)
+        problems += found
+        total += len(study.spec.report.claims)
+        for result in computed:
+            verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+    problems += claims.prose_problems(paper)
+    for line in problems:
+        print(f"check: {line}", file=sys.stderr)
+    summary = ", ".join(f"{n} {v}" for v, n in sorted(verdicts.items())) or "none computed"
+    if problems:
+        print(f"check: {len(problems)} problem(s) in {total} claims (profile {args.profile}; {summary})",
+              file=sys.stderr)
+        return 1
+    print(f"check: {total} claims hold on the records of profile {args.profile} ({summary}); every record is "
+          f"intact; no result number typed into {paper}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness import evaluate
 
@@ -409,6 +435,13 @@ def build_parser() -> argparse.ArgumentParser:
     render.add_argument("--no-pdf", action="store_true", help="write tables and figures only")
     render.add_argument("--paper", type=Path, default=None, help="paper folder (default: the repository's paper/)")
     render.set_defaults(func=cmd_render)
+
+    check = sub.add_parser("check", help="recompute every claim from the records; fail on a changed verdict, a "
+                                         "missing or edited record, or a result number typed into the prose")
+    _add_common(check)
+    check.add_argument("--studies", nargs="*", default=None, help="default: every study in experiments/")
+    check.add_argument("--paper", type=Path, default=None, help="paper folder whose prose is checked")
+    check.set_defaults(func=cmd_check)
 
     ev = sub.add_parser("evaluate", help="score your own embeddings (.npz) with the thesis's metrics; JSON on stdout")
     ev.add_argument("file", type=Path, help="arrays query, query_labels [, reference, reference_labels]")

@@ -92,3 +92,16 @@ def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_fa
     todo = parents_first([r for r in todo if r.run_id not in blocked])
     return Plan(study, todo, done, failed, {k: v for k, v in scan.corrupt.items()
                                             if k in {r.run_id for r in mine}}, blocked)
+
+
+def study_records(study: Study, results: Path) -> list[store.RunRecord]:
+    """The records of a study's current matrix (finished and failed), labelled as the study file labels them now."""
+    scan = store.scan(results, study.name, study.profile)
+    for why in scan.corrupt.values():
+        print(f"warning: skipped {why}")
+    # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables. Their
+    # axis labels are the study file's as it stands: a label names a config, the run_id is the config, so a label
+    # added or renamed later (a `protocol: corrected` beside a new variant) applies to runs recorded before it.
+    wanted = {run.run_id: run.axes for run in study.runs}
+    return [r.model_copy(update={"axes": dict(wanted[r.run_id])})
+            for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]

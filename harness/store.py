@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import fcntl
+import hashlib
 import json
 import math
 import os
@@ -110,6 +111,9 @@ class RunRecord(_Model):
     error: RunError | None = None
     timing: Timing
     provenance: Provenance
+    # sha256 of everything else in the record, set when it is written: `harness check` refuses a record whose
+    # content no longer matches (a metric edited by hand). Not a signature: it catches edits, not forgery.
+    digest: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
 
     @field_validator("metrics")
     @classmethod
@@ -139,6 +143,16 @@ class RunRecord(_Model):
 
     def last_metrics(self) -> dict[str, float]:
         return self.metrics[-1] if self.metrics else {}
+
+    def content_digest(self) -> str:
+        """sha256 of the record without its digest, in one canonical JSON form."""
+        text = json.dumps(self.model_dump(mode="json", exclude={"digest"}), sort_keys=True, allow_nan=False,
+                          separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
+
+    def intact(self) -> bool:
+        """Whether the record is as it was written (its digest matches its content)."""
+        return self.digest is not None and self.digest == self.content_digest()
 
 
 def _upgrade(raw: dict[str, Any]) -> dict[str, Any]:
@@ -201,6 +215,7 @@ def write(results: Path, record: RunRecord | dict[str, Any]) -> Path:
             record = validate(record)
         except RecordError as exc:
             raise RecordError(f"refusing to write an invalid record ({exc})") from None
+    record = record.model_copy(update={"digest": record.content_digest()})
     path = record_path(results, record.study, record.profile, record.run_id)
     # allow_nan=False: a NaN metric is refused, never written (the schema refuses it first).
     text = json.dumps(record.model_dump(mode="json"), indent=1, sort_keys=True, allow_nan=False)

@@ -20,7 +20,8 @@ def corrected_only(doc: dict, losses: tuple[str, ...] | None = None) -> dict:
     block["loss"] = [v for v in block["loss"] if losses is None or v["label"] in losses]
     doc["matrix"] = [block]
     doc.pop("chains", None)
-    doc.get("report", {}).pop("protocols", None)  # it compares with that chain
+    doc.get("report", {}).pop("protocols", None)  # they compare with that chain
+    doc.get("report", {}).pop("claims", None)
     for profile in doc["profiles"].values():  # their `budget` axis would be added to the block
         profile.pop("matrix", None)
     return doc

@@ -70,7 +70,8 @@ def test_a_render_replaces_the_folder_whole(tmp_path: Path, paper: Path):
     folder = paper / "generated" / "loss_epochs"
     (folder / "table_renamed_since.tex").write_text("% a table the report no longer declares\n")
     written = render(["loss_epochs"], "smoke", results, paper)
-    assert sorted(p.name for p in written) == sorted(p.name for p in folder.iterdir())
+    assert sorted(p.name for p in written if p.parent == folder) == sorted(p.name for p in folder.iterdir())
+    assert paper / "generated" / "verdicts.tex" in written  # the conclusion's table of every claim's verdict
     assert not (folder / "table_renamed_since.tex").exists()
     assert {"setup.tex", "table_knn_accuracy.tex", "figure_curves.pdf", "reference.tex"} <= set(snapshot(folder))
     assert hidden(paper / "generated") == []

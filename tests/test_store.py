@@ -22,7 +22,9 @@ def test_round_trip_and_no_temporary_left(tmp_path: Path):
     record = make_record()
     path = store.write(tmp_path, record)
     assert path == tmp_path / "loss_epochs" / "smoke" / f"{record['run_id']}.json"
-    assert store.read(path) == store.validate(record)
+    written = store.read(path)
+    assert written.model_copy(update={"digest": None}) == store.validate(record)
+    assert written.intact() and written.digest == store.validate(record).content_digest()  # sealed as written
     assert [p.name for p in path.parent.iterdir()] == [path.name]
     assert path.stat().st_mode & 0o777 == 0o644
 
@@ -121,5 +123,7 @@ def test_names_cannot_escape_results(tmp_path: Path, study: str, profile: str):
 def test_records_are_plain_sorted_json(tmp_path: Path):
     path = store.write(tmp_path, make_record())
     text = path.read_text()
-    assert json.loads(text) == store.validate(make_record()).model_dump(mode="json") and text.endswith("\n")
+    record = store.validate(make_record())
+    assert json.loads(text) == {**record.model_dump(mode="json"), "digest": record.content_digest()}
+    assert text.endswith("\n")
     assert list(json.loads(text)) == sorted(json.loads(text))

@@ -4,6 +4,7 @@ folder beside paper/generated/<study>/ and swapped in whole, so that folder alwa
 from __future__ import annotations
 
 import contextlib
+import re
 import shutil
 import tempfile
 import uuid
@@ -15,7 +16,8 @@ from typing import Any
 import jinja2
 import pandas as pd
 
-from harness import aggregate, spec, store
+from harness import aggregate, files, spec, store
+from harness.plan import study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex, protocols, tables
 from harness.render.axes import axis_name
@@ -26,10 +28,29 @@ from harness.render.schema import FigureSpec, ProtocolSpec, ReferenceSpec, Table
 def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
     """Write every study's generated files; a study with no records gets a note saying how to produce them."""
     env = latex.environment(paper / "templates")
-    written = []
+    written, verdicts = [], []
     for name in studies:
-        written.extend(render_study(spec.load(name, profile, components=False), results, paper / "generated", env))
-    return written
+        study = spec.load(name, profile, components=False)
+        written.extend(render_study(study, results, paper / "generated", env))
+        verdicts += claim_rows(study, results)
+    target = paper / "generated" / "verdicts.tex"
+    files.atomic_write(target, env.get_template("verdicts.tex.j2").render(rows=verdicts, profile=profile))
+    return [*written, target]
+
+
+def claim_rows(study: spec.Study, results: Path) -> list[dict[str, Any]]:
+    """One row per claim of a study for the conclusion's table: the original's claim and the verdict."""
+    from harness import claims
+
+    frame = aggregate.long_frame(study_records(study, results))
+    rows = []
+    for claim in study.spec.report.claims:
+        try:
+            verdict = claims.compute(claim, frame, study.profile, study.axes).verdict
+        except HarnessError:
+            verdict = "no records"
+        rows.append({"study": study.name, "claim": claim.name, "original": claim.original, "verdict": verdict})
+    return rows
 
 
 def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.Environment) -> list[Path]:
@@ -44,18 +65,6 @@ def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.
     except HarnessError as exc:
         raise HarnessError(f"{study.name}: {exc}") from None
     return [target / name for name in names]
-
-
-def study_records(study: spec.Study, results: Path) -> list[store.RunRecord]:
-    scan = store.scan(results, study.name, study.profile)
-    for why in scan.corrupt.values():
-        print(f"warning: skipped {why}")
-    # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables. Their
-    # axis labels are the study file's as it stands: a label names a config, the run_id is the config, so a label
-    # added or renamed later (a `protocol: corrected` beside a new variant) applies to runs recorded before it.
-    wanted = {run.run_id: run.axes for run in study.runs}
-    return [r.model_copy(update={"axes": dict(wanted[r.run_id])})
-            for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
 
 
 @dataclass(frozen=True, eq=False)
@@ -103,6 +112,7 @@ def write_chapter(chapter: Chapter) -> list[str]:
         names += write_reference(chapter, report.reference, facts)
     if report.protocols is not None:
         names += write_protocols(chapter, report.protocols, facts)
+    names += write_findings(chapter)
     return names
 
 
@@ -158,6 +168,35 @@ def write_protocols(chapter: Chapter, spec: ProtocolSpec, facts: dict[str, Any])
                           axes=[axis_name(a, chapter.names) for a in spec.rows],
                           several=len({r.claim for r in rows}) > 1, ns=sorted({r.n for r in rows}),
                           notes=[c for c in spec.claims if c.note])]
+
+
+def write_findings(chapter: Chapter) -> list[str]:
+    """findings.tex: each claim's sentence, its numbers as macros (defined in the same file from the records),
+    its verdict and the original's claim it addresses. A claim this profile's records cannot compute says so."""
+    from harness import claims
+
+    frame = aggregate.long_frame(chapter.records)
+    items = []
+    for claim in chapter.study.spec.report.claims:
+        try:
+            result = claims.compute(claim, frame, chapter.study.profile, chapter.study.axes)
+        except HarnessError as exc:
+            items.append({"claim": claim, "missing": str(exc)})
+            continue
+        numbers = result.numbers()
+        macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}
+        items.append({"claim": claim, "verdict": result.verdict, "numbers": numbers, "macros": macros,
+                      "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name)})
+    if not items:
+        return []
+    return [chapter.write("findings.tex", "findings.tex.j2", items=items, profile=chapter.study.profile)]
+
+
+def sentence_tex(sentence: str, study: str, claim: str) -> str:
+    """A claim's sentence as LaTeX: its text escaped, each {placeholder} the macro of that number."""
+    parts = re.split(r"\{(\w+)\}", sentence)
+    return "".join(latex.latex_escape(part) if i % 2 == 0 else f"\\claimval{{{study}}}{{{claim}}}{{{part}}}"
+                   for i, part in enumerate(parts))
 
 
 @contextlib.contextmanager

@@ -3,6 +3,7 @@ against the study's axes and the metric names at load time, so a typo fails befo
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -11,6 +12,7 @@ from pydantic import Field, field_validator, model_validator
 
 from harness import catalog
 from harness.errors import ConfigError, suggest
+from harness.render.prose import hand_typed
 from harness.schema import Strict
 
 BASELINE_AXIS = "baseline"  # the reserved matrix axis of baseline runs (harness.catalog.BASELINE_AXIS)
@@ -166,12 +168,65 @@ class ProtocolSpec(Strict):
     spread: bool = False  # also the lowest and highest single run of the faithful cell (the originals ran once)
 
 
+Verdict = Literal["reproduced", "not reproduced", "contradicted", "not testable here"]
+VERDICTS = ("reproduced", "not reproduced", "contradicted", "not testable here")
+# What a sentence may refer to: {mean}, {low}, {high} of the difference in percentage points (one cell pair);
+# with `per`: {min} and {max} of the per-label mean differences and {lowest}/{highest} interval ends; always {a}
+# and {b} (the cells' means in percent; with `per`, their ranges) and {n} (seed pairs).
+PLACEHOLDERS = ("mean", "low", "high", "min", "max", "lowest", "highest", "a", "b", "n")
+
+
+class ClaimCell(Strict):
+    """Runs (a `where` as in report.protocols: strict; a cell without `baseline` in it never reads a baseline run),
+    one metric, at one epoch rule (last, best:<metric>, or an evaluated epoch), optionally the best grid cell."""
+
+    where: dict[str, Any] = {}
+    where_in: dict[str, dict[str, Any]] = {}  # profile -> its own `where`
+    metric: str
+    epoch: str | int = "last"
+    select: SelectSpec | None = None
+
+
+class ClaimSpec(Strict):
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # stable: check messages and macros use it
+    original: str  # the original's claim this addresses, in words
+    sentence: str  # the finding, with {placeholders} for its numbers (no number typed by hand)
+    a: ClaimCell | None = None
+    b: ClaimCell | None = None  # the difference computed is a - b
+    per: str | None = None  # one difference per label of this axis (among a's runs); the verdict needs them all
+    # what the original's claim predicts of a against b; "same": that they do not differ (reproduced while the
+    # interval contains 0, contradicted when it excludes it)
+    expect: Literal["higher", "lower", "same"] = "higher"
+    verdict: Verdict  # what the records are expected to give; `harness check` fails when they stop giving it
+    reason: str = ""  # why, for "not testable here"
+
+    @model_validator(mode="after")
+    def _shape(self) -> ClaimSpec:
+        if self.verdict == "not testable here":
+            if not self.reason:
+                raise ConfigError(f"report.claims '{self.name}': a claim not testable here needs a `reason`")
+            if self.a is not None or self.b is not None:
+                raise ConfigError(f"report.claims '{self.name}': a claim not testable here computes nothing "
+                                  "(no `a`, `b`)")
+        elif self.a is None or self.b is None:
+            raise ConfigError(f"report.claims '{self.name}': give the cells `a` and `b` (the difference a - b)")
+        for field in re.findall(r"\{(\w*)\}", self.sentence):
+            if field not in PLACEHOLDERS:
+                raise ConfigError(f"report.claims '{self.name}': sentence placeholder {{{field}}} is not one of "
+                                  f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+        if hand_typed(self.sentence):
+            raise ConfigError(f"report.claims '{self.name}': the sentence types a result number "
+                              f"({hand_typed(self.sentence)[0]!r}); use a placeholder")
+        return self
+
+
 class ReportSpec(Strict):
     axis_labels: dict[str, str] = {}  # axis -> how tables and figures name it ("m" -> "margin m")
     tables: list[TableSpec] = []
     figures: list[FigureSpec] = []
     reference: ReferenceSpec | None = None
     protocols: ProtocolSpec | None = None
+    claims: list[ClaimSpec] = []  # the chapter's findings, computed from records (harness.claims)
 
 
 def where_for(item: ReferenceSpec | ProtocolCell, profile: str) -> dict[str, Any]:
@@ -205,6 +260,21 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
             known = list(dict.fromkeys(str(v) for v in labels))
             raise ConfigError(f"{path}: {where}: '{label}' is neither a label of the row axis '{rows}' nor a "
                               f"baseline{suggest(str(label), known)}; labels: {', '.join(known)}")
+
+    def check_cell(where: str, cell: ProtocolCell | ClaimCell) -> None:
+        """A protocol's or a claim's cell: the axes of its `where` (any profile's), metric, epoch rule, select."""
+        for axis in [*cell.where, *(a for w in cell.where_in.values() for a in w)]:
+            check_axis(f"{where}.where", axis, (*anywhere, BASELINE_AXIS))
+        if cell.metric is not None:
+            check_metric(f"{where}.metric", cell.metric)
+        if isinstance(cell.epoch, str) and cell.epoch.startswith("best:"):
+            check_metric(f"{where}.epoch", cell.epoch.removeprefix("best:"))
+        if cell.select is not None:
+            for axis in cell.select.axes:
+                check_axis(f"{where}.select.axes", axis, tuple(anywhere))
+            check_metric(f"{where}.select.by", cell.select.by)
+            if cell.select.per is not None:
+                check_axis(f"{where}.select.per", cell.select.per)
 
     for kind, items in (("tables", report.tables), ("figures", report.figures)):
         for i, item in enumerate(items):
@@ -248,20 +318,23 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
             where = f"report.protocols.claims[{i}]"
             check_metric(where, claim.metric)
             for side in ("faithful", "corrected"):
-                cell = getattr(claim, side)
-                for axis in [*cell.where, *(a for w in cell.where_in.values() for a in w)]:
-                    check_axis(f"{where}.{side}.where", axis, tuple(anywhere))
-                if cell.metric is not None:
-                    check_metric(f"{where}.{side}.metric", cell.metric)
-                if cell.epoch.startswith("best:"):
-                    check_metric(f"{where}.{side}.epoch", cell.epoch.removeprefix("best:"))
-                if cell.select is not None:
-                    for axis in cell.select.axes:
-                        check_axis(f"{where}.{side}.select.axes", axis, tuple(anywhere))
-                    check_metric(f"{where}.{side}.select.by", cell.select.by)
-                    if cell.select.per is not None:
-                        check_axis(f"{where}.{side}.select.per", cell.select.per)
+                check_cell(f"{where}.{side}", getattr(claim, side))
             if claim.faithful.epoch == "faithful":
                 raise ConfigError(f"{path}: {where}.faithful.epoch: 'faithful' is for the corrected cell only")
         if not (path.parent / protocols.file).exists():
             raise ConfigError(f"{path}: report.protocols.file: {path.parent / protocols.file} not found")
+    names = [claim.name for claim in report.claims]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{path}: report.claims: two claims share a name; names: {', '.join(names)}")
+    for claim in report.claims:
+        where = f"report.claims '{claim.name}'"
+        if claim.per is not None:
+            check_axis(f"{where}.per", claim.per, tuple(anywhere))
+        for side in ("a", "b"):
+            cell = getattr(claim, side)
+            if cell is None:
+                continue
+            if isinstance(cell.epoch, str) and cell.epoch != "last" and not cell.epoch.startswith("best:"):
+                raise ConfigError(f"{path}: {where}.{side}.epoch: '{cell.epoch}': last, best:<metric> or an "
+                                  "evaluated epoch (a number)")
+            check_cell(f"{where}.{side}", cell)

@@ -1,0 +1,200 @@
+"""Claims as data: each study's `report.claims` states a sentence, the computation over records that supports it (a
+difference between two cells, paired by seed, with its 95% t-interval; optionally one per label of an axis), the
+original's claim it addresses, and the verdict it expects. `compute` recomputes a claim from a results frame;
+`check` compares every recomputed verdict with the declared one, and the renderer writes the chapter's Findings from
+the same results, so a number in the prose is never typed by hand."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from harness import aggregate, store
+from harness.plan import study_records
+from harness.errors import HarnessError
+from harness.render.schema import ClaimCell, ClaimSpec, where_for
+
+BASELINE_AXIS = "baseline"
+
+
+@dataclass(frozen=True)
+class Part:
+    """One difference: a label of `per` (None without it), the cells' per-seed values and their paired difference."""
+
+    label: Any
+    a: dict[Any, float]
+    b: dict[Any, float]
+    difference: aggregate.Interval
+
+    @property
+    def side(self) -> int:
+        """+1 / -1: the interval lies above / below 0; 0: it contains 0 (or cannot be computed)."""
+        d = self.difference
+        if d.n < 2 or not np.isfinite(d.half):
+            return 0
+        return 1 if d.low > 0 else -1 if d.high < 0 else 0
+
+
+@dataclass(frozen=True)
+class Result:
+    claim: ClaimSpec
+    parts: list[Part]
+    verdict: str
+    runs: frozenset[str] = frozenset()  # the run_ids its cells read
+
+    def numbers(self) -> dict[str, str]:
+        """The sentence's placeholders as text (percentage points, two decimals; signed for differences)."""
+        if not self.parts:
+            return {}
+        diffs = [p.difference for p in self.parts]
+        means = [d.mean * 100 for d in diffs]
+        a = [aggregate.interval(p.a.values()).mean * 100 for p in self.parts]
+        b = [aggregate.interval(p.b.values()).mean * 100 for p in self.parts]
+
+        def span(values: list[float]) -> str:
+            low, high = min(values), max(values)
+            return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
+
+        return {"mean": f"{means[0]:+.2f}", "low": f"{diffs[0].low * 100:+.2f}",
+                "high": f"{diffs[0].high * 100:+.2f}", "min": f"{min(means):+.2f}", "max": f"{max(means):+.2f}",
+                "lowest": f"{min(d.low for d in diffs) * 100:+.2f}",
+                "highest": f"{max(d.high for d in diffs) * 100:+.2f}", "a": span(a), "b": span(b),
+                "n": str(min(d.n for d in diffs))}
+
+
+def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str) -> pd.DataFrame:
+    """The rows of a cell's runs (strict `where`; baselines only when asked for), its metric at its epoch rule."""
+    from harness.render.protocols import strictly  # the same strict `where` as the protocols table
+    from harness.render.tables import selected
+
+    where = where_for(cell, profile)
+    runs = strictly(frame, where)
+    if BASELINE_AXIS not in where and BASELINE_AXIS in runs:
+        runs = runs[runs[BASELINE_AXIS].isna()]
+    if isinstance(cell.epoch, int):
+        data = aggregate.restrict(runs, [cell.metric])
+        data = data[data["epoch"] == cell.epoch]
+    else:
+        data = aggregate.restrict(runs, [cell.metric], epoch=cell.epoch)
+    data, _ = selected(runs, data, cell.select, {}, None)
+    return data
+
+
+def per_seed(data: pd.DataFrame) -> dict[Any, float]:
+    return data.groupby("seed")["value"].mean().to_dict()
+
+
+def verdict_of(claim: ClaimSpec, parts: Sequence[Part]) -> str:
+    """reproduced: every difference's interval on the side the original predicts; contradicted: every one on the
+    other side; otherwise not reproduced (no evidence either way, or mixed). With expect "same": reproduced while
+    every interval contains 0, contradicted once one excludes it."""
+    sides = [p.side for p in parts]
+    if claim.expect == "same":
+        computable = [p for p in parts if p.difference.n >= 2 and np.isfinite(p.difference.half)]
+        if not computable or len(computable) < len(parts):
+            return "not reproduced"
+        return "reproduced" if all(s == 0 for s in sides) else "contradicted"
+    expected = 1 if claim.expect == "higher" else -1
+    if sides and all(s == expected for s in sides):
+        return "reproduced"
+    if sides and all(s == -expected for s in sides):
+        return "contradicted"
+    return "not reproduced"
+
+
+def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
+            order: Mapping[str, Sequence[Any]] | None = None) -> Result:
+    """A claim's differences and verdict from a frame of every record (baselines included). A cell without values
+    is a HarnessError naming the claim: a record it needs is missing."""
+    if claim.verdict == "not testable here":
+        return Result(claim, [], "not testable here")
+    assert claim.a is not None and claim.b is not None
+    if frame.empty:
+        raise HarnessError(f"claim '{claim.name}': no records; run the study")
+    a_rows, b_rows = cell_frame(frame, claim.a, profile), cell_frame(frame, claim.b, profile)
+    if claim.per is None:
+        labels: list[Any] = [None]
+    else:
+        if claim.per not in a_rows:
+            raise HarnessError(f"claim '{claim.name}': no run of cell a has the axis '{claim.per}'")
+        labels = list(dict.fromkeys(a_rows[claim.per].dropna()))
+        labels.sort(key=lambda v: aggregate.declared_rank((v,), order or {}, [claim.per]))
+    parts = []
+    for label in labels:
+        a, b = a_rows, b_rows
+        if label is not None:
+            a = a[a[claim.per] == label]
+            if claim.per in b:  # a cell without that axis (one baseline for every label) is compared whole
+                b = b[b[claim.per].isna() | (b[claim.per] == label)]
+        where = "" if label is None else f" ({claim.per} = {label})"
+        for name, rows in (("a", a), ("b", b)):
+            if rows.empty:
+                raise HarnessError(f"claim '{claim.name}': no record for cell {name}{where}; run the study "
+                                   f"(or fix the cell's where/metric/epoch)")
+        pa, pb = per_seed(a), per_seed(b)
+        parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
+    runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
+    return Result(claim, parts, verdict_of(claim, parts), runs)
+
+
+def macro_name(study: str, claim: str, field: str) -> str:
+    return f"claim:{study}:{claim}:{field}"
+
+
+def study_results(study, results) -> tuple[list[Result], list[str]]:  # noqa: ANN001 (spec.Study, Path)
+    """Every claim of one study recomputed from its records, and the problems found (one line each): a record
+    edited after it was written, a claim whose cells have no record, a verdict the records no longer give."""
+    problems, computed = [], []
+    frame = aggregate.long_frame(study_records(study, results))
+    for claim in study.spec.report.claims:
+        try:
+            result = compute(claim, frame, study.profile, study.axes)
+        except HarnessError as exc:
+            problems.append(f"{study.name}: {exc}")
+            continue
+        computed.append(result)
+        if result.verdict != claim.verdict:
+            problems.append(f"{study.name}: claim '{claim.name}': the records give '{result.verdict}', the study "
+                            f"file declares '{claim.verdict}' ({describe(result)})")
+    scan = store.scan(results, study.name, study.profile)
+    for record in [*scan.ok.values(), *scan.failed.values()]:  # as written, before relabelling
+        if not record.intact():
+            readers = [r.claim.name for r in computed if record.run_id in r.runs]
+            which = f"claim{'s' if len(readers) > 1 else ''} '{', '.join(readers)}': " if readers else ""
+            problems.append(f"{study.name}: {which}record {record.run_id} {record.axes} was edited after it was "
+                            f"written (its digest does not match its content); restore it (git checkout) or "
+                            f"rerun it")
+    return computed, problems
+
+
+def describe(result: Result) -> str:
+    """The differences behind a verdict, in one line."""
+    return "; ".join(
+        ("" if p.label is None else f"{p.label}: ")
+        + f"{p.difference.mean * 100:+.2f} [{p.difference.low * 100:+.2f}, {p.difference.high * 100:+.2f}] pp"
+        for p in result.parts) or "nothing computed"
+
+
+def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)
+    """Hand-typed result numbers in the chapters and main.tex, one line each with file and line."""
+    from harness.render.prose import hand_typed_at
+
+    problems = []
+    for path in sorted([paper / "main.tex", *(paper / "chapters").glob("*.tex")]):
+        if not path.exists():
+            continue
+        text = "\n".join(_uncommented(line) for line in path.read_text().splitlines())
+        for offset, found in hand_typed_at(text):
+            problems.append(f"{path}:{text.count(chr(10), 0, offset) + 1}: a result number typed by hand "
+                            f"({found!r}); state it as a claim in the study file and let the Findings show it")
+    return problems
+
+
+def _uncommented(line: str) -> str:
+    """A LaTeX line without its comment (a % not preceded by a backslash)."""
+    return re.split(r"(?<!\\)%", line, maxsplit=1)[0]

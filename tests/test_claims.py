@@ -1,0 +1,169 @@
+"""Claims as data: the difference a claim computes (paired by seed, per label, against a baseline), its verdict,
+the numbers its sentence shows; `harness check` on the committed records, and what makes it fail: a verdict the
+records no longer give, an edited record, a missing record, a result number typed into the prose."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from harness import claims, store
+from harness.errors import ConfigError, HarnessError
+from harness.render.prose import hand_typed
+from harness.render.schema import ClaimSpec
+from tests.conftest import REPO
+from tests.test_render_tables import frame
+
+
+def claim(**fields) -> ClaimSpec:
+    return ClaimSpec(**{"name": "c", "original": "o", "sentence": "{mean} [{low}, {high}]", "verdict": "reproduced",
+                        "a": {"where": {"loss": "a"}, "metric": "acc"}, "b": {"where": {"baseline": "raw_input"},
+                                                                               "metric": "acc"}, **fields})
+
+
+def rows(values: dict, metric: str = "acc", epoch: int = 5) -> list[tuple]:
+    """axes (as a tuple of pairs) -> value per seed."""
+    return [(dict(axes), f"{axes}/{seed}", seed, epoch, metric, v)
+            for axes, per_seed in values.items() for seed, v in enumerate(per_seed)]
+
+
+def interval(d: list[float]) -> tuple[float, float, float]:
+    d = np.array(d)
+    half = stats.t.ppf(0.975, len(d) - 1) * d.std(ddof=1) / np.sqrt(len(d))
+    return d.mean(), d.mean() - half, d.mean() + half
+
+
+def test_a_difference_paired_by_seed_against_a_baseline_and_its_sentence_numbers():
+    data = frame(rows({(("loss", "a"),): [0.80, 0.85, 0.83], (("baseline", "raw_input"),): [0.70, 0.72, 0.75],
+                       (("loss", "b"),): [0.10, 0.10, 0.10]}))
+    result = claims.compute(claim(), data, "quick")
+    mean, low, high = interval([0.10, 0.13, 0.08])
+    assert result.verdict == "reproduced" and len(result.parts) == 1
+    assert result.numbers()["mean"] == f"{mean * 100:+.2f}" and result.numbers()["low"] == f"{low * 100:+.2f}"
+    assert result.numbers()["high"] == f"{high * 100:+.2f}" and result.numbers()["a"] == "82.67"
+    assert result.numbers()["n"] == "3"
+    assert {r.split("/")[0] for r in result.runs} == {"(('loss', 'a'),)", "(('baseline', 'raw_input'),)"}
+
+
+@pytest.mark.parametrize("a_values,expect,verdict", [
+    ([0.80, 0.85, 0.83], "higher", "reproduced"),
+    ([0.60, 0.62, 0.61], "higher", "contradicted"),
+    ([0.80, 0.60, 0.75], "higher", "not reproduced"),  # the interval contains 0
+    ([0.60, 0.62, 0.61], "lower", "reproduced"),
+    ([0.71, 0.70, 0.76], "same", "reproduced"),
+    ([0.80, 0.85, 0.83], "same", "contradicted"),
+])
+def test_the_verdict_rule(a_values, expect, verdict):
+    data = frame(rows({(("loss", "a"),): a_values, (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
+    assert claims.compute(claim(expect=expect), data, "quick").verdict == verdict
+
+
+def test_per_label_every_label_must_agree_and_a_baseline_over_the_axis_pairs_by_label():
+    data = frame(rows({(("split", "x"),): [0.80, 0.85, 0.83], (("split", "y"),): [0.50, 0.52, 0.51],
+                       (("baseline", "raw_input"), ("split", "x")): [0.70, 0.72, 0.75],
+                       (("baseline", "raw_input"), ("split", "y")): [0.40, 0.41, 0.42]}))
+    spec = claim(a={"metric": "acc"}, per="split", sentence="{min} to {max}, lowest end {lowest}")
+    result = claims.compute(spec, data, "quick", {"split": ["x", "y"]})
+    assert [p.label for p in result.parts] == ["x", "y"] and result.verdict == "reproduced"
+    assert result.numbers()["min"] == f"{interval([0.10, 0.11, 0.09])[0] * 100:+.2f}"  # y against y's baseline
+    data = frame(rows({(("split", "x"),): [0.80, 0.85, 0.83], (("split", "y"),): [0.40, 0.30, 0.45],
+                       (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))  # one baseline for every label
+    assert claims.compute(spec, data, "quick", {"split": ["x", "y"]}).verdict == "not reproduced"
+
+
+def test_epochs_selection_and_a_missing_cell():
+    data = frame(rows({(("loss", "a"), ("lr", 1)): [0.5, 0.5]}, epoch=1) + rows({(("loss", "a"), ("lr", 1)): [0.9, 0.9]})
+                 + rows({(("loss", "a"), ("lr", 2)): [0.6, 0.6]}) + rows({(("loss", "a"), ("lr", 1)): [0.1, 0.1]},
+                                                                        metric="val")
+                 + rows({(("loss", "a"), ("lr", 2)): [0.2, 0.2]}, metric="val"))
+    spec = claim(a={"where": {"loss": "a"}, "metric": "acc", "select": {"axes": ["lr"], "by": "val"}},
+                 b={"where": {"loss": "a", "lr": 1}, "metric": "acc", "epoch": 1})
+    result = claims.compute(spec, data, "quick")
+    assert result.numbers()["a"] == "60.00" and result.numbers()["b"] == "50.00"  # lr 2 chosen on "val"; epoch 1
+    with pytest.raises(HarnessError, match="claim 'c': no record for cell b"):
+        claims.compute(claim(), data, "quick")
+
+
+def test_claims_are_checked_at_load():
+    with pytest.raises(ConfigError, match="placeholder {avg}"):
+        claim(sentence="{avg}")
+    with pytest.raises(ConfigError, match="types a result number"):
+        claim(sentence="ArcFace gains 1.2 points")
+    with pytest.raises(ConfigError, match="needs a `reason`"):
+        claim(verdict="not testable here", a=None, b=None)
+
+
+def test_hand_typed_numbers_are_percentages_not_settings_or_confidence_levels():
+    assert hand_typed("reached 81.5\\,\\% after") == ["81.5\\,\\%"]
+    assert hand_typed("a gain of 3 points") == ["3 points"]
+    assert hand_typed("a 95\\,\\% $t$-interval, margin 0.25, lr 1e-3, 20 epochs, 95\\,\\%\ninterval") == []
+    assert hand_typed("\\claimval{s}{c}{mean} points") == []
+
+
+def test_a_record_knows_whether_it_was_edited(tmp_path):
+    source = next((REPO / "results" / "arcface" / "quick").glob("*.json"))
+    record = store.read(source)
+    assert record.intact()
+    raw = json.loads(source.read_text())
+    raw["metrics"][-1]["classification_accuracy"] += 0.001
+    assert not store.validate(raw).intact()
+
+
+@pytest.fixture
+def committed(tmp_path: Path) -> Path:
+    results = tmp_path / "results"
+    shutil.copytree(REPO / "results", results)
+    return results
+
+
+def test_check_passes_on_the_committed_records(run_cli):
+    code, out, err = run_cli("check")
+    assert code == 0, err
+    assert "claims hold on the records of profile quick" in out and "every record is intact" in out
+
+
+def test_editing_a_metric_of_a_committed_record_fails_the_check_naming_the_claim(committed, run_cli):
+    study = "arcface"
+    path = next(p for p in (committed / study / "quick").glob("*.json")
+                if store.read(p).axes == {"head": "arcface", "m": 0.4, "s": 2} and store.read(p).seed == 0)
+    raw = json.loads(path.read_text())
+    raw["metrics"][-1]["classification_accuracy"] -= 0.0001  # a small edit: no verdict changes
+    path.write_text(json.dumps(raw))
+    code, _, err = run_cli("check", "--studies", study, "--results", committed)
+    assert code == 1
+    lines = [line for line in err.splitlines() if line.startswith("check: arcface:")]
+    assert len(lines) == 1 and "claim 'arcface_beats_softmax_original_settings'" in lines[0]
+    assert path.stem in lines[0] and "edited after it was written" in lines[0]
+
+
+def test_a_verdict_the_records_no_longer_give_fails_the_check(committed, run_cli):
+    # Rerecorded (digest and all) with ArcFace far ahead at the original's settings: a sealed record that
+    # changes the verdict, as a real rerun could.
+    for path in (committed / "arcface" / "quick").glob("*.json"):
+        record = store.read(path)
+        if record.axes == {"head": "arcface", "m": 0.4, "s": 2}:
+            metrics = [{**m, "classification_accuracy": 0.99} for m in record.metrics]
+            store.write(committed, record.model_copy(update={"metrics": metrics}))
+    code, _, err = run_cli("check", "--studies", "arcface", "--results", committed)
+    assert code == 1
+    assert ("claim 'arcface_beats_softmax_original_settings': the records give 'reproduced', the study file "
+            "declares 'not reproduced'") in err
+
+
+def test_a_missing_record_and_typed_prose_fail_the_check(committed, run_cli, tmp_path):
+    for path in (committed / "nk_sampling" / "quick").glob("*.json"):
+        if store.read(path).axes.get("sampler") == "random":
+            path.unlink()
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    chapter = paper / "chapters" / "nk_sampling.tex"
+    chapter.write_text(chapter.read_text() + "\nThe gain was 4.9\\,\\% of MAP@R.\n")
+    code, _, err = run_cli("check", "--studies", "nk_sampling", "--results", committed, "--paper", paper)
+    assert code == 1
+    assert "claim 'n_x_k_batches_help': no record for cell b" in err
+    assert f"{chapter}:" in err and "'4.9\\\\,\\\\%'" in err
