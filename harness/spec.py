@@ -11,7 +11,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, get_args
+from typing import Any, Literal, get_args
 
 import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
@@ -52,8 +52,25 @@ class ChainSpec(Strict):
     where: dict[str, Any] = {}  # axis -> label (or list of labels): only these runs are chained
 
 
+class Estimate(Strict):
+    """What a profile not run here would cost: an estimate, labelled as one, with its basis (the limitations
+    chapter prints it beside the hours measured from the records of the profiles that were run)."""
+
+    unit: Literal["GPU-hours", "CPU-hours"]
+    low: float = Field(gt=0)
+    high: float = Field(gt=0)
+    basis: str
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Estimate:
+        if self.high < self.low:
+            raise ConfigError(f"estimate: high ({self.high}) is below low ({self.low})")
+        return self
+
+
 class ProfileSpec(Strict):
     description: str
+    estimate: Estimate | None = None  # the full profiles: never run here
     config: dict[str, Any] = {}
     execution: dict[str, Any] = {}
     matrix: MatrixSpec = {}

@@ -158,7 +158,16 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert code == 0, err
     for study in ("loss_epochs", "arcface", "one_shot", "cub_cars", "nk_sampling"):
         assert not (paper / "generated" / study / "missing.tex").exists(), f"{study}: quick results not committed"
+        findings = (paper / "generated" / study / "findings.tex").read_text()
+        assert "Verdict:" in findings and "not computable" not in findings  # every claim computed
     assert (paper / "build" / "main.pdf").exists()
+    verdicts = (paper / "generated" / "verdicts.tex").read_text()
+    assert verdicts.count("\\nolinkurl") == 13 and "contradicted" in verdicts  # the conclusion's table
+    compute = (paper / "generated" / "compute.tex").read_text()
+    assert "66 of 66" in compute and "(estimate)" in compute  # loss_epochs measured; the full profiles estimated
+    log = (paper / "build" / "main.log").read_text()
+    assert "Overfull \\hbox" not in log or all(  # the layout rule held (compile_pdf refuses more than 1 pt)
+        float(line.split("(")[1].split("pt")[0]) <= 1.0 for line in log.splitlines() if line.startswith("Overfull \\hbox"))
 
 
 def test_missing_dataset_is_one_line_and_writes_nothing(tmp_path: Path, run_cli, monkeypatch, experiments):

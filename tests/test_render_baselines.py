@@ -235,9 +235,13 @@ def test_line_figures_get_each_baseline_as_a_horizontal_line_per_metric():
         ("untrained", "acc", None, None, [pytest.approx(0.55)])]
     assert set(plot.data["loss"]) == {"a"}  # the baselines are not curves
     assert figures.note(plot, item).startswith("Dashed lines: baselines that do not train, raw input (")
+    assert plot.runs == 2 + 4  # the caption counts the runs plotted: two trained, four baseline runs
     fig = figures.draw(plot, item, {})
     dashed = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() not in ("-", "None")]
     assert len(dashed) == 3
+    # Drawn in percent, as the tables print them, with the axis and panels named for a reader.
+    assert sorted(round(line.get_ydata()[0], 6) for line in dashed) == [30.0, 55.0, 70.0]
+    assert [ax.get_ylabel() for ax in fig.axes[:1]] == ["percent"] and fig.axes[0].get_title() == "acc"
     assert [t.get_text() for t in fig.legends[-1].get_texts()] == ["raw input", "untrained network"]
     import matplotlib.pyplot as plt
     plt.close(fig)
@@ -317,7 +321,7 @@ def test_setup_facts_describe_the_trained_runs_and_name_the_baselines():
     records = [record({"baseline": "untrained"}, 0, "convnet", 0), record({"baseline": "raw_input"}, 0, "raw_input", 0),
                record({"loss": "a"}, 0, "convnet", 10)]
     facts = setup_facts(records, "quick", "d")
-    assert facts["model"] == "convnet" and facts["epochs"] == 10 and facts["eval_epochs"] == [10]
+    assert facts["model"] == "convnet" and facts["epochs"] == "10" and facts["eval_epochs"] == [10]
     assert facts["baselines"] == ["raw input", "untrained network"] and facts["runs"] == 3
     assert setup_facts(records[2:], "quick", "d")["baselines"] == []
 

@@ -229,12 +229,32 @@ def test_setup_facts_are_read_from_the_records():
                record({"batch": 2}, 0, status="failed", message="NaN loss")]
     facts = setup_facts(records, "quick", "a stand-in")
     assert facts["runs"] == 2 and facts["failed"] == 3 and facts["seeds"] == [0, 1]
-    assert facts["datasets"] == ["cub200", "fashion_mnist"] and facts["train_size"] == 100
+    assert facts["datasets"] == ["cub200", "fashion_mnist"] and facts["train_size"] == "100"
     assert facts["commits"] == ["abcdef0123", "abcdef0123+dirty"] and facts["devices"] == ["cpu"]
     assert facts["train_hours"] == pytest.approx(2.5)  # failed runs took time too
     assert facts["failures"] == [{"reason": "no positive pair", "cells": "batch 1"},
                                  {"reason": "NaN loss", "cells": "batch 2"}]
     assert failed_axes(records) == [{"batch": 1}, {"batch": 1}, {"batch": 2}]
+
+
+def test_setup_facts_give_the_range_over_all_records_not_one_record():
+    from harness.render.facts import span
+    assert span([4000, 2000, 4000]) == "2,000 or 4,000" and span([1, 4, 16]) == "1, 4 or 16"
+    assert span([100, 200, 300, 400, 500, 600]) == "100--600"  # more than four numbers: their range
+    assert span([0.001, 0.0003]) == "0.0003 or 0.001" and span(["b", "a"]) == "a or b" and span([]) == ""
+    records = [record({"dim": 32}, 0), record({"dim": 512}, 0)]
+    records[1] = records[1].model_copy(update={"config": {**records[1].config, "model": {
+        **records[1].config["model"], "embedding_dim": 512}}, "data": records[1].data.model_copy(
+        update={"train_size": 3000})})
+    facts = setup_facts(records, "quick", "d")
+    assert facts["train_size"] == "100 or 3,000" and "512" in facts["embedding_dim"]
+
+
+def test_figures_name_metrics_for_a_reader():
+    from harness.render.axes import metric_name
+    assert metric_name("unseen_episode_chance") == "unseen classes: chance, 1/N"
+    assert metric_name("val_knn_accuracy") == "validation kNN accuracy" and metric_name("recall_at_4") == "Recall@4"
+    assert metric_name("map_at_r") == "MAP@R" and metric_name("something_new") == "something new"
 
 
 def test_labels_and_latex_text():

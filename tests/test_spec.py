@@ -110,6 +110,8 @@ BAD = [
      ["report.tables[0].rows", "did you mean 'loss'"]),
     ("empty matrix axis", lambda d: d["matrix"][0].update(loss=[]), ["matrix.loss", "empty axis"]),
     ("missing profile", lambda d: d["profiles"].pop("smoke"), ["profiles", "missing smoke"]),
+    ("estimate upside down", lambda d: d["profiles"]["full"]["estimate"].update(low=9, high=1),
+     ["estimate", "high (1.0) is below low (9.0)"]),
     ("evaluation after the last epoch", lambda d: d["profiles"]["smoke"]["config"]["train"].update(eval_epochs=[1, 3]),
      ["train.eval_epochs", "last epoch"]),
     ("text where a flag belongs", lambda d: d["matrix"][0]["loss"][0]["set"]["loss"]["distance"].update(

@@ -35,7 +35,24 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
         verdicts += claim_rows(study, results)
     target = paper / "generated" / "verdicts.tex"
     files.atomic_write(target, env.get_template("verdicts.tex.j2").render(rows=verdicts, profile=profile))
-    return [*written, target]
+    compute = paper / "generated" / "compute.tex"
+    files.atomic_write(compute, env.get_template("compute.tex.j2").render(
+        rows=[compute_row(name, profile, results) for name in studies], profile=profile))
+    return [*written, target, compute]
+
+
+def compute_row(name: str, profile: str, results: Path) -> dict[str, Any]:
+    """For the limitations chapter: the hours the rendered profile's records measured, and what the full
+    profile would take (its runs, and its estimate, labelled as one, where it was not run)."""
+    study = spec.load(name, profile, components=False)
+    records = study_records(study, results)
+    full = spec.load(name, "full", components=False)
+    recorded_full = study_records(full, results) if profile != "full" else records
+    return {"study": name, "runs": len(study.runs), "recorded": len(records),
+            "hours": sum(r.timing.wall_s for r in records) / 3600.0,
+            "cpus": sorted({r.provenance.cpu or "unknown" for r in records}),
+            "full_runs": len(full.runs), "full_recorded": len(recorded_full),
+            "estimate": full.spec.profiles["full"].estimate}
 
 
 def claim_rows(study: spec.Study, results: Path) -> list[dict[str, Any]]:
@@ -139,6 +156,7 @@ def write_figure(chapter: Chapter, item: FigureSpec, facts: dict[str, Any]) -> l
     plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names, chapter.baselines)
     figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf")
     return [f"{name}.pdf", chapter.write(f"{name}.tex", "figure.tex.j2", figure=item, facts=facts, chosen=chosen,
+                                         runs=plot.runs,
                                          path=f"generated/{chapter.study.name}/{name}.pdf",
                                          baseline_note=figures.note(plot, item))]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,7 +12,7 @@ import pandas as pd
 
 from harness import aggregate
 from harness.render import baselines
-from harness.render.axes import axis_name, label_text, ordered
+from harness.render.axes import axis_name, label_text, metric_name, ordered
 from harness.render.schema import FigureSpec
 from harness.render.tables import Order, selected
 
@@ -29,7 +30,10 @@ class BaselineLine:
 
     @property
     def name(self) -> str:
-        return baselines.name(self.label) + ("" if self.hue is None else f" ({label_text(self.hue)})")
+        if self.hue is None:
+            return baselines.name(self.label)
+        # coloured by its metric (every metric in one panel) or by a hue label
+        return f"{baselines.name(self.label)} ({metric_name(self.hue) if self.hue == self.metric else label_text(self.hue)})"
 
 
 @dataclass(frozen=True)
@@ -43,6 +47,7 @@ class Lines:
     numeric_x: bool
     by_metric: bool  # hue is "metric": every metric in one panel, else one panel per metric
     references: list[BaselineLine] = field(default_factory=list)
+    runs: int = 0  # the runs plotted, baselines included (for the caption)
 
 
 @dataclass(frozen=True)
@@ -50,6 +55,7 @@ class Heatmap:
     grid: pd.DataFrame  # mean over seeds in percent: y labels down, x labels across, both in declared order
     baselines: list[Any] = field(default_factory=list)  # the baseline labels present, in declared order
     words: list[str] = field(default_factory=list)  # 'raw input 82.40': their values, for the caption
+    runs: int = 0  # the runs plotted, baselines included (for the caption)
 
 
 def note(plot: Lines | Heatmap, spec: FigureSpec) -> str:
@@ -68,10 +74,12 @@ def figure_data(frame: pd.DataFrame, spec: FigureSpec, order: Order, names: Mapp
     data = aggregate.restrict(frame, spec.metrics, spec.where, "all" if spec.x == "epoch" else "last")
     data, chosen = selected(frame, data, spec.select, names or {}, order)
     base = baselines.matching(baseline_runs, spec.metrics, spec.where)
+    plotted = [data.dropna(subset=[a for a in (spec.x, spec.y) if a and a in data and a != "metric"])]
+    runs = sum(part["run_id"].nunique() for part in [*plotted, base] if part is not None and not part.empty)
     if spec.kind == "heatmap":
         words = baselines.summary_words(base, [spec.x, spec.y], order, names or {}, 100.0)
-        return Heatmap(heatmap_data(data, spec, order).grid, baselines.labels(base, order), words), chosen
-    return lines_data(data, spec, order, base), chosen
+        return Heatmap(heatmap_data(data, spec, order).grid, baselines.labels(base, order), words, runs), chosen
+    return dataclasses.replace(lines_data(data, spec, order, base), runs=runs), chosen
 
 
 def lines_data(data: pd.DataFrame, spec: FigureSpec, order: Order, base: pd.DataFrame | None = None) -> Lines:
@@ -146,8 +154,8 @@ def draw_heatmap(plot: Heatmap, spec: FigureSpec, names: Mapping[str, str]) -> A
 
     rows, columns = plot.grid.shape
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * columns, 0.8 + 0.6 * rows))
-    sns.heatmap(plot.grid, annot=True, fmt=".1f", cmap="viridis", cbar_kws={"label": f"{spec.metrics[0]} (%)"},
-                ax=ax)
+    sns.heatmap(plot.grid, annot=True, fmt=".1f", cmap="viridis",
+                cbar_kws={"label": f"{metric_name(spec.metrics[0])} (%)"}, ax=ax)
     ax.set_xlabel(axis_name(spec.x, names))
     ax.set_ylabel(axis_name(spec.y, names))
     return fig
@@ -157,13 +165,18 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
     sns = _seaborn()
     import matplotlib.ticker
 
-    panels = {} if plot.by_metric else {"col": "metric", "col_order": spec.metrics}
-    grid = sns.relplot(data=plot.data, x=spec.x, y="value", hue=spec.hue, hue_order=plot.hue_order, **panels,
+    # Drawn in percent (as the tables show them), metrics by their names; Lines keeps the records' keys.
+    shown = plot.data.assign(value=plot.data["value"] * 100.0, metric=plot.data["metric"].map(metric_name))
+    hue_order = [metric_name(m) for m in plot.hue_order] if plot.by_metric else plot.hue_order
+    panels = {} if plot.by_metric else {"col": "metric", "col_order": [metric_name(m) for m in spec.metrics]}
+    grid = sns.relplot(data=shown, x=spec.x, y="value", hue=spec.hue, hue_order=hue_order, **panels,
                        kind="line", errorbar="sd", marker="o", facet_kws={"sharey": False},
                        height=3.0 if plot.by_metric else 2.4, aspect=1.5 if plot.by_metric else 1.1)
     if not plot.by_metric:
         grid.set_titles("{col_name}")
-    grid.set_axis_labels(axis_name(spec.x, names), "")
+    grid.set_axis_labels(axis_name(spec.x, names), "percent")
+    if grid.legend is not None:
+        grid.legend.set_title("" if plot.by_metric else axis_name(spec.hue, names))
     for ax in grid.axes.flat:
         if not plot.numeric_x:
             ax.set_xticks(range(len(plot.x_order)), [str(v) for v in plot.x_order])
@@ -189,7 +202,8 @@ def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> None:
     import matplotlib.lines
 
     palette = dict(zip(plot.hue_order, sns.color_palette(n_colors=len(plot.hue_order))))
-    panels = {metric: grid.axes.flat[0] for metric in spec.metrics} if plot.by_metric else dict(grid.axes_dict)
+    panels = {metric: grid.axes.flat[0] if plot.by_metric else grid.axes_dict.get(metric_name(metric))
+              for metric in spec.metrics}
     handles = {}
     for ref in plot.references:
         ax = panels.get(ref.metric)
@@ -198,9 +212,9 @@ def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> None:
         style = {"color": palette.get(ref.hue, "0.25"), "linestyle": DASHES.get(ref.label, (0, (4, 1, 1, 1))),
                  "linewidth": 1.2, "zorder": 1.5}
         if ref.x is None:
-            ax.axhline(ref.y[0], **style)
+            ax.axhline(ref.y[0] * 100.0, **style)
         else:
-            ax.plot(ref.x, ref.y, **style)
+            ax.plot(ref.x, [y * 100.0 for y in ref.y], **style)
         handles.setdefault(ref.name, matplotlib.lines.Line2D([], [], **style))
     grid.figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                        ncol=min(len(handles), 3), frameon=False, title="no training (dashed)")
