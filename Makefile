@@ -17,10 +17,15 @@ endif
 ifneq ($(filter reproduce,$(GOALS)),)
 $(call check,$(STUDIES),$(KNOWN_STUDIES),STUDIES,names)
 endif
+# strip_chars(text, chars): what is left of text once every listed character is removed
+strip_chars = $(if $(2),$(call strip_chars,$(subst $(firstword $(2)),,$(1)),$(wordlist 2,$(words $(2)),$(2))),$(1))
+SAFE_CHARS := a b c d e f g h i j k l m n o p q r s t u v w x y z 0 1 2 3 4 5 6 7 8 9 _ /
+T_STUDY = $(firstword $(subst /, ,$(T)))
 ifneq ($(filter table,$(GOALS)),)
-$(if $(T),,$(error usage: make table T=<study>   (studies: $(KNOWN_STUDIES))))
-$(if $(word 2,$(T)),$(error T='$(T)': one study from: $(KNOWN_STUDIES)))
-$(call check,$(T),$(KNOWN_STUDIES),T,one)
+$(if $(T),,$(error usage: make table T=<study> or T=<study>/<table or figure name, as its caption prints it>   (studies: $(KNOWN_STUDIES))))
+$(if $(word 2,$(T)),$(error T='$(T)': one study or study/name from: $(KNOWN_STUDIES)))
+$(if $(call strip_chars,$(T),$(SAFE_CHARS)),$(error T='$(T)': letters, digits, '_' and one '/' only))
+$(call check,$(T_STUDY),$(KNOWN_STUDIES),T,one)
 endif
 
 .PHONY: reproduce figures table check test bench venv lock clean
@@ -34,10 +39,11 @@ reproduce: venv
 figures: venv
 	$(HARNESS) render --profile $(PROFILE)
 
-## table T=<study>: rerun the runs behind a study's tables in a scratch folder, compare with the records, render
+## table T=<study>[/<name>]: rerun the runs behind a study's tables (or behind the one table, figure or claim its
+## caption names) in a scratch folder, compare with the records, render
 table: venv
 	$(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6
-	$(HARNESS) render --profile $(PROFILE) --studies $(T)
+	$(HARNESS) render --profile $(PROFILE) --studies $(T_STUDY)
 
 ## check: recompute every claim from the committed records (fails on a changed verdict, an edited or missing
 ## record, or a result number typed into the prose); CI runs it after the tests

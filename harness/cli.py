@@ -213,12 +213,22 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise HarnessError(f"--tolerance {args.tolerance}: expected a finite number >= 0 (e.g. 1e-6)")
     if args.sample is not None and args.sample < 1:
         raise HarnessError(f"--sample {args.sample}: expected a number of runs >= 1 (leave it out to rerun all)")
-    study = spec.load(args.study, args.profile)
+    name, _, item = args.study.partition("/")
+    study = spec.load(name, args.profile)
     scan = store.scan(args.results, study.name, study.profile)
     recorded = [r for r in study.runs if r.run_id in scan.ok]
     if not recorded:
         raise HarnessError(f"no finished runs of {study.name}/{study.profile} in {args.results} to verify; "
                            f"run `harness run {study.name} --profile {study.profile}` first")
+    if item:  # one table, figure or claim (its caption names it study/item): exactly the runs behind it
+        from harness import aggregate
+        from harness.render import items
+
+        frame = aggregate.long_frame(planner.study_records(study, args.results))
+        behind = items.runs_behind(study.spec.report, item, frame, study.profile, study.axes)
+        recorded = [r for r in recorded if r.run_id in behind]
+        if not recorded:
+            raise HarnessError(f"{args.study}: no finished run stands behind it in {args.results}")
     chosen = recorded[: args.sample] if args.sample else recorded
     # A run that continues another needs its parent's final state: the parents are rerun (and compared) first.
     by_id, wanted = {r.run_id: r for r in study.runs}, {r.run_id for r in chosen}
@@ -421,7 +431,8 @@ def build_parser() -> argparse.ArgumentParser:
     status.set_defaults(func=cmd_status)
 
     verify = sub.add_parser("verify", help="rerun recorded runs in a scratch folder and compare their metrics")
-    verify.add_argument("study")
+    verify.add_argument("study", help="a study, or study/item: only the runs behind one table, figure or claim "
+                                      "(its caption names it)")
     _add_common(verify)
     verify.add_argument("--data", type=Path, default=None)
     verify.add_argument("--sample", type=int, default=None, help="rerun only the first N recorded runs (N >= 1)")

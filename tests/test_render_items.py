@@ -1,0 +1,47 @@
+"""A table, figure or claim named in its caption (study/item) and the runs behind it: what `harness verify
+study/item` and `make table T=study/item` rerun."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import aggregate, spec
+from harness.errors import HarnessError
+from harness.plan import study_records
+from harness.render import items
+from tests.conftest import REPO
+
+
+@pytest.mark.parametrize("study,item,count", [
+    ("loss_epochs", "knn_accuracy", 15 + 6),  # the corrected runs and the six baseline runs beside them
+    ("loss_epochs", "protocols", 45 + 15),  # the original's chains and the corrected runs they are compared with
+    ("loss_epochs", "nca_declines_corrected", 3),  # a claim: the three NCA runs it reads
+    ("arcface", "heads", 24),  # a selected grid counts whole: the choice reads every cell
+    ("arcface", "heatmap_values", 12),  # where head = arcface: the 2 x 2 grid, 3 seeds
+    ("cub_cars", "dim_recall_at_1", 9 + 6),  # three dimensions and the baselines of the dataset
+    ("cub_cars", "reference", 9),  # the three losses at the shared baseline setting, no baselines
+])
+def test_the_runs_behind_an_item(study, item, count):
+    loaded = spec.load(study, "quick", components=False)
+    frame = aggregate.long_frame(study_records(loaded, REPO / "results"))
+    assert len(items.runs_behind(loaded.spec.report, item, frame, "quick", loaded.axes)) == count
+
+
+def test_an_unknown_item_is_one_line_with_a_suggestion():
+    loaded = spec.load("arcface", "quick", components=False)
+    frame = aggregate.long_frame(study_records(loaded, REPO / "results"))
+    with pytest.raises(HarnessError, match=r"no table, figure or claim 'head' in this study \(did you mean 'heads'\?\); items: "):
+        items.runs_behind(loaded.spec.report, "head", frame, "quick")
+
+
+@pytest.mark.slow
+def test_verify_one_table_reruns_exactly_its_runs(tmp_path, run_cli):
+    results = tmp_path / "results"
+    code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress")
+    assert code == 0, err
+    code, out, err = run_cli("verify", "loss_epochs/knn_accuracy", "--profile", "smoke", "--results", results,
+                             "--no-progress")
+    assert code == 0, err
+    assert "rerunning 7 of 7 recorded runs" in err and "protocol': 'original'" not in out
+    code, _, err = run_cli("verify", "loss_epochs/knn_acuracy", "--profile", "smoke", "--results", results)
+    assert code != 0 and "did you mean 'knn_accuracy'" in err
