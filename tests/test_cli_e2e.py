@@ -163,6 +163,8 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert (paper / "build" / "main.pdf").exists()
     verdicts = (paper / "generated" / "verdicts.tex").read_text()
     assert verdicts.count("\\nolinkurl") == 13 and "contradicted" in verdicts  # the conclusion's table
+    artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs
+    assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()
     assert "66 of 66" in compute and "(estimate)" in compute  # loss_epochs measured; the full profiles estimated
     log = (paper / "build" / "main.log").read_text()

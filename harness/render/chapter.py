@@ -38,7 +38,30 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     compute = paper / "generated" / "compute.tex"
     files.atomic_write(compute, env.get_template("compute.tex.j2").render(
         rows=[compute_row(name, profile, results) for name in studies], profile=profile))
-    return [*written, target, compute]
+    artifact = paper / "generated" / "artifact.tex"
+    files.atomic_write(artifact, env.get_template("artifact.tex.j2").render(
+        rows=[row for name in studies for row in artifact_rows(name, profile, results)], profile=profile))
+    return [*written, target, compute, artifact]
+
+
+def artifact_rows(name: str, profile: str, results: Path) -> list[dict[str, Any]]:
+    """For the artifact appendix: each table and figure of a study, the runs behind it and their measured cost."""
+    from harness.render import items
+
+    study = spec.load(name, profile, components=False)
+    records = {r.run_id: r for r in study_records(study, results)}
+    frame = aggregate.long_frame(records.values())
+    rows = []
+    for item in items.names(study.spec.report):
+        if item in {c.name for c in study.spec.report.claims}:
+            continue  # claims are listed in the conclusion
+        try:
+            behind = items.runs_behind(study.spec.report, item, frame, profile, study.axes)
+        except HarnessError:
+            behind = set()
+        rows.append({"name": f"{name}/{item}", "runs": len(behind),
+                     "hours": sum(records[r].timing.wall_s for r in behind if r in records) / 3600.0})
+    return rows
 
 
 def compute_row(name: str, profile: str, results: Path) -> dict[str, Any]:
