@@ -162,7 +162,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
         assert "Verdict:" in findings and "not computable" not in findings  # every claim computed
     assert (paper / "build" / "main.pdf").exists()
     verdicts = (paper / "generated" / "verdicts.tex").read_text()
-    assert verdicts.count("\\nolinkurl") == 13 and "contradicted" in verdicts  # the conclusion's table
+    assert verdicts.count("\\nolinkurl") == 16 and "contradicted" in verdicts  # the conclusion's table
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs
     assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()
