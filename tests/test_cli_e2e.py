@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import store
+from harness import spec, store
 from tests.conftest import REPO
 
 LATEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
@@ -56,6 +56,9 @@ def test_smoke_profile_from_yaml_to_pdf(tmp_path: Path, run_cli):
     assert (generated / "figure_curves.pdf").stat().st_size > 1000
     setup = (generated / "setup.tex").read_text()
     assert "digits" in setup and "17 of 17 runs finished" in setup
+    # Beside the smoke protocol as run, the full protocol as the full profile would run it, its cost an estimate.
+    full = (generated / "full.tex").read_text()
+    assert "dataset \\texttt{mnist}" in full and "Not run here; estimated cost" in full and "GPU-hours" in full
     reference = (generated / "reference.tex").read_text()
     assert "99.26" in reference  # the original thesis's NCA, 1 epoch, from experiments/reference/
     protocols = (generated / "protocols.tex").read_text()  # original / faithful / corrected / difference
@@ -162,7 +165,8 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
         assert "Verdict:" in findings and "not computable" not in findings  # every claim computed
     assert (paper / "build" / "main.pdf").exists()
     verdicts = (paper / "generated" / "verdicts.tex").read_text()
-    assert verdicts.count("\\nolinkurl") == 16 and "contradicted" in verdicts  # the conclusion's table
+    declared = sum(len(spec.load(s, "quick", components=False).spec.report.claims) for s in spec.list_studies())
+    assert verdicts.count("\\nolinkurl") == declared == 18 and "contradicted" in verdicts  # the conclusion's table
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs
     assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()
@@ -173,7 +177,6 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
 
 
 def test_missing_dataset_is_one_line_and_writes_nothing(tmp_path: Path, run_cli, monkeypatch, experiments):
-    from harness import spec
     from harness.data import idx
 
     monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)

@@ -16,7 +16,7 @@ from harness.errors import ConfigError
 from harness.render import baselines, figures, latex, tables
 from harness.render.axes import chosen_words
 from harness.render.baselines import Baseline
-from harness.render.facts import setup_facts
+from harness.render.facts import planned_facts, runs_of, setup_facts
 from harness.render.schema import FigureSpec, ReportSpec, TableSpec, check_report
 from tests.conftest import REPO
 
@@ -321,7 +321,7 @@ def test_setup_facts_describe_the_trained_runs_and_name_the_baselines():
     records = [record({"baseline": "untrained"}, 0, "convnet", 0), record({"baseline": "raw_input"}, 0, "raw_input", 0),
                record({"loss": "a"}, 0, "convnet", 10)]
     facts = setup_facts(records, "quick", "d")
-    assert facts["model"] == "convnet" and facts["epochs"] == "10" and facts["eval_epochs"] == [10]
+    assert facts["model"] == "convnet" and facts["epochs"] == "10" and facts["eval_epochs"] == ["10"]
     assert facts["baselines"] == ["raw input", "untrained network"] and facts["runs"] == 3
     assert setup_facts(records[2:], "quick", "d")["baselines"] == []
 
@@ -347,3 +347,21 @@ def test_compare_to_defaults_to_none_and_must_name_a_row_label_or_a_baseline(tmp
     own = {**order, "baseline": ["raw_input", "shuffled"]}
     report = ReportSpec(tables=[spec(metric="knn_accuracy", compare_to="shuffled")])  # a study's own baseline
     check_report(tmp_path / "s.yaml", report, own, set(own))
+
+
+def test_epoch_lists_write_four_or_more_consecutive_epochs_as_a_range():
+    assert runs_of([1, 2, 3, 4, 5, 10, 20, 21]) == ["1--5", "10", "20", "21"]
+    assert runs_of([1, 2, 3]) == ["1", "2", "3"] and runs_of([]) == []
+
+
+def test_the_full_profile_paragraph_is_read_from_the_full_profiles_resolved_configs():
+    from harness import spec as study_spec
+
+    full = study_spec.load("loss_epochs", "full", components=False)
+    facts = planned_facts(full)
+    assert facts["runs"] == len(full.runs) and facts["profile"] == "full"
+    assert facts["dataset"] == "mnist" and facts["per_class"] == "all"
+    assert facts["losses"] == sorted({run.config.loss["name"] for run in full.runs
+                                      if "baseline" not in run.axes})
+    assert facts["baselines"] == ["raw input", "untrained network"]
+    assert facts["estimate"] is not None and facts["estimate"].unit == "GPU-hours"

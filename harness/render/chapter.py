@@ -21,7 +21,7 @@ from harness.plan import study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex, protocols, tables
 from harness.render.axes import axis_name
-from harness.render.facts import failed_axes, setup_facts
+from harness.render.facts import failed_axes, planned_facts, setup_facts
 from harness.render.schema import FigureSpec, ProtocolSpec, ReferenceSpec, TableSpec, where_for
 
 
@@ -140,10 +140,13 @@ class Chapter:
 def write_chapter(chapter: Chapter) -> list[str]:
     """The chapter's files, by name: setup, then each table, figure and the reference the report declares."""
     study, report = chapter.study, chapter.study.spec.report
+    full = study if study.profile == "full" else spec.load(study.name, "full", study.path.parent, components=False)
+    names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(full), rendered=study.profile)]
     if chapter.frame.empty:
-        return [chapter.write("missing.tex", "missing.tex.j2", profile=study.profile, expected=len(study.runs))]
+        return names + [chapter.write("missing.tex", "missing.tex.j2", profile=study.profile,
+                                      expected=len(study.runs))]
     facts = setup_facts(chapter.records, study.profile, study.description)
-    names = [chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=len(study.runs))]
+    names.append(chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=len(study.runs)))
     for table in report.tables:
         names += write_table(chapter, table, facts)
     for figure in report.figures:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness.render import baselines
 from harness.render.axes import label_text
+from harness.spec import Study
 from harness.store import RunRecord
 
 
@@ -15,25 +16,15 @@ def setup_facts(records: Sequence[RunRecord], profile: str, description: str) ->
     optimizer and epochs are those of the trained runs (a baseline trains nothing), the baselines are named."""
     ok = [r for r in records if r.status == "ok"]
     trained = [r for r in ok if not baselines.is_baseline(r)] or ok
-    cfg = trained[0].config
     # Every fact is read over all the records it describes: a study whose runs differ (splits, sweeps of the
     # dimension or the batch) shows the range, not one record's value.
     return {
         "profile": profile,
         "description": description,
-        "dataset": cfg["data"]["dataset"],
+        **config_facts([r.config for r in trained]),
         "datasets": sorted({r.config["data"]["dataset"] for r in ok}),
         "train_size": span(r.data.train_size for r in trained if r.data),
         "test_size": span(r.data.test_size for r in trained if r.data),
-        "model": span(r.config["model"]["name"] for r in trained),
-        "embedding_dim": span(r.config["model"].get("embedding_dim") for r in trained
-                              if r.config["model"].get("embedding_dim")),
-        "optimizer": cfg["optimizer"],
-        "optimizers": span(r.config["optimizer"]["name"] for r in trained),
-        "learning_rate": span(r.config["optimizer"].get("lr") for r in trained if r.config["optimizer"].get("lr")),
-        "batch_size": span(r.config["train"]["batch_size"] for r in trained),
-        "epochs": span(r.config["train"]["epochs"] for r in trained),
-        "eval_epochs": sorted({e for r in trained for e in r.config["train"]["eval_epochs"]}),
         "seeds": sorted({r.seed for r in ok}),
         "runs": len(ok),
         "failed": len(records) - len(ok),
@@ -43,6 +34,42 @@ def setup_facts(records: Sequence[RunRecord], profile: str, description: str) ->
         "failures": failures(records),
         "baselines": [baselines.name(label) for label in baselines.ordered_labels(
             [r.axes[baselines.AXIS] for r in ok if baselines.is_baseline(r)])],
+    }
+
+
+def config_facts(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """What resolved configs (at least one) declare about the data, model, loss, optimizer and schedule: the
+    facts shared by the protocol as run (read from records) and as the full profile would run it (from the YAML)."""
+    cfg = configs[0]
+    return {
+        "dataset": cfg["data"]["dataset"],
+        "datasets": sorted({c["data"]["dataset"] for c in configs}),
+        "per_class": span(c["data"].get("train_per_class") or "all" for c in configs),
+        "model": span(c["model"]["name"] for c in configs),
+        "embedding_dim": span(c["model"].get("embedding_dim") for c in configs if c["model"].get("embedding_dim")),
+        "losses": sorted({c["loss"]["name"] for c in configs if c.get("loss")}),
+        "optimizer": cfg["optimizer"],
+        "optimizers": span(c["optimizer"]["name"] for c in configs),
+        "learning_rate": span(c["optimizer"].get("lr") for c in configs if c["optimizer"].get("lr")),
+        "batch_size": span(c["train"]["batch_size"] for c in configs),
+        "epochs": span(c["train"]["epochs"] for c in configs),
+        "eval_epochs": runs_of(sorted({e for c in configs for e in c["train"]["eval_epochs"]})),
+    }
+
+
+def planned_facts(study: Study) -> dict[str, Any]:
+    """The protocol a profile runs, from its resolved configs alone (no records): for the full profile, which
+    is described beside the profile that was rendered, with its cost estimate where the study declares one."""
+    trained = [run for run in study.runs if baselines.AXIS not in run.axes] or study.runs
+    return {
+        "profile": study.profile,
+        "description": study.description,
+        **config_facts([run.config_dict() for run in trained]),
+        "seeds": sorted({run.seed for run in study.runs}),
+        "runs": len(study.runs),
+        "baselines": [baselines.name(label) for label in baselines.ordered_labels(
+            [run.axes[baselines.AXIS] for run in study.runs if baselines.AXIS in run.axes])],
+        "estimate": study.spec.profiles[study.profile].estimate,
     }
 
 
@@ -60,6 +87,18 @@ def span(values: Iterable[Any]) -> str:
         return f"{text(distinct[0])}--{text(distinct[-1])}"
     words = [text(v) for v in distinct]
     return words[0] if len(words) == 1 else f"{', '.join(words[:-1])} or {words[-1]}"
+
+
+def runs_of(numbers: Sequence[int]) -> list[str]:
+    """Sorted integers with every run of four or more consecutive ones written as a range: 1--40, 50."""
+    out: list[str] = []
+    start = 0
+    for i in range(1, len(numbers) + 1):
+        if i == len(numbers) or numbers[i] != numbers[i - 1] + 1:
+            chunk = numbers[start:i]
+            out += [f"{chunk[0]}--{chunk[-1]}"] if len(chunk) >= 4 else [str(n) for n in chunk]
+            start = i
+    return out
 
 
 def code_version(record: RunRecord) -> str:
