@@ -5,12 +5,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 HARNESS := $(PY) -m harness
 PROFILE ?= quick
-KNOWN_STUDIES := $(sort $(basename $(notdir $(filter-out experiments/defaults.yaml,$(wildcard experiments/*.yaml)))))
+# The project's studies and those of the folders $HARNESS_EXPERIMENTS adds (':'-separated).
+STUDY_FILES := $(wildcard experiments/*.yaml $(addsuffix /*.yaml,$(subst :, ,$(HARNESS_EXPERIMENTS))))
+KNOWN_STUDIES := $(sort $(basename $(notdir $(filter-out %/defaults.yaml,$(STUDY_FILES)))))
 STUDIES ?= $(KNOWN_STUDIES)
 # Values given on the command line reach shell commands: each must be known words, nothing else (`T='x; rm y'`).
 check = $(if $(or $(filter-out $(2),$(1)),$(if $(strip $(1)),,x)),$(error $(3)='$(1)': expected $(4) from: $(2)))
 GOALS := $(or $(MAKECMDGOALS),reproduce)
-ifneq ($(filter reproduce figures table check,$(GOALS)),)
+ifneq ($(filter reproduce figures table check demo,$(GOALS)),)
 $(if $(word 2,$(PROFILE)),$(error PROFILE='$(PROFILE)': one of full quick smoke))
 $(call check,$(PROFILE),full quick smoke,PROFILE,one)
 endif
@@ -27,8 +29,18 @@ $(if $(word 2,$(T)),$(error T='$(T)': one study or study/name from: $(KNOWN_STUD
 $(if $(call strip_chars,$(T),$(SAFE_CHARS)),$(error T='$(T)': letters, digits, '_' and one '/' only))
 $(call check,$(T_STUDY),$(KNOWN_STUDIES),T,one)
 endif
+# make demo [STUDY=<study>] [RUN=<run_id>] [PORT=<port>]: each checked before it reaches the shell.
+HEX_CHARS := 0 1 2 3 4 5 6 7 8 9 a b c d e f
+DIGITS := 0 1 2 3 4 5 6 7 8 9
+PORT ?= 8000
+ifneq ($(filter demo,$(GOALS)),)
+$(if $(STUDY),$(if $(word 2,$(STUDY)),$(error STUDY='$(STUDY)': one study from: $(KNOWN_STUDIES))))
+$(if $(STUDY),$(call check,$(STUDY),$(KNOWN_STUDIES),STUDY,one))
+$(if $(RUN),$(if $(or $(word 2,$(RUN)),$(call strip_chars,$(RUN),$(HEX_CHARS))),$(error RUN='$(RUN)': a run_id, 16 hex digits (the name of a record under results/))))
+$(if $(or $(word 2,$(PORT)),$(call strip_chars,$(PORT),$(DIGITS)),$(if $(strip $(PORT)),,x)),$(error PORT='$(PORT)': a port number, digits only (0 picks a free one)))
+endif
 
-.PHONY: reproduce figures table check test bench venv lock clean
+.PHONY: reproduce figures table check demo test bench venv lock clean
 
 ## reproduce: run every study's missing runs (PROFILE=quick by default; STUDIES="a b" for some), then the PDF
 reproduce: venv
@@ -41,14 +53,20 @@ figures: venv
 
 ## table T=<study>[/<name>]: rerun the runs behind a study's tables (or behind the one table, figure or claim its
 ## caption names) in a scratch folder, compare with the records, render
+## The PDF is rebuilt whatever the comparison says; the exit status is the comparison's (0: the conclusions hold).
 table: venv
-	$(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6
-	$(HARNESS) render --profile $(PROFILE) --studies $(T_STUDY)
+	@status=0; $(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6 || status=$$?; \
+	$(HARNESS) render --profile $(PROFILE) --studies $(T_STUDY) || exit $$?; exit $$status
 
 ## check: recompute every claim from the committed records (fails on a changed verdict, an edited or missing
 ## record, or a result number typed into the prose); CI runs it after the tests
 check: venv
 	$(HARNESS) check --profile $(PROFILE)
+
+## demo: the interactive similarity page (seed 004's app) on a recorded run, served on localhost and offline;
+## STUDY=<study> (default loss_epochs), RUN=<run_id> (default: the profile's demo run), PORT=<port> (default 8000)
+demo: venv
+	$(HARNESS) demo $(STUDY) --profile $(PROFILE) --port $(PORT)$(if $(RUN), --run $(RUN))
 
 ## test: unit and integration tests, including every study's smoke profile end to end
 test: venv

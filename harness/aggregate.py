@@ -19,13 +19,15 @@ if TYPE_CHECKING:
 
 def long_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     """Finished runs only; axis labels become columns (one per matrix axis; NaN for a run outside that axis)."""
-    return pd.DataFrame([
+    rows = [
         {**record.axes, "run_id": record.run_id, "seed": record.seed, "epoch": evaluation["epoch"],
          "metric": metric, "value": float(value)}
         for record in records if record.status == "ok"
         for evaluation in record.metrics
         for metric, value in evaluation.items() if metric != "epoch"
-    ])
+    ]
+    # No finished run still has the columns, so that filtering an empty frame is an empty result, not a KeyError.
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "seed", "epoch", "metric", "value"])
 
 
 def matches(value: Any, wanted: Any) -> bool:

@@ -44,26 +44,26 @@ LOSSES: Registry = Registry("loss", {
     "normalized_softmax": "pytorch_metric_learning.losses:NormalizedSoftmaxLoss",
     "arcface": "harness.objectives:ArcFace",
     "softmax_ce": "harness.objectives:SoftmaxCrossEntropy",
-})
+}, import_paths="torch.nn:Module")
 MINERS: Registry = Registry("miner", {
     "triplet_margin": "pytorch_metric_learning.miners:TripletMarginMiner",
     "multi_similarity": "pytorch_metric_learning.miners:MultiSimilarityMiner",
     "batch_hard": "pytorch_metric_learning.miners:BatchHardMiner",
     "pair_margin": "pytorch_metric_learning.miners:PairMarginMiner",
-})
+}, import_paths="torch.nn:Module")
 # Components a loss or miner takes by name (its `distance:` and `reducer:` keys).
 LOSS_DISTANCES: Registry = Registry("distance", {
     "lp": "pytorch_metric_learning.distances:LpDistance",
     "cosine": "pytorch_metric_learning.distances:CosineSimilarity",
     "dot_product": "pytorch_metric_learning.distances:DotProductSimilarity",
-})
+}, import_paths="torch.nn:Module")
 REDUCERS: Registry = Registry("reducer", {
     "mean": "pytorch_metric_learning.reducers:MeanReducer",
     "avg_non_zero": "pytorch_metric_learning.reducers:AvgNonZeroReducer",
     "divisor": "pytorch_metric_learning.reducers:DivisorReducer",
     "sum": "pytorch_metric_learning.reducers:SumReducer",
     "do_nothing": "pytorch_metric_learning.reducers:DoNothingReducer",
-})
+}, import_paths="torch.nn:Module")
 
 OPTIMIZERS: Registry = Registry("optimizer", {"adam": "harness.optim:adam", "sgd": "harness.optim:sgd"})
 SCHEDULES: Registry = Registry("learning-rate schedule", {"constant": "harness.optim:constant",

@@ -1,4 +1,5 @@
-"""Command line: `harness run|status|verify|render`. User errors are one line on stderr and exit code 2."""
+"""Command line: `harness run|show|status|verify|render|check|fetch|...`. User errors are one line on stderr and exit
+code 2."""
 
 from __future__ import annotations
 
@@ -105,8 +106,9 @@ def _preflight(args: argparse.Namespace, study: spec.Study, plan: planner.Plan, 
 
 
 def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, accelerator: Any,
-             keep_state: bool = False) -> Any:
-    """Claim, train and record one run; None when another process has it or has just recorded it."""
+             keep_state: bool = False, on_claim: Any = None) -> Any:
+    """Claim, train and record one run; None when another process has it or has just recorded it. `on_claim` is
+    called once the run is this process's to train (a --jobs worker reports it)."""
     from accelerate.utils import broadcast_object_list
 
     from harness import train
@@ -121,6 +123,8 @@ def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, acceler
             broadcast_object_list(go)
         if not go[0]:
             return None
+        if on_claim is not None:
+            on_claim()
         # Checkpoints hold one process's RNG states, so resuming is offered for single-process runs.
         checkpoint = store.checkpoint_path(args.results, study.name, study.profile, run.run_id) if world == 1 \
             else None
@@ -129,7 +133,9 @@ def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, acceler
             record = train.execute(run, data_root=args.data, progress=_progress_wanted(args) and main,
                                    command=args.argv, checkpoint=checkpoint, accelerator=accelerator,
                                    init_state=states(run.parent) if run.parent else None,
-                                   save_state=states(run.run_id) if keep_state else None)
+                                   save_state=states(run.run_id) if keep_state else None,
+                                   save_weights=store.weights_path(args.results, study.name, study.profile,
+                                                                   run.run_id) if run.execution.save_weights else None)
         if main:
             store.write(args.results, record)
             if checkpoint is not None:
@@ -138,9 +144,24 @@ def _run_one(args: argparse.Namespace, study: spec.Study, run: spec.Run, acceler
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    study = spec.load(args.study, args.profile)
+    from harness import jobs, overrides, show
+
+    jobs.check_count(args.jobs)
+    study = spec.load(args.study, args.profile, overrides=overrides.parse(args.set))
+    if args.dry_run:  # before the accelerator and the data: a look costs nothing
+        plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+        print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix"
+              f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run",
+              file=sys.stderr)
+        for run_id, why in plan.blocked.items():
+            print(f"    not run: {run_id}: {why}", file=sys.stderr)
+        show.dry_run(plan, args.results, sys.stderr, jobs=args.jobs)
+        return 0
     results_folder(args.results)
     accelerator = _accelerator(args)
+    if args.jobs > 1 and accelerator.num_processes > 1:
+        raise HarnessError(f"--jobs {args.jobs} packs runs into processes of one launch; this launch already has "
+                           f"{accelerator.num_processes} processes: use one of --jobs and a multi-process launch")
 
     def say(*parts: object) -> None:  # one voice for a multi-process launch
         if accelerator.is_main_process:
@@ -154,6 +175,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"{f', shard {args.shard}' if args.shard else ''}: {len(plan.done)} recorded, {len(plan.todo)} to run{kept}")
     for run_id, why in plan.blocked.items():
         say(f"    not run: {run_id}: {why}")
+    if args.jobs > 1 and plan.todo:
+        return jobs.run_packed(args, study, plan, _run_one, _fmt_metrics)
     failed, start, not_ok = 0, time.perf_counter(), set()
     for number, run in enumerate(plan.todo, 1):
         say(f"[{number}/{len(plan.todo)}] {run.run_id} " + " ".join(f"{k}={v}" for k, v in run.axes.items())
@@ -207,7 +230,9 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from harness import train
+    import torch
+
+    from harness import provenance, train, verification
 
     if not math.isfinite(args.tolerance) or args.tolerance < 0:
         raise HarnessError(f"--tolerance {args.tolerance}: expected a finite number >= 0 (e.g. 1e-6)")
@@ -238,9 +263,17 @@ def cmd_verify(args: argparse.Namespace) -> int:
             wanted.add(parent)
             parent = by_id[parent].parent
     chosen = planner.parents_first([r for r in study.runs if r.run_id in wanted])
-    print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs "
-          f"(tolerance {args.tolerance} absolute)", file=sys.stderr)
-    worst, unfinished = 0.0, 0
+    records = planner.study_records(study, args.results)
+    threads = verification.recorded_threads([scan.ok[r.run_id] for r in chosen if r.run_id in scan.ok])
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)  # the records' thread count: one difference fewer with the recording host
+    env = verification.environment([scan.ok[r.run_id] for r in chosen if r.run_id in scan.ok],
+                                   provenance.numerics())
+    print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs; "
+          + (f"{env.text}: every number must be identical (tolerance {args.tolerance} absolute)" if env.same else
+             f"{env.text}: bit-identity is not expected, so the tables, figures and claims are compared with the "
+             "records' seed-to-seed spread"), file=sys.stderr)
+    worst, unfinished, reruns = 0.0, 0, {}
     parents = {r.parent for r in chosen if r.parent}
     with tempfile.TemporaryDirectory(prefix="harness-verify-") as scratch:
         states = functools.partial(store.state_path, Path(scratch), study.name, study.profile)
@@ -254,16 +287,32 @@ def cmd_verify(args: argparse.Namespace) -> int:
                                       init_state=states(run.parent) if run.parent else None,
                                       save_state=states(run.run_id) if run.run_id in parents else None)
             store.write(Path(scratch), rerun)
-            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}"
-                  + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else ""))
+            reruns[run.run_id] = rerun
             if rerun.status != "ok":
                 unfinished += 1
-            for line, diff in compare_metrics(scan.ok[run.run_id].metrics, rerun.metrics, args.tolerance):
+            diffs = compare_metrics(scan.ok[run.run_id].metrics, rerun.metrics, args.tolerance)
+            largest = max((diff for _, diff in diffs), default=0.0)
+            worst = max(worst, largest)
+            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}"
+                  + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else
+                     f", largest metric difference {largest:.2e}"))
+            for line, _ in diffs if args.per_metric else ():
                 print(line)
-                worst = max(worst, diff)
-    ok = worst <= args.tolerance and not unfinished
-    print(f"largest difference {worst:.2e}: {'all within' if worst <= args.tolerance else 'OUTSIDE'} tolerance "
-          f"{args.tolerance}" + (f"; {unfinished} rerun(s) did not finish" if unfinished else ""))
+    checks = verification.check(study.spec.report, study.name, study.profile, study.axes, records, reruns,
+                                [item] if item else None, args.tolerance, study.spec.report.axis_labels)
+    if item in ("reference", "protocols"):
+        checks.insert(0, verification.check_runs(args.study, item, records, reruns, set(reruns), args.tolerance))
+    for check in checks:
+        print("\n".join(verification.report_lines(check, args.per_metric)))
+    differing = [c.name for c in checks if not c.holds]
+    identical = worst <= args.tolerance
+    ok = not unfinished and (identical if env.same else not differing)
+    print(f"largest difference {worst:.2e} ({'identical' if identical else 'not identical'} within tolerance "
+          f"{args.tolerance}); {len(checks) - len(differing)} of {len(checks)} tables, figures and claims hold"
+          + (f" ({', '.join(differing)} differ)" if differing else "")
+          + (f"; {unfinished} rerun(s) did not finish" if unfinished else "")
+          + (": VERIFIED" if ok else ": NOT VERIFIED (" + ("same environment, so every number must be identical"
+                                                          if env.same else "the conclusions differ") + ")"))
     return 0 if ok else 1
 
 
@@ -292,8 +341,8 @@ def cmd_render(args: argparse.Namespace) -> int:
     from harness import render
 
     args.paper = args.paper or render.PAPER_DIR
-    if not (args.paper / "main.tex").is_file():
-        raise HarnessError(f"--paper {args.paper}: no main.tex there; point it at a copy of the repository's paper/")
+    if copied := render.prepare(args.paper):
+        print(f"{args.paper}: copied {', '.join(copied)} from the project's paper/ (it had none)", file=sys.stderr)
     studies = args.studies or spec.list_studies()
     written = render.render(studies, args.profile, args.results, args.paper)
     print(f"rendered {len(written)} files for {', '.join(studies)} (profile {args.profile}) into "
@@ -401,10 +450,45 @@ def read_npz(path: Path, names: tuple[str, ...]) -> dict[str, Any]:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    broken = 0
     for name in spec.list_studies():
-        study_file = spec.load_study_file(spec.study_path(name))
-        sizes = ", ".join(f"{p} {len(spec.load(name, p, components=False).runs)} runs" for p in spec.PROFILES)
+        try:  # one broken study file is reported in its line; the others are still listed
+            study_file = spec.load_study_file(spec.study_path(name))
+            sizes = ", ".join(f"{p} {len(spec.load(name, p, components=False).runs)} runs" for p in spec.PROFILES)
+        except HarnessError as exc:
+            broken += 1
+            print(f"{name}: BROKEN: {exc}")
+            continue
         print(f"{name}: {study_file.title} ({sizes})")
+    if broken:
+        print(f"{broken} study file(s) cannot be loaded (above); fix them or move them out of the studies' folder",
+              file=sys.stderr)
+    return 1 if broken else 0
+
+
+def _add_overrides(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key of every run (a YAML value: --set train.epochs=3 --set "
+                             "loss.neg_margin=0.2); a new run_id, recorded in provenance; a matrix axis keeps its "
+                             "own values (README: Overrides)")
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    from harness import overrides, show
+
+    sets = overrides.parse(args.set)
+    study = spec.load(args.study, args.profile, components=bool(sets), overrides=sets)
+    if args.run:
+        show.run(study, args.results, args.run, sys.stdout)
+    else:
+        show.matrix(study, args.results, sys.stdout)
+    return 0
+
+
+def cmd_fetch(args: argparse.Namespace) -> int:
+    from harness import data, fetch
+
+    fetch.fetch(args.dataset, data.data_root(args.data), mirror=args.mirror, say=fetch.stderr)
     return 0
 
 
@@ -421,6 +505,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--processes", type=int, default=None,
                      help="the number of processes this launch must have (checked against the real world size)")
+    run.add_argument("--jobs", type=int, default=1, metavar="N",
+                     help="train N runs at a time in N worker processes on this machine (each gets cores/N threads; "
+                          "on one GPU they share it); runs are claimed through the same locks as --shard")
+    _add_overrides(run)
+    run.add_argument("--dry-run", action="store_true", help="print what would run and its estimated cost; train "
+                                                            "nothing")
     run.set_defaults(func=cmd_run)
 
     status = sub.add_parser("status", help="done / failed / missing runs per profile")
@@ -430,13 +520,17 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("-v", "--verbose", action="store_true", help="list missing runs too")
     status.set_defaults(func=cmd_status)
 
-    verify = sub.add_parser("verify", help="rerun recorded runs in a scratch folder and compare their metrics")
+    verify = sub.add_parser("verify", help="rerun recorded runs in a scratch folder and compare them with the "
+                                           "records: bit for bit in the records' environment, else table by table")
     verify.add_argument("study", help="a study, or study/item: only the runs behind one table, figure or claim "
                                       "(its caption names it)")
     _add_common(verify)
     verify.add_argument("--data", type=Path, default=None)
     verify.add_argument("--sample", type=int, default=None, help="rerun only the first N recorded runs (N >= 1)")
-    verify.add_argument("--tolerance", type=float, default=1e-6, help="largest accepted |recorded - rerun|")
+    verify.add_argument("--tolerance", type=float, default=1e-6,
+                        help="largest accepted |recorded - rerun| where the environment is the records' own")
+    verify.add_argument("--per-metric", action="store_true",
+                        help="also print every (epoch, metric) of every rerun, and every cell of every item")
     verify.add_argument("--no-progress", action="store_true")
     verify.set_defaults(func=cmd_verify)
 
@@ -470,8 +564,29 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--no-progress", action="store_true")
     ev.set_defaults(func=cmd_evaluate)
 
+    show_cmd = sub.add_parser("show", help="the expanded matrix (recorded / failed / missing), one run's resolved "
+                                           "config (--run), and the estimated cost of what is missing")
+    show_cmd.add_argument("study")
+    _add_common(show_cmd)
+    show_cmd.add_argument("--run", default=None, metavar="RUN_ID", help="one run (its id or a unique prefix)")
+    _add_overrides(show_cmd)
+    show_cmd.set_defaults(func=cmd_show)
+
+    fetch_cmd = sub.add_parser("fetch", help="download, verify and unpack a dataset of the full profiles (mnist, "
+                                             "fashion_mnist, cifar10, cifar100, cub200, cars196) or the resnet50 "
+                                             "weights; resumable")
+    fetch_cmd.add_argument("dataset")
+    fetch_cmd.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+    fetch_cmd.add_argument("--mirror", default=None, metavar="URL",
+                           help="a base URL that replaces the source's host (the file's path is kept after it)")
+    fetch_cmd.set_defaults(func=cmd_fetch)
+
     listing = sub.add_parser("list", help="the studies and their matrix sizes")
     listing.set_defaults(func=cmd_list)
+
+    from harness.demo import command as demo  # the page of seed 004's similarity app (harness/demo)
+
+    demo.add_parser(sub)
     return parser
 
 

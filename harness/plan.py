@@ -105,3 +105,73 @@ def study_records(study: Study, results: Path) -> list[store.RunRecord]:
     wanted = {run.run_id: run.axes for run in study.runs}
     return [r.model_copy(update={"axes": dict(wanted[r.run_id])})
             for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """What the given runs would take, one at a time, judged from recorded runs of the same study and profile."""
+
+    seconds: float
+    estimated: int  # runs with a basis
+    rough: int  # of those, runs with no recorded run of their dataset and model (judged from all recorded runs)
+    basis: str  # one line: what the figure rests on
+
+
+def _rates(record: store.RunRecord) -> tuple[float | None, float, float]:
+    """(train seconds per training image, seconds per evaluation, seconds outside both) of one finished run."""
+    epochs = int(record.config.get("train", {}).get("epochs", 0))
+    images = (record.data.train_size if record.data else 0) * epochs
+    per_image = record.timing.train_s / images if images and record.timing.train_s else None
+    per_eval = record.timing.eval_s / max(1, len(record.metrics))
+    overhead = max(0.0, record.timing.wall_s - record.timing.train_s - record.timing.eval_s)
+    return per_image, per_eval, overhead
+
+
+def _kind(config: dict) -> tuple[str, str]:
+    return str(config.get("data", {}).get("dataset")), str(config.get("model", {}).get("name"))
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
+def estimate(runs: list[Run], recorded: list[store.RunRecord]) -> CostEstimate | None:
+    """Seconds the runs would take, from the recorded runs' measured rates: training seconds per training image
+    (x the run's epochs x its training-split size), seconds per evaluation, and setup seconds, averaged over the
+    recorded runs of the same dataset and model (all recorded runs when there are none). None without records.
+
+    The training-split size of a run is that of a recorded run with the same data config, else the mean of its
+    kind's. An estimate on the machine that recorded the runs, labelled as such wherever it is shown.
+    """
+    finished = [r for r in recorded if r.status == "ok"]
+    if not finished:
+        return None
+    by_kind: dict[tuple[str, str], list[store.RunRecord]] = {}
+    for record in finished:
+        by_kind.setdefault(_kind(record.config), []).append(record)
+    sizes = {identity_key(r.config.get("data", {})): r.data.train_size for r in finished if r.data}
+    total, rough = 0.0, 0
+    for run in runs:
+        config = run.config_dict()
+        group = by_kind.get(_kind(config))
+        if group is None:
+            group, rough = finished, rough + 1
+        rates = [_rates(r) for r in group]
+        per_image = _mean([p for p, _, _ in rates if p is not None])
+        size = sizes.get(identity_key(config["data"]),
+                         _mean([float(r.data.train_size) for r in group if r.data]))
+        total += (config["train"]["epochs"] * size * per_image + len(config["train"]["eval_epochs"])
+                  * _mean([e for _, e, _ in rates]) + _mean([o for _, _, o in rates]))
+    hosts = sorted({r.provenance.host or "?" for r in finished})
+    basis = (f"estimate from the measured rates of {len(finished)} recorded run(s) of this profile on "
+             f"{', '.join(hosts[:2])}{' ...' if len(hosts) > 2 else ''}, one run at a time"
+             + (f"; {rough} run(s) of a dataset and model with no recorded run, judged from all of them (rough)"
+                if rough else ""))
+    return CostEstimate(total, len(runs), rough, basis)
+
+
+def identity_key(value: object) -> str:
+    """A hashable, order-independent form of a config section."""
+    import json
+
+    return json.dumps(value, sort_keys=True, default=str)

@@ -64,6 +64,20 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def cpu_id() -> str | None:
+    """Vendor, family, model and stepping, and a short hash of the instruction-set flags, from /proc/cpuinfo: a
+    model name such as "AMD EPYC" covers generations that compute differently."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    first = dict(line.split(":", 1) for line in text.split("\n\n", 1)[0].splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in first.items()}
+    flags = hashlib.sha256(fields.get("flags", "").encode()).hexdigest()[:12]
+    return (f"{fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} model {fields.get('model', '?')}"
+            f" stepping {fields.get('stepping', '?')} flags {flags}")
+
+
 def versions() -> dict[str, str | None]:
     found: dict[str, str | None] = {"python": platform.python_version()}
     for name in PACKAGES:
@@ -75,7 +89,7 @@ def versions() -> dict[str, str | None]:
 
 
 def collect(accelerator: Any, dataset: Any, *, command: list[str] | None, started: datetime,
-            finished: datetime) -> dict[str, Any]:
+            finished: datetime, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     state = accelerator.state
     return {
@@ -98,4 +112,32 @@ def collect(accelerator: Any, dataset: Any, *, command: list[str] | None, starte
         "dataset": {"name": dataset.name, "source": dataset.source, "sha256": dataset.checksums},
         "started": started.isoformat(),
         "finished": finished.isoformat(),
+        "overrides": overrides or None,  # the --set key=value pairs this run took
+        "numerics": numerics(),
+    }
+
+
+# Environment variables that set how many threads numerical libraries use (and so how sums are split).
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+def numerics() -> dict[str, Any]:
+    """What can change a float result with the same code, config and seed: the CPU and the instruction set
+    torch's kernels dispatch to, how many threads split each sum, the GPU and its libraries, the deterministic-
+    algorithm settings and the torch build. Two runs agree bit for bit only where all of this agrees."""
+    cuda = torch.cuda.is_available()
+    return {
+        "cpu": cpu_model(),
+        "cpu_id": cpu_id(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "interop_threads": torch.get_num_interop_threads(),
+        "thread_variables": {name: os.environ[name] for name in THREAD_VARIABLES if name in os.environ},
+        "gpu": torch.cuda.get_device_name(0) if cuda else None,
+        "cuda": torch.version.cuda if cuda else None,
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
+        "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
+        "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),
+        "cudnn_benchmark": bool(torch.backends.cudnn.benchmark),
     }

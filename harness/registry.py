@@ -45,10 +45,38 @@ def arguments(spec: Mapping[str, Any]) -> dict[str, Any]:
 class Registry(Generic[T]):
     """A dict of named factories whose misses list the known names and suggest the nearest one."""
 
-    def __init__(self, kind: str, items: Mapping[str, T | str] | None = None) -> None:
+    def __init__(self, kind: str, items: Mapping[str, T | str] | None = None, *,
+                 import_paths: str | None = None) -> None:
+        """`import_paths`: a "module:Class" base class; a name with a dot that is not registered is then an
+        import path (pytorch_metric_learning.losses.SupConLoss) to a subclass of it, checked like a registered
+        one, so a component of an installed package needs no edit here."""
         self.kind = kind
         self._items: dict[str, T | str] = {}
+        self._imported: dict[str, T] = {}
+        self.import_base = import_paths
         self.register_all(items or {})
+
+    def is_import_path(self, name: str) -> bool:
+        return self.import_base is not None and name not in self._items and "." in name
+
+    def imported(self, name: str) -> T:
+        """The class an import path names; a ConfigError in one line when it cannot be imported or is not a
+        subclass of the registry's base."""
+        if name in self._imported:
+            return self._imported[name]
+        module, _, attribute = name.rpartition(".")
+        try:
+            found = getattr(importlib.import_module(module), attribute)
+        except (ImportError, AttributeError, ValueError) as exc:
+            raise ConfigError(f"{self.kind} '{name}': cannot import it ({type(exc).__name__}: {exc}); give a "
+                              f"registered name ({', '.join(sorted(self._items))}) or the import path of an "
+                              "installed class, e.g. pytorch_metric_learning.losses.SupConLoss") from None
+        base_module, _, base_name = (self.import_base or "").partition(":")
+        base = getattr(importlib.import_module(base_module), base_name)
+        if not (isinstance(found, type) and issubclass(found, base)):
+            raise ConfigError(f"{self.kind} '{name}' is not a class derived from {base_module}.{base_name}")
+        self._imported[name] = found
+        return found
 
     def register(self, name: str, item: T | str) -> T | str:
         if name in self._items:
@@ -61,6 +89,8 @@ class Registry(Generic[T]):
             self.register(name, item)
 
     def get(self, name: str) -> T:
+        if self.is_import_path(name):
+            return self.imported(name)
         try:
             item = self._items[name]
         except KeyError:
@@ -87,6 +117,12 @@ class Registry(Generic[T]):
         """Raise ConfigError unless `spec` is {name: <a registered name>, ...} (no import needed)."""
         if not isinstance(spec, Mapping) or "name" not in spec:
             raise ConfigError(f"{where}: expected a mapping with a 'name' key, got {spec!r}")
+        if isinstance(spec["name"], str) and self.is_import_path(spec["name"]):
+            try:
+                self.imported(spec["name"])
+            except ConfigError as exc:
+                raise ConfigError(f"{where}.name: {exc}") from None
+            return
         if not isinstance(spec["name"], str) or spec["name"] not in self:
             raise ConfigError(f"{where}.name: {self.unknown(str(spec['name']))}")
 

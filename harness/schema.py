@@ -162,6 +162,9 @@ class ExecutionConfig(Strict):
     """How a run is executed, never what it computes: outside the run_id (a study's or profile's `execution:`)."""
 
     eval_batch_size: int = Field(default=128, gt=0)  # embedding pass only (CPU convs are fastest in small batches)
+    # Keep each run's final weights beside its record (<run_id>.safetensors, sha256 in the record). Saving changes
+    # no number, so it is not part of any run_id; a profile's `demo:` entry turns it on for the demo's run alone.
+    save_weights: bool = False
 
 
 def check_components(config: RunConfig) -> None:

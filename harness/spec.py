@@ -17,13 +17,18 @@ import yaml
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from harness import catalog, identity, matrix
+from harness import overrides as command_line
 from harness.matrix import MatrixSpec
 from harness.errors import ConfigError, suggest, yaml_number_hint
 from harness.render.schema import ReportSpec, check_report
 from harness.schema import ExecutionConfig, RunConfig, Strict, check_components
 
-# $HARNESS_EXPERIMENTS points the CLI at another folder of study files (a scratch copy, a fork's studies).
-EXPERIMENTS_DIR = Path(os.environ.get("HARNESS_EXPERIMENTS") or Path(__file__).resolve().parent.parent / "experiments")
+# The project's own studies.
+EXPERIMENTS_DIR = Path(__file__).resolve().parent.parent / "experiments"
+# $HARNESS_EXPERIMENTS adds folders of study files (os.pathsep-separated: a lab's own studies, a scratch copy) to
+# the project's: a study there is listed, run and rendered like the project's, and one with a project study's
+# name takes its place. Its defaults.yaml is its folder's own, else the project's.
+EXTRA_DIRS = tuple(Path(p) for p in os.environ.get("HARNESS_EXPERIMENTS", "").split(os.pathsep) if p)
 DEFAULTS_FILE = "defaults.yaml"
 PROFILES = ("full", "quick", "smoke")
 DEFAULT_PROFILE = "quick"
@@ -68,6 +73,14 @@ class Estimate(Strict):
         return self
 
 
+class DemoSpec(Strict):
+    """The run `harness demo` serves by default for a profile: its matrix cell (axis -> label) and seed. That run
+    keeps its final weights (execution.save_weights), so the demo works from the records alone."""
+
+    where: dict[str, Any] = {}
+    seed: int = 0
+
+
 class ProfileSpec(Strict):
     description: str
     estimate: Estimate | None = None  # the full profiles: never run here
@@ -77,6 +90,7 @@ class ProfileSpec(Strict):
     seeds: list[int] | None = None
     baselines: BaselineSpec | None = None  # replaces the study's
     chains: list[ChainSpec] | None = None  # replaces the study's
+    demo: DemoSpec | None = None  # the run `harness demo` serves by default (harness.demo)
 
 
 class StudyFile(Strict):
@@ -114,6 +128,8 @@ class Run:
     axes: dict[str, Any]  # axis name -> label of this run's value (a component's name, or the scalar)
     config: RunConfig
     execution: ExecutionConfig = ExecutionConfig()
+    # The --set overrides this run took ({key: value}); already in `config`, kept apart for the record.
+    overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @property
     def seed(self) -> int:
@@ -136,6 +152,7 @@ class Study:
     profile: str
     runs: list[Run]
     axes: dict[str, list[Any]]  # axis -> its labels in declared order, over every block of the matrix
+    demo_run: str | None = None  # the run_id `harness demo` serves by default (the profile's `demo:`), if any
 
     @property
     def description(self) -> str:
@@ -230,17 +247,23 @@ def describe(exc: ValidationError, model: type[BaseModel]) -> str:
     return f"{key}: {error['msg'].lower()} (got {type(got).__name__} {shown}){yaml_number_hint(got)}"
 
 
+def folders(experiments: Path | None = None) -> list[Path]:
+    """Where studies are looked up, first match first: one given folder, or $HARNESS_EXPERIMENTS's and then the
+    project's."""
+    return [experiments] if experiments is not None else [*EXTRA_DIRS, EXPERIMENTS_DIR]
+
+
 def list_studies(experiments: Path | None = None) -> list[str]:
-    experiments = experiments or EXPERIMENTS_DIR
-    return sorted(p.stem for p in experiments.glob("*.yaml") if p.name != DEFAULTS_FILE)
+    return sorted({p.stem for folder in folders(experiments) for p in folder.glob("*.yaml")
+                   if p.name != DEFAULTS_FILE})
 
 
 def study_path(name: str, experiments: Path | None = None) -> Path:
-    experiments = experiments or EXPERIMENTS_DIR
+    for folder in folders(experiments):
+        if (folder / f"{name}.yaml").is_file() and name != Path(DEFAULTS_FILE).stem:
+            return folder / f"{name}.yaml"
     known = list_studies(experiments)
-    if name not in known:
-        raise ConfigError(f"unknown study '{name}'{suggest(name, known)}; known: {', '.join(known)}")
-    return experiments / f"{name}.yaml"
+    raise ConfigError(f"unknown study '{name}'{suggest(name, known)}; known: {', '.join(known)}")
 
 
 def load_study_file(path: Path) -> StudyFile:
@@ -259,18 +282,20 @@ def load_study_file(path: Path) -> StudyFile:
 
 
 def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = None, *,
-         components: bool = True) -> Study:
+         components: bool = True, overrides: tuple[command_line.Override, ...] = ()) -> Study:
     """Validate a study and expand its matrix for one profile; any problem is a ConfigError naming file and key.
 
     With `components` (the default) every component's arguments are checked against its factory, which imports
     torch; commands that only list, count or render runs pass False (names, types and shapes are still checked).
+    `overrides` (harness.overrides, from --set) apply to every run's resolved config before it is validated.
     """
-    experiments = experiments or EXPERIMENTS_DIR
     path = study_path(name, experiments)
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile '{profile}'{suggest(profile, PROFILES)}; known: {', '.join(PROFILES)}")
     spec = load_study_file(path)
-    defaults_path = experiments / DEFAULTS_FILE
+    defaults_path = path.parent / DEFAULTS_FILE
+    if not defaults_path.is_file():  # a folder of added studies without defaults of its own
+        defaults_path = EXPERIMENTS_DIR / DEFAULTS_FILE
     defaults = read_yaml(defaults_path) or {}
     if not isinstance(defaults, dict):
         raise ConfigError(f"{defaults_path}: expected a mapping at the top level")
@@ -292,22 +317,50 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
     if not seeds:
         raise ConfigError(f"{path}: seeds: empty list (the matrix would have no runs)")
 
-    origins = _Origins(path, profile, chosen.config, spec.config, blocks, defaults, defaults_path)
+    origins = _Origins(path, profile, chosen.config, spec.config, blocks, defaults, defaults_path, overrides)
     runs: dict[str, Run] = {}  # in matrix order (dicts keep insertion order)
     checked: set[str] = set()
+    used: set[str] = set()
     for axes, assignments in cells:
         if catalog.BASELINE_AXIS in axes:  # a classifier head's accuracy is not defined without training a head
             assignments = {**assignments, **_without_head_metrics(base)}
         for seed in seeds:
-            config = _validated(path, origins, base, assignments, seed, components, checked)
-            _add_run(runs, Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes, config,
-                               execution), path)
+            config, applied = _validated(path, origins, base, assignments, seed, components, checked)
+            used.update(applied)
+            try:
+                _add_run(runs, Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes,
+                                   config, execution, applied), path)
+            except ConfigError as exc:
+                if not applied:
+                    raise
+                raise ConfigError(f"{exc}: after --set {', '.join(applied)} the two cells are one run; leave the "
+                                  "key to the matrix axis that varies it") from None
+    unused = [o.text for o in overrides if o.key not in used]
+    if unused:
+        raise ConfigError(f"--set {unused[0]}: every run of {spec.study}/{profile} sets this key through its matrix "
+                          "axes, which keep their values; nothing was overridden")
     chains = chosen.chains if chosen.chains is not None else spec.chains
     ordered_runs = _chained(path, list(runs.values()), chains, order)
     anywhere = {str(axis) for m in [spec.matrix, *(p.matrix for p in spec.profiles.values())]
                 for block in (m if isinstance(m, list) else [m]) if isinstance(block, dict) for axis in block}
     check_report(path, spec.report, order, anywhere)
-    return Study(spec.study, path, spec, profile, ordered_runs, order)
+    ordered_runs, demo_run = _with_demo(path, profile, ordered_runs, chosen.demo)
+    return Study(spec.study, path, spec, profile, ordered_runs, order, demo_run)
+
+
+def _with_demo(path: Path, profile: str, runs: list[Run], demo: DemoSpec | None) -> tuple[list[Run], str | None]:
+    """The runs with the profile's demo run set to keep its weights, and that run's id (None without `demo:`)."""
+    if demo is None:
+        return runs, None
+    where = {str(k): v for k, v in demo.where.items()}
+    matches = [r for r in runs if r.seed == demo.seed and r.axes == where]
+    if len(matches) != 1:
+        cells = "; ".join(" ".join(f"{k}={v}" for k, v in r.axes.items()) for r in runs if r.seed == demo.seed)
+        raise ConfigError(f"{path}: profiles.{profile}.demo: {len(matches)} runs are the cell {where} with seed "
+                          f"{demo.seed}; name exactly one matrix cell, every axis (cells: {cells[:300]})")
+    chosen = matches[0]
+    keep = chosen.execution.model_copy(update={"save_weights": True})
+    return [dataclasses.replace(r, execution=keep) if r is chosen else r for r in runs], chosen.run_id
 
 
 def _chained(path: Path, runs: list[Run], chains: list[ChainSpec], order: dict[str, list[Any]]) -> list[Run]:
@@ -356,8 +409,12 @@ class _Origins:
     blocks: list[matrix.Block]
     defaults: dict[str, Any]
     defaults_path: Path
+    overrides: tuple[command_line.Override, ...] = ()
 
     def __call__(self, loc: Sequence[str]) -> str:
+        override = command_line.origin(self.overrides, loc)
+        if override is not None:
+            return f"--set {override.text}: "
         for label, source in ((f"profiles.{self.profile}.config", self.profile_config), ("config", self.study_config)):
             if matrix.get_path(source, loc) is not matrix.MISSING:
                 return f"{self.path}: {label}."
@@ -372,12 +429,14 @@ class _Origins:
 
 
 def _validated(path: Path, origins: _Origins, base: dict[str, Any], assignments: dict[str, Any], seed: int,
-               components: bool, checked: set[str]) -> RunConfig:
-    """One cell's resolved config, validated; errors name the file and section that set the bad value."""
+               components: bool, checked: set[str]) -> tuple[RunConfig, dict[str, Any]]:
+    """One cell's resolved config (with the --set overrides it takes, also returned), validated; errors name the
+    file and section, or the --set, that set the bad value."""
     try:
         resolved = matrix.resolve(base, assignments, seed)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    applied = command_line.apply(resolved, origins.overrides, assignments, base)
     try:
         config = RunConfig.model_validate(resolved)
         # Seeds share components: check each distinct config (less its seed) once.
@@ -387,11 +446,18 @@ def _validated(path: Path, origins: _Origins, base: dict[str, Any], assignments:
             checked.add(unseeded)
     except ValidationError as exc:
         loc = [str(p) for p in exc.errors()[0]["loc"]]
-        raise ConfigError(f"{origins(loc)}{describe(exc, RunConfig)}") from None
+        raise ConfigError(f"{origins(loc)}{describe(exc, RunConfig)}{_with(origins, loc, applied)}") from None
     except ConfigError as exc:
         loc = str(exc).split(":")[0].split(".")
-        raise ConfigError(f"{origins(loc)}{exc}") from None
-    return config
+        raise ConfigError(f"{origins(loc)}{exc}{_with(origins, loc, applied)}") from None
+    return config, applied
+
+
+def _with(origins: _Origins, loc: Sequence[str], applied: dict[str, Any]) -> str:
+    """' (with --set ...)' when overrides reached a run whose error is about a key they did not set."""
+    if not applied or command_line.origin(origins.overrides, loc) is not None:
+        return ""
+    return f" (with --set {', '.join(o.text for o in origins.overrides if o.key in applied)})"
 
 
 def _add_run(runs: dict[str, Run], run: Run, path: Path) -> None:

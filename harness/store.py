@@ -92,6 +92,19 @@ class Provenance(_Model):
     dataset: dict[str, Any] = {}
     started: str | None = None
     finished: str | None = None
+    # The command line's --set overrides this run took ({key: value}, already in its config); None without any.
+    overrides: dict[str, Any] | None = None
+    # What can change a float with the same code, config and seed (harness.provenance.numerics): a rerun in the
+    # same numerical environment must be bit-identical; elsewhere `verify` compares at the table level. None in
+    # records written before it was recorded.
+    numerics: dict[str, Any] | None = None
+
+
+class SavedWeights(_Model):
+    file: str = Field(pattern=r"^[0-9a-f]{16}\.safetensors$")  # <run_id>.safetensors, beside the record
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    format: Literal["safetensors"] = "safetensors"
+    tensors: int = Field(ge=1)  # how many tensors the state dict holds (a quick check before loading)
 
 
 class RunRecord(_Model):
@@ -107,6 +120,9 @@ class RunRecord(_Model):
     loss_curve: list[CurvePoint]
     data: RunData | None = None  # absent when a run failed before its data was split
     model_weights: dict[str, str] | None = None  # pretrained weights: file and sha256
+    # The run's own final weights, when its study keeps them (execution.save_weights, a profile's `demo:` run):
+    # file name (next to the record) and sha256. Left out of the digest when absent, so older records stay intact.
+    weights: SavedWeights | None = None
     resumed_from_epoch: int | None = None
     error: RunError | None = None
     timing: Timing
@@ -146,7 +162,13 @@ class RunRecord(_Model):
 
     def content_digest(self) -> str:
         """sha256 of the record without its digest, in one canonical JSON form."""
-        text = json.dumps(self.model_dump(mode="json", exclude={"digest"}), sort_keys=True, allow_nan=False,
+        # A record without saved weights hashes as records did before the field existed.
+        exclude = {"digest"} | ({"weights"} if self.weights is None else set())
+        # Likewise a run without --set overrides, and one written before numerics were recorded.
+        later = {key for key in ("overrides", "numerics") if getattr(self.provenance, key) is None}
+        if later:
+            exclude = {**dict.fromkeys(exclude, True), "provenance": later}
+        text = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, allow_nan=False,
                           separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
@@ -206,6 +228,11 @@ def state_path(results: Path, study: str, profile: str, run_id: str) -> Path:
     """Where a run that others continue from keeps its final state (hidden, not committed: rerunning the run
     rebuilds it bit for bit on CPU)."""
     return run_dir(results, study, profile) / f".{_safe('run', run_id)}.state"
+
+
+def weights_path(results: Path, study: str, profile: str, run_id: str) -> Path:
+    """Where a run that keeps its final weights saves them (safetensors: tensors only, no pickled code)."""
+    return run_dir(results, study, profile) / f"{_safe('run', run_id)}.safetensors"
 
 
 def write(results: Path, record: RunRecord | dict[str, Any]) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -296,6 +297,22 @@ def check_accelerator(accelerator: Accelerator) -> None:
                            "the run ids: unset it and run again")
 
 
+def write_weights(path: Path, model: torch.nn.Module, metadata: dict[str, str] | None = None) -> dict[str, Any]:
+    """The model's state dict as safetensors at `path` (written atomically, with string `metadata` in its header),
+    and what the record says of it."""
+    from safetensors.torch import save
+
+    from harness.files import atomic_write, bytes_hash
+
+    # Contiguous CPU copies: safetensors stores plain buffers (no views, no pickled objects, nothing to execute).
+    tensors = {name: value.detach().cpu().contiguous() for name, value in model.state_dict().items()}
+    # One metadata key holding sorted JSON: safetensors writes a map of several keys in a random order, and the
+    # file's sha256 must be the same for the same weights.
+    content = save(tensors, metadata={"harness": json.dumps(metadata or {}, sort_keys=True)})
+    atomic_write(Path(path), content)
+    return {"file": Path(path).name, "sha256": bytes_hash(content), "format": "safetensors", "tensors": len(tensors)}
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
@@ -324,7 +341,8 @@ def _train_epochs(trainer: Trainer, record: dict[str, Any], timing: dict[str, fl
 
 def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, command: list[str] | None = None,
             accelerator: Accelerator | None = None, checkpoint: Path | None = None,
-            init_state: Path | None = None, save_state: Path | None = None) -> store.RunRecord:
+            init_state: Path | None = None, save_state: Path | None = None,
+            save_weights: Path | None = None) -> store.RunRecord:
     """Train and evaluate one run; return its record (status 'ok', or 'failed' for a RunFailure: a NaN loss, no
     positive pair, diverged embeddings). Anything else (a full disk, a bad setting, a bug) propagates: a fault
     of the machine or the invocation leaves no record, and the next run of the command retries.
@@ -335,6 +353,9 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
 
     A run with train.init starts from the final state its parent left in `init_state`; with `save_state`, a
     finished run leaves its own final state there for the runs that continue from it.
+
+    With `save_weights`, a finished run saves its model's final weights there (safetensors) and the record names
+    the file and its sha256 (harness.demo serves such runs).
     """
     started = datetime.now(timezone.utc)
     wall_start = time.perf_counter()
@@ -377,6 +398,10 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         record["status"] = "ok"
         if save_state is not None and accelerator.is_main_process:
             checkpoints.save(save_state, {"run_id": run.run_id, "loss": cfg.loss, "trainer": trainer.state()})
+        if save_weights is not None and accelerator.is_main_process:
+            # The file carries what its training scored, so weights found without their record still say it.
+            record["weights"] = write_weights(save_weights, trainer.accelerator.unwrap_model(trainer.model),
+                                              {"run_id": run.run_id, "metrics": json.dumps(record["metrics"])})
     except RunFailure as exc:  # what the science produced: a result, recorded; the matrix goes on
         record["status"] = "failed"
         record["error"] = {"type": type(exc).__name__, "message": str(exc),
@@ -390,5 +415,5 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         "peak_rss_mb": _peak_rss_mb(),
     }
     record["provenance"] = provenance.collect(accelerator, dataset, command=command, started=started,
-                                              finished=finished)
+                                              finished=finished, overrides=run.overrides)
     return store.validate(record)

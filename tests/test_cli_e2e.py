@@ -149,7 +149,7 @@ def test_render_without_records_says_how_to_produce_them(tmp_path: Path, run_cli
                            "--no-pdf")
     assert code == 0, err
     note = (paper / "generated" / "loss_epochs" / "missing.tex").read_text()
-    assert "harness run loss\\_epochs --profile smoke" in note
+    assert "harness run loss\\_epochs -{}-profile smoke" in note
 
 
 @pytest.mark.skipif(not LATEX, reason="LaTeX not installed")

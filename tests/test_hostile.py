@@ -179,8 +179,8 @@ CASES = [
     ("a data file that is a folder", mnist_files(lambda raw: ((raw / "train-images-idx3-ubyte.gz").unlink(),
                                                               (raw / "train-images-idx3-ubyte.gz").mkdir())),
      "cannot read"),
-    ("render into a missing paper folder", args("render", "--paper", "/no/such/paper", "--no-pdf"),
-     "no main.tex there"),
+    ("render into a paper folder below a file", lambda e, t: ((t / "file").write_text("x"), [
+        "render", "--paper", str(t / "file" / "paper"), "--no-pdf"])[1], "cannot create the paper's main.tex there"),
     ("YAML alias bomb", raw_yaml(ALIAS_BOMB), "expands to more than"),
     ("recursive YAML alias", raw_yaml("study: loss_epochs\nx: &a [1, *a]\n"), "recursive alias"),
     ("a 3,000-deep list", raw_yaml("study: loss_epochs\nx: " + "[" * 3000 + "]" * 3000 + "\n"),

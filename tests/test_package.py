@@ -88,7 +88,8 @@ def test_the_catalog_and_registry_are_leaves():
     assert graph["harness.catalog"] <= {"harness.registry"}
 
 
-@pytest.mark.parametrize("argv", [["list"], ["status", "loss_epochs"], ["--help"], ["run", "--help"]])
+@pytest.mark.parametrize("argv", [["list"], ["status", "loss_epochs"], ["--help"], ["run", "--help"],
+                                  ["show", "loss_epochs"]])
 def test_light_commands_do_not_import_torch(argv):
     code = ("import sys; from harness import cli\n"
             "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"
@@ -116,3 +117,20 @@ def test_the_wheel_ships_every_module(tmp_path):
     expected = {str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")}
     assert expected <= shipped, sorted(expected - shipped)
     assert not any(name.startswith(("tests/", "results/")) for name in shipped)
+
+
+def test_study_files_cite_the_original_protocols_in_the_repository():
+    """A study header that cites ORIGINAL_PROTOCOLS.md names the copy in experiments/reference/, which covers every seed."""
+    target = "experiments/reference/ORIGINAL_PROTOCOLS.md"
+    citing = []
+    for study in sorted((REPO / "experiments").glob("*.yaml")):
+        for number, line in enumerate(study.read_text().splitlines(), 1):
+            if "ORIGINAL_PROTOCOLS.md" in line:
+                citing.append(study.name)
+                assert target in line, f"{study.name}:{number} cites ORIGINAL_PROTOCOLS.md outside the repository"
+    assert citing, "no study file cites ORIGINAL_PROTOCOLS.md"
+    document = REPO / target
+    assert document.is_file(), target
+    headings = [line for line in document.read_text().splitlines() if line.startswith("#")]
+    for seed in ("000", "001", "002", "003", "004"):
+        assert any(f"seed {seed}" in heading for heading in headings), f"{target} has no section for seed {seed}"

@@ -276,3 +276,16 @@ def test_an_epoch_rule_is_all_last_or_best_on_a_named_metric():
     for bad in ("first", "best:", "best"):
         with pytest.raises(ValueError, match="one of all, last, best:<metric>"):
             spec(epoch=bad)
+
+
+def test_a_double_hyphen_stays_two_hyphens_so_commands_copied_from_the_pdf_work():
+    assert latex_escape("harness run x --profile quick") == "harness run x -{}-profile quick"
+    assert latex_escape("a---b") == "a-{}-{}-b" and latex_escape("30-40") == "30-40"
+
+
+def test_a_cell_whose_seeds_disagree_widely_is_flagged_not_hidden():
+    # a: sd 0.01 on a mean of 0.8 (1 %); b: one seed trained and one did not, sd 0.28 on 0.5 (57 %).
+    data = frame(runs("loss", {"a": [0.79, 0.81], "b": [0.30, 0.70], "c": [0.8]}))
+    out = tables.table(data, spec(), {"loss": ["a", "b", "c"]})
+    assert [out.cells[(r, 1)].wild for r in ("a", "b", "c")] == [False, True, False]  # one seed: no spread
+    assert tables.wild(pd.Series([0.5, 0.5 * (1 + 2 * tables.WILD_SD_SHARE)])) is True

@@ -28,3 +28,35 @@ def compile_pdf(paper: Path = PAPER_DIR, quiet: bool = True) -> Path | None:
     from harness.render import pdf
 
     return pdf.compile_pdf(paper, quiet)
+
+
+# What a paper folder needs besides what `render` writes: the document, its chapters, templates and bibliography.
+SKELETON = ("main.tex", "references.bib", "chapters", "templates")
+
+
+def prepare(paper: Path) -> list[str]:
+    """Give a paper folder what it lacks of the project's skeleton (copied from paper/), so `render --paper DIR`
+    works on an empty or partial folder; what is there already (an edited chapter) is kept. Returns what it
+    copied."""
+    import shutil
+
+    from harness.errors import HarnessError
+
+    if paper.exists() and not paper.is_dir():
+        raise HarnessError(f"--paper {paper}: not a folder")
+    copied = []
+    for name in SKELETON:
+        source, target = PAPER_DIR / name, paper / name
+        if target.exists() or paper.resolve() == PAPER_DIR.resolve():
+            continue
+        try:
+            paper.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target)
+            else:
+                shutil.copy2(source, target)
+        except OSError as exc:
+            raise HarnessError(f"--paper {paper}: cannot create the paper's {name} there ({exc.strerror or exc})") \
+                from None
+        copied.append(name)
+    return copied

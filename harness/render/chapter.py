@@ -41,7 +41,7 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     artifact = paper / "generated" / "artifact.tex"
     files.atomic_write(artifact, env.get_template("artifact.tex.j2").render(
         rows=[row for name in studies for row in artifact_rows(name, profile, results)], profile=profile))
-    return [*written, target, compute, artifact]
+    return [*written, target, compute, artifact, write_chapter_list(studies, paper, env)]
 
 
 def artifact_rows(name: str, profile: str, results: Path) -> list[dict[str, Any]]:
@@ -134,14 +134,21 @@ class Chapter:
 
     def omitted(self, name: str, absent: list[str]) -> list[str]:
         """A stand-in for an item this profile cannot draw, so every item a chapter names has its file."""
-        return [self.write(name, "omitted.tex.j2", profile=self.study.profile, absent=absent)]
+        # It keeps the item's float and label, so the chapter's "Table~\\ref{...}" resolves to a caption that
+        # says why nothing is drawn, never to "??".
+        item = name.removesuffix(".tex")
+        kind, short = ("figure", item.removeprefix("figure_")) if item.startswith("figure_") else (
+            "table", item.removeprefix("table_"))
+        return [self.write(name, "omitted.tex.j2", profile=self.study.profile, absent=absent, kind=kind,
+                           item=short, label=f"{'fig' if kind == 'figure' else 'tab'}:{self.study.name}:{short}")]
 
 
 def write_chapter(chapter: Chapter) -> list[str]:
     """The chapter's files, by name: setup, then each table, figure and the reference the report declares."""
     study, report = chapter.study, chapter.study.spec.report
     full = study if study.profile == "full" else spec.load(study.name, "full", study.path.parent, components=False)
-    names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(full), rendered=study.profile)]
+    names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(full), rendered=study.profile),
+             write_generated_chapter(chapter)]
     if chapter.frame.empty:
         return names + [chapter.write("missing.tex", "missing.tex.j2", profile=study.profile,
                                       expected=len(study.runs))]
@@ -159,6 +166,30 @@ def write_chapter(chapter: Chapter) -> list[str]:
     return names
 
 
+def write_generated_chapter(chapter: Chapter) -> str:
+    """chapter.tex: the chapter main.tex's \\studychapter inputs for a study without paper/chapters/<study>.tex,
+    so that a new study appears in the PDF with its question, protocol, tables, figures and findings."""
+    study, report = chapter.study, chapter.study.spec.report
+    return chapter.write("chapter.tex", "chapter.tex.j2", title=study.spec.title, question=study.spec.question,
+                         items=[f"table_{t.name}" for t in report.tables] + [f"figure_{f.name}" for f in report.figures],
+                         claims=bool(report.claims),
+                         compared=["reference"] * (report.reference is not None)
+                         + ["protocols"] * (report.protocols is not None))
+
+
+STUDY_CHAPTER = re.compile(r"^[^%\n]*\\studychapter\{([^}]+)\}", re.MULTILINE)
+
+
+def write_chapter_list(studies: Sequence[str], paper: Path, env: jinja2.Environment) -> Path:
+    """generated/chapters.tex: a \\studychapter for every rendered study that main.tex does not place itself
+    (a study added to experiments/ or by $HARNESS_EXPERIMENTS), after the project's own chapters."""
+    placed = set(STUDY_CHAPTER.findall((paper / "main.tex").read_text()))
+    target = paper / "generated" / "chapters.tex"
+    files.atomic_write(target, env.get_template("chapters.tex.j2").render(
+        studies=[name for name in studies if name not in placed]))
+    return target
+
+
 def write_table(chapter: Chapter, item: TableSpec, facts: dict[str, Any]) -> list[str]:
     name = f"table_{item.name}.tex"
     if absent := chapter.absent(item.rows, item.columns):
@@ -171,6 +202,8 @@ def write_table(chapter: Chapter, item: TableSpec, facts: dict[str, Any]) -> lis
                           baseline_rows=data.baseline_rows, baseline_columns=data.baseline_columns,
                           compare_to=data.compare_to, compare_in_row=data.compare_in_row,
                           compare_found=data.compare_found,
+                          wild=f"{tables.WILD_SD_SHARE:.0%}".replace("%", "\\,\\%") if any(
+                              cell.wild for cell in data.cells.values()) else "",
                           baseline_note=baselines.table_note(data.baseline_rows, data.baseline_columns,
                                                              item.columns == "epoch"))]
 

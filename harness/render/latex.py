@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,8 @@ _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": 
 
 def latex_escape(text: Any) -> str:
     """Any label or caption as LaTeX text (an axis label as the YAML wrote it: 2, not 2.0)."""
-    return "".join(_SPECIAL.get(ch, ch) for ch in label_text(text))
+    # "--" would print as an en-dash, and a command copied from the PDF (--profile) would then fail.
+    return re.sub(r"-(?=-)", "-{}", "".join(_SPECIAL.get(ch, ch) for ch in label_text(text)))
 
 
 def environment(templates: Path) -> jinja2.Environment:

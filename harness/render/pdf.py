@@ -16,6 +16,7 @@ GENERATED = "generated"
 _COMMENT = re.compile(r"(?<!\\)%.*")
 _GENERATED = re.compile(r"\\generated\{([^}#]+)\}\{([^}#]+)\}")  # main.tex's macro: generated/<study>/<name>.tex
 _INPUT = re.compile(r"\\(?:input|include)\{([^}#]+)\}")
+_STUDY_CHAPTER = re.compile(r"\\studychapter\{([^}#]+)\}")  # chapters/<study>.tex, else generated/<study>/chapter
 _GRAPHICS = re.compile(r"\\includegraphics(?:\[[^\]]*\])?\{([^}#]+)\}")
 
 
@@ -26,7 +27,9 @@ def compile_pdf(paper: Path, quiet: bool = True) -> Path | None:
         print(f"LaTeX not found: tables and figures are in {paper / GENERATED}; to build the PDF install "
               f"{LATEX_PACKAGES} (Debian/Ubuntu package names) and run `make figures`")
         return None
-    cmd = ["latexmk", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build", "main.tex"]
+    # -g: latexmk tracks only the files the last build read, so a file that \IfFileExists skipped then and
+    # exists now (another profile or study set rendered since) would not trigger a rebuild; always build.
+    cmd = ["latexmk", "-g", "-pdf", "-interaction=nonstopmode", "-halt-on-error", "-outdir=build", "main.tex"]
     done = subprocess.run(cmd, cwd=paper, capture_output=quiet, text=True)
     if done.returncode != 0:
         log = paper / "build" / "main.log"
@@ -34,7 +37,25 @@ def compile_pdf(paper: Path, quiet: bool = True) -> Path | None:
         errors = [line for line in tail if line.startswith("!")] or tail[-3:]
         raise HarnessError(f"latexmk failed in {paper}: {' | '.join(errors) or done.stderr[-300:]}")
     check_layout(paper / "build" / "main.log")
+    check_references(paper / "build" / "main.log", paper)
     return paper / "build" / "main.pdf"
+
+
+def check_references(log: Path, paper: Path) -> None:
+    """A PDF that prints "Table ??" is not built: one line naming the first undefined reference or citation.
+    A reference into a study that was not rendered (tab:<study>:..., no generated/<study>/) is expected: its
+    chapter says it was not rendered."""
+    if not log.exists():
+        return
+    text = log.read_text(errors="replace")
+    found = [(label, page) for label, page in
+             re.findall(r"LaTeX Warning: (?:Reference|Citation) `([^']+)' on page (\d+) undefined", text)
+             if defined_by_a_render(paper, label)]
+    if found:
+        label, page = found[-1]
+        raise HarnessError(f"{log}: '{label}' (page {page}) is undefined after the last LaTeX pass, so the PDF "
+                           f"would print '??'{f' ({len(found)} in all)' if len(found) > 1 else ''}; render the "
+                           "study that defines it, or remove the reference")
 
 
 OVERFULL_LIMIT_PT = 1.0  # TeX's own \hfuzz is 0.1 pt; a line this much wider is visibly in the margin
@@ -85,6 +106,8 @@ def missing_includes(paper: Path) -> Iterator[tuple[str, str]]:
             continue
         seen.add(source)
         for target, optional in includes(source.read_text(errors="replace")):
+            if hand_written_instead(paper, target):
+                continue  # \studychapter inputs the hand-written chapter; the generated one is not read
             if present(paper / target):
                 if target.endswith(".tex"):
                     pending.append(paper / target)
@@ -92,11 +115,34 @@ def missing_includes(paper: Path) -> Iterator[tuple[str, str]]:
                 yield source.relative_to(paper).as_posix(), target
 
 
+def defined_by_a_render(paper: Path, label: str) -> bool:
+    """Whether a label should exist after the renders done so far: tab:<study>:<item> once its study was
+    rendered, tab:<name> (the verdicts, compute and artifact tables) once generated/<name>.tex was written; any
+    other label (a chapter's, a citation) always."""
+    parts = label.split(":")
+    if parts[0] in ("tab", "fig") and len(parts) == 3:  # a study without records has missing.tex instead
+        folder = paper / GENERATED / parts[1]
+        return folder.is_dir() and not (folder / "missing.tex").exists()
+    if parts[0] in ("tab", "fig") and len(parts) == 2:
+        return (paper / GENERATED / f"{parts[1]}.tex").is_file()
+    return True
+
+
+def hand_written_instead(paper: Path, target: str) -> bool:
+    """Whether `target` is a study's generated chapter that a hand-written chapters/<study>.tex replaces."""
+    parts = target.split("/")
+    return (len(parts) == 3 and parts[0] == GENERATED and parts[2] == "chapter.tex"
+            and (paper / "chapters" / f"{parts[1]}.tex").is_file())
+
+
 def includes(text: str) -> Iterator[tuple[str, bool]]:
     """(path relative to paper/, whether LaTeX includes it only if present) for each include in a TeX source."""
     text = "\n".join(_COMMENT.sub("", line) for line in text.splitlines())
     for study, name in _GENERATED.findall(text):
         yield f"{GENERATED}/{study}/{name}.tex", True
+    for study in _STUDY_CHAPTER.findall(text):
+        yield f"chapters/{study}.tex", True
+        yield f"{GENERATED}/{study}/chapter.tex", True
     for target in _INPUT.findall(text):
         yield (target if target.endswith(".tex") else f"{target}.tex"), False
     for target in _GRAPHICS.findall(text):

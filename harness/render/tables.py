@@ -5,6 +5,7 @@ row, the chosen cell; and the original's numbers beside ours. No files, no LaTeX
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,6 +20,16 @@ from harness.render.baselines import Baseline
 from harness.render.schema import ReferenceSpec, SelectSpec, TableSpec, where_for
 
 Order = Mapping[str, Sequence[Any]]  # axis -> its labels as the matrix declares them
+# A cell whose seeds' standard deviation exceeds this share of its mean is flagged (a dagger and a caption
+# line): its mean hides runs that trained and runs that did not, and a rerun elsewhere may land far from it.
+WILD_SD_SHARE = 0.10
+
+
+def wild(values: pd.Series | None) -> bool:
+    """Whether a cell's values per seed disagree widely: at least two, sd above WILD_SD_SHARE of |mean|."""
+    if values is None or values.count() < 2:
+        return False
+    return bool(values.std() > WILD_SD_SHARE * abs(values.mean()))
 
 
 @dataclass(frozen=True)
@@ -26,6 +37,7 @@ class Cell:
     text: str
     best: bool = False  # clearly the column's best: shown in bold (only without a reference row)
     mark: int = 0  # +1 / -1: the 95% interval of the paired difference to the reference row is above / below 0
+    wild: bool = False  # its seeds disagree widely (WILD_SD_SHARE): chaotic training, flagged, not hidden
 
 
 @dataclass(frozen=True)
@@ -102,12 +114,20 @@ def failed_cells(failed: Sequence[Mapping[str, Any]], spec: TableSpec) -> list[M
 Values = dict[tuple[Any, Any], pd.Series]  # (row, column) -> the cell's value per seed (indexed by seed)
 
 
-def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[Mapping[str, Any]] = (),
-          names: Mapping[str, str] | None = None, baseline_runs: pd.DataFrame | None = None) -> Table:
-    """One metric, rows x columns: the mean over seeds and its 95% t-interval (a seed's value is the mean of its
-    rows in the cell); a cell whose runs all failed says 'failed'. The baselines (`baseline_runs`) that match the
-    table's `where` and its columns come first. With `compare_to`, a cell is marked where the paired difference by
-    seed to the reference row in its column has a 95% interval excluding 0; without, bold marks a clear best."""
+@dataclass(frozen=True)
+class Grid:
+    values: Values  # (row, column) -> the cell's value per seed, the baselines' cells included
+    rows: list[Any]  # the trained rows and columns, in declared order (failed cells included)
+    columns: list[Any]
+    base: BaselineValues
+    chosen: str | None  # the grid cell kept by `select`, in words
+    failed: list[Mapping[str, Any]]
+
+
+def cell_values(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[Mapping[str, Any]] = (),
+                names: Mapping[str, str] | None = None, baseline_runs: pd.DataFrame | None = None) -> Grid:
+    """What a table's cells are computed from: each cell's value per seed (its runs' mean at the table's epoch),
+    the rows and columns, and the chosen grid cell. `table` renders it; `harness verify` compares two of them."""
     frame = baselines.trained_only(frame)
     data = aggregate.restrict(frame, [spec.metric], spec.where, spec.epoch)
     data, chosen = selected(frame, data, spec.select, names or {}, order)
@@ -121,6 +141,18 @@ def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[M
     base = baseline_values(baselines.matching(baseline_runs, [spec.metric], spec.where), spec, rows, columns,
                            order)
     values.update(base.values)
+    return Grid(values, rows, columns, base, chosen, failed)
+
+
+def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[Mapping[str, Any]] = (),
+          names: Mapping[str, str] | None = None, baseline_runs: pd.DataFrame | None = None) -> Table:
+    """One metric, rows x columns: the mean over seeds and its 95% t-interval (a seed's value is the mean of its
+    rows in the cell); a cell whose runs all failed says 'failed'. The baselines (`baseline_runs`) that match the
+    table's `where` and its columns come first. With `compare_to`, a cell is marked where the paired difference by
+    seed to the reference row in its column has a 95% interval excluding 0; without, bold marks a clear best."""
+    grid = cell_values(frame, spec, order, failed, names, baseline_runs)
+    values, rows, columns, base, chosen, failed = (grid.values, grid.rows, grid.columns, grid.base, grid.chosen,
+                                                   grid.failed)
     all_rows, all_columns = [*base.rows, *rows], [*base.columns, *columns]
     scale = 100.0 if spec.percent else 1.0
     cells: dict[tuple[Any, Any], Cell] = {}
@@ -130,7 +162,7 @@ def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[M
             if (row, column) not in values and any(
                     a[spec.rows] == row and (spec.columns == "epoch" or a[spec.columns] == column) for a in failed):
                 text = "failed"  # a failed run is a result ("batch 1 cannot train"), not a gap
-            cells[(row, column)] = Cell(text)
+            cells[(row, column)] = Cell(text, wild=wild(values.get((row, column))))
     reference = reference_of(spec.compare_to, rows, base)
     if spec.compare_to is not None and reference is None:
         pass  # a reference was named but has no cells here: nothing is marked (the caption says so)
@@ -139,13 +171,13 @@ def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[M
             best = clearly_best([values.get((row, column)) for row in all_rows])
             if best is not None:
                 key = (all_rows[best], column)
-                cells[key] = Cell(cells[key].text, best=True)
+                cells[key] = dataclasses.replace(cells[key], best=True)
     else:
         for key in cells:
             ref = reference_key(reference, *key, base)
             if ref is not None and key in values and ref in values:
                 sign = aggregate.paired_difference(values[key].to_dict(), values[ref].to_dict()).sign
-                cells[key] = Cell(cells[key].text, mark=sign)
+                cells[key] = dataclasses.replace(cells[key], mark=sign)
     ns = sorted({int(v.count()) for key, v in values.items() if key in cells and v.count()})
     named = None if spec.compare_to is None else label_text(
         reference if reference is not None else baselines.name(spec.compare_to))

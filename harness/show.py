@@ -1,0 +1,114 @@
+"""See before you spend: a study's expanded matrix with each run's state, one run's resolved config, and the
+estimated cost of what is missing (`harness show`, `harness run --dry-run`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, TextIO
+
+import yaml
+
+from harness import plan as planner
+from harness import store
+from harness.errors import HarnessError
+from harness.spec import Run, Study
+
+
+def labels(run: Run) -> str:
+    return " ".join(f"{k}={v}" for k, v in run.axes.items()) + f" seed={run.seed}"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def cost_line(study: Study, runs: list[Run], recorded: list[store.RunRecord]) -> str:
+    """One line: the estimated cost of `runs`, or why there is none (then the profile's declared estimate)."""
+    if not runs:
+        return "nothing missing: no cost"
+    found = planner.estimate(runs, recorded)
+    if found is not None:
+        return f"estimated cost of {len(runs)} run(s): about {_duration(found.seconds)} ({found.basis})"
+    declared = study.spec.profiles[study.profile].estimate
+    if declared is not None:
+        return (f"estimated cost of {len(runs)} run(s): {declared.low:g}-{declared.high:g} {declared.unit} (the "
+                f"study file's estimate, no run of this profile recorded yet: {declared.basis})")
+    return f"no estimate for {len(runs)} run(s): no run of {study.name}/{study.profile} is recorded yet"
+
+
+def matrix(study: Study, results: Path, out: TextIO) -> None:
+    """The expanded matrix: state, run_id, labels and seed of every run, then the cost of the missing ones."""
+    scan = store.scan(results, study.name, study.profile)
+    states = {r.run_id: ("recorded" if r.run_id in scan.ok else "failed" if r.run_id in scan.failed
+                         else "corrupt" if r.run_id in scan.corrupt else "missing") for r in study.runs}
+    counts = {s: sum(1 for v in states.values() if v == s) for s in ("recorded", "failed", "corrupt", "missing")}
+    overridden = sum(1 for r in study.runs if r.overrides)
+    print(f"{study.name}/{study.profile}: {study.description}", file=out)
+    print(f"{len(study.runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "corrupt")
+          + (f"; {overridden} changed by --set (new run ids)" if overridden else ""), file=out)
+    for run in study.runs:
+        state = states[run.run_id]
+        extra = ""
+        if state in ("recorded", "failed"):
+            record = (scan.ok if state == "recorded" else scan.failed)[run.run_id]
+            extra = f"  {record.timing.wall_s:.0f} s" + (f"  {record.error.type}" if record.error else "")
+        parent = f"  after {run.parent}" if run.parent else ""
+        print(f"  {state:<8} {run.run_id}  {labels(run)}{parent}{extra}", file=out)
+    missing = [r for r in study.runs if states[r.run_id] in ("missing", "corrupt")]
+    print(cost_line(study, missing, [*scan.ok.values()]), file=out)
+
+
+def find_run(study: Study, run_id: str) -> Run:
+    """The run with this id, or the only one whose id starts with it (at least 4 characters)."""
+    exact = [r for r in study.runs if r.run_id == run_id]
+    if exact:
+        return exact[0]
+    found = [r for r in study.runs if len(run_id) >= 4 and r.run_id.startswith(run_id)]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise HarnessError(f"--run {run_id}: {len(found)} runs of {study.name}/{study.profile} start with it "
+                           f"({', '.join(r.run_id for r in found[:4])}...); give more characters")
+    raise HarnessError(f"--run {run_id}: no run of {study.name}/{study.profile} has that id (or prefix of at least "
+                       f"4 characters); `harness show {study.name} --profile {study.profile}` lists them")
+
+
+def run(study: Study, results: Path, run_id: str, out: TextIO) -> None:
+    """One run: its state and record path, labels, parent, overrides, and its fully resolved config as YAML."""
+    chosen = find_run(study, run_id)
+    scan = store.scan(results, study.name, study.profile)
+    path = store.record_path(results, study.name, study.profile, chosen.run_id)
+    state = ("recorded" if chosen.run_id in scan.ok else f"failed ({scan.failed[chosen.run_id].error.message})"
+             if chosen.run_id in scan.failed else "missing")
+    print(f"run {chosen.run_id} of {study.name}/{study.profile}: {state}"
+          + (f" -> {path}" if chosen.run_id in scan.ok or chosen.run_id in scan.failed else ""), file=out)
+    print(f"labels: {labels(chosen)}", file=out)
+    if chosen.parent:
+        print(f"continues from run {chosen.parent} (its final state: train.init)", file=out)
+    if chosen.overrides:
+        print("--set: " + ", ".join(f"{k}={v!r}" for k, v in chosen.overrides.items()), file=out)
+    print("config (resolved; its hash is the run_id):", file=out)
+    document: dict[str, Any] = chosen.config_dict()
+    print(yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=110).rstrip(), file=out)
+    print("execution (outside the run_id): " + ", ".join(f"{k}={v}" for k, v in
+                                                         chosen.execution.model_dump().items()), file=out)
+    if chosen.run_id not in scan.ok:
+        print(cost_line(study, [chosen], [*scan.ok.values()]), file=out)
+
+
+def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1) -> None:
+    """What `harness run` would train, in order, and what it would cost; nothing is trained or written."""
+    study = plan.study
+    for number, item in enumerate(plan.todo, 1):
+        parent = f"  after {item.parent}" if item.parent else ""
+        print(f"  would run [{number}/{len(plan.todo)}] {item.run_id}  {labels(item)}{parent}", file=out)
+    scan = store.scan(results, study.name, study.profile)
+    line = cost_line(study, plan.todo, [*scan.ok.values()])
+    if jobs > 1 and plan.todo:
+        line += f"; --jobs {jobs} packs them into {jobs} processes: less wall time where cores are free, not less work"
+    print(line, file=out)
+    print("dry run: nothing was trained or written", file=out)

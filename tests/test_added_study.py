@@ -1,0 +1,127 @@
+"""A study a user adds without touching harness/: a loss named by its import path, in a folder of their own
+($HARNESS_EXPERIMENTS, beside the project's studies), with no hand-written chapter. It validates, runs, and
+appears in the PDF with a generated chapter."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import spec
+from harness.errors import ConfigError
+from tests.conftest import REPO
+
+LATEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
+
+SUPCON = """\
+study: supcon
+title: Supervised contrastive loss on digits
+question: >-
+  Does pytorch-metric-learning's supervised contrastive loss, named by its import path, learn an embedding
+  that beats the raw pixels?
+config:
+  model: {name: thesis_convnet, embedding_dim: 32, dropout: 0.25}
+  optimizer: {name: adam, lr: 1.0e-3}
+  train: {batch_size: 32}
+  eval: {metrics: [knn_accuracy, map_at_r], knn_k: 3}
+matrix:
+  - loss:
+      - label: supcon
+        set: {loss: {name: pytorch_metric_learning.losses.SupConLoss, temperature: 0.1}}
+baselines: {kinds: [raw_input]}
+seeds: [0]
+profiles:
+  full:
+    description: MNIST, 10 epochs
+    config:
+      data: {dataset: mnist}
+      train: {epochs: 10, eval_epochs: [10]}
+  quick:
+    description: Fashion-MNIST, 300 training images per class, 5 epochs
+    config:
+      data: {dataset: fashion_mnist, train_per_class: 300}
+      train: {epochs: 5, eval_epochs: [5]}
+  smoke:
+    description: scikit-learn digits, 30 training and 20 test images per class, 2 epochs
+    config:
+      data: {dataset: digits, train_per_class: 30, test_per_class: 20}
+      train: {epochs: 2, eval_epochs: [1, 2]}
+report:
+  tables:
+    - {name: knn, metric: knn_accuracy, rows: loss, columns: epoch, compare_to: raw_input,
+       caption: "kNN accuracy on the test split, in percent"}
+  figures:
+    - {name: curve, x: epoch, hue: loss, metrics: [knn_accuracy, map_at_r], caption: "Test metrics by epoch"}
+"""
+
+
+@pytest.fixture
+def added(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "lab_studies"
+    folder.mkdir()
+    (folder / "supcon.yaml").write_text(SUPCON)
+    monkeypatch.setattr(spec, "EXTRA_DIRS", (folder,))
+    return folder
+
+
+def test_an_added_folder_lists_beside_the_projects_studies(added):
+    assert "supcon" in spec.list_studies() and "loss_epochs" in spec.list_studies()
+    study = spec.load("supcon", "smoke")  # components checked: SupConLoss's arguments against its signature
+    assert study.path == added / "supcon.yaml"
+    assert {run.config.loss["name"] for run in study.runs if "baseline" not in run.axes} == {
+        "pytorch_metric_learning.losses.SupConLoss"}
+
+
+def test_an_import_path_is_checked_like_a_registered_name(added):
+    text = (added / "supcon.yaml").read_text()
+    (added / "supcon.yaml").write_text(text.replace("temperature: 0.1", "temprature: 0.1"))
+    with pytest.raises(ConfigError, match=r"unknown argument 'temprature' for loss "
+                                          r"'pytorch_metric_learning.losses.SupConLoss' \(did you mean 'temperature'"):
+        spec.load("supcon", "smoke")
+    (added / "supcon.yaml").write_text(text.replace("losses.SupConLoss", "losses.SupConLos"))
+    with pytest.raises(ConfigError, match=r"loss 'pytorch_metric_learning.losses.SupConLos': cannot import it"):
+        spec.load("supcon", "smoke")
+    (added / "supcon.yaml").write_text(text.replace("pytorch_metric_learning.losses.SupConLoss", "os.path.join"))
+    with pytest.raises(ConfigError, match=r"is not a class derived from torch.nn.Module"):
+        spec.load("supcon", "smoke")
+
+
+def test_one_broken_study_file_does_not_stop_the_listing(added, run_cli):
+    (added / "broken.yaml").write_text("study: broken\ntitle: [unclosed\n")
+    code, out, err = run_cli("list")
+    assert code == 1 and "supcon: Supervised contrastive loss" in out and "loss_epochs: " in out
+    assert "broken: BROKEN:" in out and "1 study file(s) cannot be loaded" in err
+
+
+@pytest.mark.slow
+def test_an_added_study_runs_its_smoke_profile_and_gets_a_generated_chapter(added, tmp_path, run_cli):
+    results = tmp_path / "results"
+    code, _, err = run_cli("run", "supcon", "--profile", "smoke", "--results", results, "--no-progress")
+    assert code == 0, err
+    paper = tmp_path / "paper"  # an empty folder: render gives it the project's skeleton
+    code, _, err = run_cli("render", "--profile", "smoke", "--results", results, "--paper", paper,
+                           "--studies", "supcon", *([] if LATEX else ["--no-pdf"]))
+    assert code == 0, err
+    assert "copied main.tex, references.bib, chapters, templates" in err
+    assert "\\studychapter{supcon}" in (paper / "generated" / "chapters.tex").read_text()
+    chapter = (paper / "generated" / "supcon" / "chapter.tex").read_text()
+    assert "\\chapter{Supervised contrastive loss on digits}" in chapter
+    assert "\\generated{supcon}{table_knn}" in chapter and "\\generated{supcon}{figure_curve}" in chapter
+    assert "SupConLoss" in (paper / "generated" / "supcon" / "setup.tex").read_text()
+    if LATEX and shutil.which("pdftotext"):
+        text = subprocess.run(["pdftotext", str(paper / "build" / "main.pdf"), "-"], capture_output=True,
+                              text=True, check=True).stdout
+        assert "Supervised contrastive loss on digits" in text and "supcon/knn" in text
+
+
+def test_harness_experiments_adds_studies_for_a_new_process(added):
+    env = {**os.environ, "HARNESS_EXPERIMENTS": str(added)}
+    done = subprocess.run([sys.executable, "-m", "harness", "list"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "supcon: Supervised contrastive loss" in done.stdout and "arcface: " in done.stdout
