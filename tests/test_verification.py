@@ -146,3 +146,12 @@ def test_verify_on_another_host_compares_tables_and_on_the_same_host_demands_ide
     code, out, err = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
                              "--tolerance", "0")
     assert code == 1 and "NOT VERIFIED (the conclusions differ)" in out and "outside" in out
+
+
+def test_a_mark_that_moves_while_every_cell_holds_is_reported_as_borderline_not_a_failure():
+    study, records = arcface()
+    item = verification.ItemCheck("arcface/heads", "table", 100.0, [], [], ["m / 2: marked higher -> unmarked"])
+    assert item.holds and not item.identical
+    assert "borderline marks moved (m / 2: marked higher -> unmarked)" in verification.report_lines(item)[0]
+    item.changes.append("chosen cell a -> b")  # a selection that moves is a conclusion that moved
+    assert not item.holds
