@@ -43,20 +43,21 @@ endif
 .PHONY: reproduce figures table check demo test bench venv lock clean
 
 ## reproduce: run every study's missing runs (PROFILE=quick by default; STUDIES="a b" for some), then the PDF
+## (the whole thesis of that profile: a study not run shows its records, or says how to produce them)
 reproduce: venv
 	@for s in $(STUDIES); do $(HARNESS) run $$s --profile $(PROFILE) || exit $$?; done
-	$(HARNESS) render --profile $(PROFILE) --studies $(STUDIES)
+	$(HARNESS) render --profile $(PROFILE)
 
 ## figures: tables, figures and the PDF from results/ only (no training)
 figures: venv
 	$(HARNESS) render --profile $(PROFILE)
 
 ## table T=<study>[/<name>]: rerun the runs behind a study's tables (or behind the one table, figure or claim its
-## caption names) in a scratch folder, compare with the records, render
+## caption names) in a scratch folder, compare with the records, render the whole thesis
 ## The PDF is rebuilt whatever the comparison says; the exit status is the comparison's (0: the conclusions hold).
 table: venv
 	@status=0; $(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6 || status=$$?; \
-	$(HARNESS) render --profile $(PROFILE) --studies $(T_STUDY) || exit $$?; exit $$status
+	$(HARNESS) render --profile $(PROFILE) || exit $$?; exit $$status
 
 ## check: recompute every claim from the committed records (fails on a changed verdict, an edited or missing
 ## record, or a result number typed into the prose); CI runs it after the tests

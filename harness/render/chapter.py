@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 from collections.abc import Iterator, Sequence
@@ -28,20 +29,47 @@ from harness.render.schema import FigureSpec, ProtocolSpec, ReferenceSpec, Table
 def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
     """Write every study's generated files; a study with no records gets a note saying how to produce them."""
     env = latex.environment(paper / "templates")
-    written, verdicts = [], []
+    generated, written = paper / "generated", []
     for name in studies:
-        study = spec.load(name, profile, components=False)
-        written.extend(render_study(study, results, paper / "generated", env))
-        verdicts += claim_rows(study, results)
-    target = paper / "generated" / "verdicts.tex"
-    files.atomic_write(target, env.get_template("verdicts.tex.j2").render(rows=verdicts, profile=profile))
-    compute = paper / "generated" / "compute.tex"
+        written.extend(render_study(spec.load(name, profile, components=False), results, generated, env))
+    # The document is one profile: a chapter left from another profile's render would sit beside this one's.
+    # Rendering a few studies keeps the others' chapters of the same profile, and the tables that span the
+    # thesis (verdicts, compute, artifact) then cover every study the document holds, not only those rendered.
+    kept = drop_other_profiles(generated, profile)
+    present = [*studies, *(name for name in kept if name not in studies)]
+    target = generated / "verdicts.tex"
+    files.atomic_write(target, env.get_template("verdicts.tex.j2").render(
+        rows=[row for name in present for row in claim_rows(spec.load(name, profile, components=False), results)],
+        profile=profile))
+    compute = generated / "compute.tex"
     files.atomic_write(compute, env.get_template("compute.tex.j2").render(
-        rows=[compute_row(name, profile, results) for name in studies], profile=profile))
-    artifact = paper / "generated" / "artifact.tex"
+        rows=[compute_row(name, profile, results) for name in present], profile=profile))
+    artifact = generated / "artifact.tex"
     files.atomic_write(artifact, env.get_template("artifact.tex.j2").render(
-        rows=[row for name in studies for row in artifact_rows(name, profile, results)], profile=profile))
-    return [*written, target, compute, artifact, write_chapter_list(studies, paper, env)]
+        rows=[row for name in present for row in artifact_rows(name, profile, results)], profile=profile))
+    return [*written, target, compute, artifact, write_chapter_list(present, paper, env)]
+
+
+PROFILE_STAMP = "profile.txt"  # in each generated/<study>/: the profile it was rendered from
+
+
+def drop_other_profiles(generated: Path, profile: str) -> list[str]:
+    """Remove the study folders under `generated` rendered from another profile (or before folders said which),
+    saying so in one line each; return the names of the studies, in the order `harness list` gives, whose folders
+    were rendered from `profile`."""
+    known = spec.list_studies()
+    kept = []
+    for folder in sorted(p for p in generated.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        stamp = folder / PROFILE_STAMP
+        was = stamp.read_text().strip() if stamp.is_file() else None
+        if was == profile and folder.name in known:
+            kept.append(folder.name)
+            continue
+        shutil.rmtree(folder)
+        why = (f"rendered from profile {was}" if was and folder.name in known else
+               "its study is no longer in the studies' folders" if was else "rendered before folders named a profile")
+        print(f"removed {folder} ({why}); the document holds profile {profile} only", file=sys.stderr)
+    return sorted(kept, key=known.index)
 
 
 def artifact_rows(name: str, profile: str, results: Path) -> list[dict[str, Any]]:
@@ -102,6 +130,7 @@ def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.
         with swapped_in(target) as folder:
             names = write_chapter(Chapter(study, records, aggregate.long_frame(trained), env, folder,
                                           aggregate.long_frame(baseline_runs)))
+            (folder / PROFILE_STAMP).write_text(study.profile + "\n")
     except HarnessError as exc:
         raise HarnessError(f"{study.name}: {exc}") from None
     return [target / name for name in names]

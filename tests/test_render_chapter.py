@@ -1,0 +1,48 @@
+"""harness/render/chapter.py: the document holds one profile, and the tables spanning the thesis cover every
+study it holds, also when only some studies are rendered."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def render(run_cli, paper: Path, results: Path, profile: str, *studies: str) -> str:
+    code, out, err = run_cli("render", "--profile", profile, "--results", results, "--paper", paper, "--no-pdf",
+                             "--studies", *studies)
+    assert code == 0, out + err
+    return err
+
+
+def test_a_study_rendered_from_another_profile_leaves_the_document(tmp_path: Path, run_cli):
+    paper, results = tmp_path / "paper", tmp_path / "results"
+    render(run_cli, paper, results, "smoke", "arcface", "one_shot")
+    assert (paper / "generated" / "arcface" / "profile.txt").read_text() == "smoke\n"
+    err = render(run_cli, paper, results, "quick", "loss_epochs")
+    generated = sorted(p.name for p in (paper / "generated").iterdir() if p.is_dir())
+    assert generated == ["loss_epochs"]  # smoke chapters beside quick ones would mix two profiles in one PDF
+    assert "arcface (rendered from profile smoke); the document holds profile quick only" in err
+    verdicts = (paper / "generated" / "verdicts.tex").read_text()
+    assert "loss\\_epochs" in verdicts and "arcface" not in verdicts
+
+
+def test_rendering_one_study_keeps_the_others_in_the_thesis_tables(tmp_path: Path, run_cli):
+    paper, results = tmp_path / "paper", tmp_path / "results"
+    render(run_cli, paper, results, "quick", "arcface", "one_shot")
+    err = render(run_cli, paper, results, "quick", "loss_epochs")
+    assert "removed" not in err
+    assert {p.name for p in (paper / "generated").iterdir() if p.is_dir()} == {"arcface", "one_shot", "loss_epochs"}
+    verdicts = (paper / "generated" / "verdicts.tex").read_text()
+    compute = (paper / "generated" / "compute.tex").read_text()
+    artifact = (paper / "generated" / "artifact.tex").read_text()
+    for study in ("arcface", "one\\_shot", "loss\\_epochs"):
+        assert study in verdicts and study in compute, study
+    assert "T=arcface/" in artifact and "T=loss\\_epochs/" in artifact
+
+
+def test_a_folder_without_a_profile_stamp_is_removed(tmp_path: Path, run_cli):
+    paper, results = tmp_path / "paper", tmp_path / "results"
+    (paper / "generated" / "cub_cars").mkdir(parents=True)
+    (paper / "generated" / "cub_cars" / "setup.tex").write_text("% an old render\n")
+    err = render(run_cli, paper, results, "quick", "loss_epochs")
+    assert not (paper / "generated" / "cub_cars").exists()
+    assert "rendered before folders named a profile" in err
