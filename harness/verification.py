@@ -265,8 +265,9 @@ class Environment:
 def environment(records: Sequence[RunRecord], here: Mapping[str, Any]) -> Environment:
     """The records' numerical environment (harness.provenance.numerics) against this machine's."""
     recorded = [r.provenance.numerics for r in records]
-    if any(n is None for n in recorded):
-        return Environment(False, "the records do not say in which numerical environment they were computed "
+    if silent := sum(n is None for n in recorded):
+        some = "the records do not say" if silent == len(recorded) else f"{silent} of {len(recorded)} records do not say"
+        return Environment(False, f"{some} in which numerical environment they were computed "
                                   "(written before environments were recorded)")
     distinct = {tuple(sorted((k, str(v)) for k, v in n.items())) for n in recorded}
     if len(distinct) > 1:

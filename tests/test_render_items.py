@@ -18,8 +18,8 @@ from tests.conftest import REPO
     ("loss_epochs", "nca_declines_corrected", 3),  # a claim: the three NCA runs it reads
     ("arcface", "heads", 24),  # a selected grid counts whole: the choice reads every cell
     ("arcface", "heatmap_values", 12),  # where head = arcface: the 2 x 2 grid, 3 seeds
-    ("cub_cars", "dim_recall_at_1", 9 + 6),  # three dimensions and the baselines of the dataset
-    ("cub_cars", "reference", 9),  # the three losses at the shared baseline setting, no baselines
+    ("cub_cars", "dim_recall_at_1", 15 + 10),  # three dimensions x 5 seeds and the baselines of the dataset
+    ("cub_cars", "reference", 15),  # the three losses at the shared baseline setting, no baselines
 ])
 def test_the_runs_behind_an_item(study, item, count):
     loaded = spec.load(study, "quick", components=False)
