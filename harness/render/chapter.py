@@ -131,6 +131,7 @@ def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.
             names = write_chapter(Chapter(study, records, aggregate.long_frame(trained), env, folder,
                                           aggregate.long_frame(baseline_runs)))
             (folder / PROFILE_STAMP).write_text(study.profile + "\n")
+            names.append(PROFILE_STAMP)
     except HarnessError as exc:
         raise HarnessError(f"{study.name}: {exc}") from None
     return [target / name for name in names]
