@@ -16,8 +16,8 @@ from tests.conftest import REPO
     ("loss_epochs", "knn_accuracy", 15 + 6),  # the corrected runs and the six baseline runs beside them
     ("loss_epochs", "protocols", 45 + 15),  # the original's chains and the corrected runs they are compared with
     ("loss_epochs", "nca_declines_corrected", 3),  # a claim: the three NCA runs it reads
-    ("arcface", "heads", 24),  # a selected grid counts whole: the choice reads every cell
-    ("arcface", "heatmap_values", 12),  # where head = arcface: the 2 x 2 grid, 3 seeds
+    ("arcface", "heads", 40),  # a selected grid counts whole: the choice reads every cell (8 settings x 5 seeds)
+    ("arcface", "heatmap_values", 20),  # where head = arcface: the 2 x 2 grid, 5 seeds
     ("cub_cars", "dim_recall_at_1", 15 + 10),  # three dimensions x 5 seeds and the baselines of the dataset
     ("cub_cars", "reference", 15),  # the three losses at the shared baseline setting, no baselines
 ])
