@@ -235,7 +235,7 @@ def test_new_studies_load_in_every_profile():
     sizes = {(name, p): len(spec.load(name, p).runs) for name in ("arcface", "one_shot") for p in spec.PROFILES}
     # two datasets: softmax over 6 learning rates x 5 momenta (the same budget as ArcFace's grid), the grid, two baselines
     assert sizes[("arcface", "full")] == 2 * (6 * 5 + 5 * 6 + 2) * 3
-    assert sizes[("arcface", "quick")] == (4 + 2 * 2 + 2) * 3
+    assert sizes[("arcface", "quick")] == (4 + 2 * 2 + 2) * 5  # five seeds in quick
     assert sizes[("one_shot", "full")] == 10 * (2 + 2) * 3  # per split: two distances, two baselines
     one_shot = spec.load("one_shot", "full").runs
     euclid = next(r for r in one_shot if r.axes == {"split": "30-70", "distance": "euclidean"})
