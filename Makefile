@@ -40,7 +40,7 @@ $(if $(RUN),$(if $(or $(word 2,$(RUN)),$(call strip_chars,$(RUN),$(HEX_CHARS))),
 $(if $(or $(word 2,$(PORT)),$(call strip_chars,$(PORT),$(DIGITS)),$(if $(strip $(PORT)),,x)),$(error PORT='$(PORT)': a port number, digits only (0 picks a free one)))
 endif
 
-.PHONY: reproduce figures table check demo test bench venv lock clean
+.PHONY: reproduce figures table check demo test test-other-host bench venv lock clean
 
 ## reproduce: run every study's missing runs (PROFILE=quick by default; STUDIES="a b" for some), then the PDF
 ## (the whole thesis of that profile: a study not run shows its records, or says how to produce them)
@@ -72,6 +72,15 @@ demo: venv
 ## test: unit and integration tests, including every study's smoke profile end to end
 test: venv
 	$(PY) -m pytest -q
+
+## test-other-host: the verification and provenance tests again, as if on another machine (torch on another
+## instruction set and thread count, another CPU name, time zone and umask: tests/conftest.py, --other-host);
+## CI runs it after `make test`, so that no test passes only on the kind of machine it was written on
+HOST_TESTS := tests/test_verification.py tests/test_train.py tests/test_store.py tests/test_resume.py \
+	tests/test_render_items.py tests/test_claims.py tests/test_jobs.py tests/test_distributed.py \
+	tests/test_cli_chains.py tests/test_concurrency.py
+test-other-host: venv
+	$(PY) -m pytest -q --other-host $(HOST_TESTS)
 
 ## bench: the speed benchmarks (pytest-benchmark), ratios measured side by side in one run
 bench: venv

@@ -51,7 +51,10 @@ def units(plan: planner.Plan) -> list[list[Run]]:
 
 
 def threads_per_job(jobs: int, cores: int | None = None) -> int:
-    return max(1, (cores or os.cpu_count() or 1) // jobs)
+    """Each worker's share of the CPUs this process may use (`cores`, else its affinity mask)."""
+    from harness.provenance import usable_cpus
+
+    return max(1, (cores or usable_cpus()) // jobs)
 
 
 @dataclass(frozen=True)

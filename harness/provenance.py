@@ -54,6 +54,15 @@ def source_hash(root: Path = REPO) -> str:
     return digest.hexdigest()
 
 
+def usable_cpus() -> int:
+    """The CPUs this process may run on: its affinity mask (taskset, a container's cpuset, a cluster's job slot),
+    not the machine's count, which os.cpu_count() gives and which a share of a larger host would oversubscribe."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):  # no affinity on this platform (macOS)
+        return os.cpu_count() or 1
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

@@ -270,7 +270,7 @@ def workers_setting() -> int:
     speed, never a number."""
     text = os.environ.get("HARNESS_WORKERS")
     if not text:
-        return min(4, os.cpu_count() or 1)
+        return min(4, provenance.usable_cpus())
     if not text.strip().isdigit() or int(text) > 256:
         raise HarnessError(f"HARNESS_WORKERS={text!r}: expected a whole number of DataLoader worker processes "
                            "between 0 and 256 (0 = decode in the training process)")

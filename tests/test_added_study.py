@@ -5,7 +5,6 @@ appears in the PDF with a generated chapter."""
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -14,9 +13,8 @@ import pytest
 
 from harness import spec
 from harness.errors import ConfigError
-from tests.conftest import REPO
+from tests.conftest import LATEX, PDFTOTEXT, REPO, pdf_built
 
-LATEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
 
 SUPCON = """\
 study: supcon
@@ -113,10 +111,11 @@ def test_an_added_study_runs_its_smoke_profile_and_gets_a_generated_chapter(adde
     assert "\\chapter{Supervised contrastive loss on digits}" in chapter
     assert "\\generated{supcon}{table_knn}" in chapter and "\\generated{supcon}{figure_curve}" in chapter
     assert "SupConLoss" in (paper / "generated" / "supcon" / "setup.tex").read_text()
-    if LATEX and shutil.which("pdftotext"):
-        text = subprocess.run(["pdftotext", str(paper / "build" / "main.pdf"), "-"], capture_output=True,
-                              text=True, check=True).stdout
-        assert "Supervised contrastive loss on digits" in text and "supcon/knn" in text
+    pdf = pdf_built(paper)
+    if not PDFTOTEXT:
+        pytest.skip("reading the PDF needs pdftotext (apt-get install poppler-utils; CI installs it)")
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Supervised contrastive loss on digits" in text and "supcon/knn" in text
 
 
 def test_harness_experiments_adds_studies_for_a_new_process(added):

@@ -47,8 +47,12 @@ def browser():
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
+    # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start. The rest keep Chromium off the
+    # network (an offline host answers its background connections slowly or not at all) and its start short.
     for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--window-size=1200,1000", "--force-device-scale-factor=1"):
+                 "--window-size=1200,1000", "--force-device-scale-factor=1", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                 "--disable-quic", "--disable-extensions", "--disable-default-apps"):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(executable_path=DRIVER), options=options)
     yield driver

@@ -97,7 +97,13 @@ def test_a_worker_killed_mid_run_leaves_no_record_and_a_rerun_finishes(tmp_path:
         lines.append(line)
         match = re.match(r"  w(\d+) \(pid (\d+)\) starts ([0-9a-f]{16}) loss=", line)
         if match and victim is None:
-            time.sleep(0.5)  # into its training epochs
+            # Killed inside its training epochs, once its first epoch's checkpoint exists: a fixed pause would be
+            # too short on a slow or loaded host and past the run's end on a fast one.
+            checkpoint = store.checkpoint_path(results, "loss_epochs", "smoke", match[3])
+            deadline = time.monotonic() + 120
+            while not checkpoint.exists() and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert checkpoint.exists(), f"run {match[3]} wrote no checkpoint in 120 s"
             os.kill(int(match[2]), signal.SIGKILL)
             victim, killed_worker = match[3], match[1]
             assert not store.record_path(results, "loss_epochs", "smoke", victim).exists()
@@ -123,3 +129,10 @@ def test_a_worker_killed_mid_run_leaves_no_record_and_a_rerun_finishes(tmp_path:
     assert both == Counter({run_id: 1 for run_id in scan.ok}), first + second
     assert scan.ok[victim].provenance.overrides == {"train.epochs": 40, "train.eval_epochs": [1, 2, 40]}
     assert not list(results.rglob("*.tmp")) and not list(results.rglob("*.ckpt"))
+
+
+def test_a_worker_share_counts_the_cpus_this_process_may_use_not_the_machines(monkeypatch):
+    # A job slot of 2 CPUs on a 64-CPU node (taskset, a cpuset, a scheduler's allocation): 2 jobs get 1 thread each.
+    monkeypatch.setattr(os, "cpu_count", lambda: 64)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5, 9}, raising=False)
+    assert jobs.threads_per_job(2) == 1 and jobs.threads_per_job(1) == 2

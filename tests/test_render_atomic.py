@@ -13,9 +13,8 @@ from harness import identity, spec, store
 from harness.errors import HarnessError
 from harness.render import chapter, compile_pdf, figures, latex, render
 from harness.render.pdf import missing_includes
-from tests.conftest import REPO
+from tests.conftest import NEEDS_LATEX, REPO
 
-LATEX = shutil.which("latexmk") is not None and shutil.which("pdflatex") is not None
 
 
 def report_metrics(study: spec.Study) -> set[str]:
@@ -145,7 +144,7 @@ def test_studies_not_rendered_or_without_records_are_not_missing_files(tmp_path:
     assert list(missing_includes(paper)) == []
 
 
-@pytest.mark.skipif(not LATEX, reason="LaTeX not installed")
+@NEEDS_LATEX
 def test_items_of_another_profile_get_a_stand_in_and_the_pdf_builds(tmp_path: Path, paper: Path):
     """cub_cars' smoke matrix has no dim, margin or loss axis: those tables, the figure and the reference are
     stand-ins, so the chapter's includes all exist; batch 1 failed and its row says so."""
@@ -174,7 +173,7 @@ def made_up_record(study: spec.Study, axes: dict, seed: int, metrics: dict, epoc
                                                 "accelerate": {"device": "cpu"}}})
 
 
-@pytest.mark.skipif(not LATEX, reason="LaTeX not installed")
+@NEEDS_LATEX
 def test_baselines_and_paired_marks_reach_the_chapter_and_the_pdf_builds(tmp_path: Path, paper: Path, monkeypatch):
     """loss_epochs (smoke) with two seeds per loss and both baselines, its tables comparing with raw_input: the
     baseline rows come first, marks show, the figure has the reference lines, and LaTeX accepts it all."""

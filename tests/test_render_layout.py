@@ -3,15 +3,14 @@ naming where; narrower overflows (TeX's rounding) pass."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
 from harness.errors import HarnessError
 from harness.render import pdf
+from tests.conftest import NEEDS_LATEX, PDFTOTEXT
 
-LATEX = all(shutil.which(tool) for tool in ("latexmk", "pdflatex", "pdftotext"))
 
 LOG = """This is pdfTeX
 Overfull \\hbox ({width}pt too wide) in paragraph at lines 41--42
@@ -54,7 +53,8 @@ def test_a_reference_into_a_study_that_was_not_rendered_is_expected(tmp_path: Pa
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not LATEX, reason="needs latexmk and pdflatex (CI installs them)")
+@NEEDS_LATEX
+@pytest.mark.skipif(not PDFTOTEXT, reason="needs pdftotext (apt-get install poppler-utils; CI installs it)")
 def test_a_file_skipped_by_the_last_build_is_read_by_the_next(tmp_path: Path, run_cli):
     """latexmk only tracks the files a build read: one that \\IfFileExists skipped (a study rendered since)
     must still reach the PDF, which is therefore always rebuilt."""

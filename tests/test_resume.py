@@ -33,7 +33,9 @@ def long_smoke(experiments: Path) -> Path:
 
 
 def harness_run(experiments: Path, results: Path) -> subprocess.Popen:
-    env = {**os.environ, "HARNESS_EXPERIMENTS": str(experiments)}
+    # The child computes on this process's thread count: the unbroken reference is trained here, and a thread
+    # count is part of what makes sums bit-identical (a host's default, or --other-host's, may differ).
+    env = {**os.environ, "HARNESS_EXPERIMENTS": str(experiments), "OMP_NUM_THREADS": str(torch.get_num_threads())}
     return subprocess.Popen([sys.executable, "-m", "harness", "run", "loss_epochs", "--profile", "smoke",
                              "--results", str(results), "--no-progress"], cwd=REPO, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -50,8 +52,8 @@ def test_sigkill_at_several_epochs_then_resume_is_bit_identical(long_smoke: Path
     kills = 0
     for wanted_epoch in (1, 3, 4):  # kill after a checkpoint of this epoch exists, whatever the process is doing
         proc = harness_run(long_smoke, results)
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
             if checkpoint.exists():
                 state = torch.load(checkpoint, weights_only=True)
                 if state["epoch"] >= wanted_epoch:

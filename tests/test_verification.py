@@ -9,9 +9,10 @@ import pytest
 
 from harness import provenance, spec, store, verification
 from harness.plan import study_records
-from tests.conftest import REPO
+from tests.conftest import HOST_KEYS, REPO, other_host
 
 HERE = provenance.numerics()
+ELSEWHERE = other_host(HERE)  # another machine: every host value differs from this one's, whatever this host is
 
 
 def arcface():
@@ -79,10 +80,14 @@ def record_with(numerics):
 
 def test_the_environment_decides_between_bit_identity_and_the_table_level_check():
     assert verification.environment([record_with(dict(HERE))], HERE).same
-    other = verification.environment([record_with({**HERE, "cpu_capability": "AVX512"})], HERE)
-    assert not other.same and "cpu_capability (AVX512 recorded, " in other.text
-    threads = verification.environment([record_with({**HERE, "threads": HERE["threads"] + 7})], HERE)
-    assert not threads.same and "threads" in threads.text
+    capability = ELSEWHERE["cpu_capability"]
+    other = verification.environment([record_with({**HERE, "cpu_capability": capability})], HERE)
+    assert not other.same
+    assert f"cpu_capability ({capability} recorded, {HERE['cpu_capability']} here)" in other.text
+    threads = verification.environment([record_with({**HERE, "threads": ELSEWHERE["threads"]})], HERE)
+    assert not threads.same and f"threads ({ELSEWHERE['threads']} recorded, {HERE['threads']} here)" in threads.text
+    elsewhere = verification.environment([record_with(ELSEWHERE)], HERE)
+    assert not elsewhere.same and all(f"{key} (" in elsewhere.text for key in HOST_KEYS)
     unknown = verification.environment([record_with(None)], HERE)
     assert not unknown.same and "the records do not say" in unknown.text
     partly = verification.environment([record_with(dict(HERE)), record_with(None), record_with(None)], HERE)
@@ -132,11 +137,11 @@ def test_verify_on_another_host_compares_tables_and_on_the_same_host_demands_ide
     assert "same numerical environment as the records" in err and "every number must be identical" in err
     assert "identical to the records" in out and ": VERIFIED" in out
 
-    fake_host(results, cpu_capability="AVX512", cpu="Another CPU")
+    fake_host(results, cpu_capability=ELSEWHERE["cpu_capability"], cpu=ELSEWHERE["cpu"])
     code, out, err = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
                              "--tolerance", "0")
     assert code == 0, out + err
-    assert "differs from the recording one in cpu (Another CPU recorded" in err
+    assert f"differs from the recording one in cpu ({ELSEWHERE['cpu']} recorded, {HERE['cpu']} here)" in err
     assert "compared with the records' seed-to-seed spread" in err and ": VERIFIED" in out
 
     # A record whose number a rerun cannot give: on the same host that is a failure of identity; elsewhere a

@@ -35,13 +35,14 @@ recomputed in float64, and the float64 entries that still cancel are summed from
 from __future__ import annotations
 
 import math
-import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
+
+from harness.provenance import usable_cpus
 
 # Queries per chunk: chunk x n_reference float32 distances (~240 MB for 60,000 references) plus two copies.
 DEFAULT_CHUNK = 512
@@ -332,7 +333,7 @@ def rank(query: np.ndarray | torch.Tensor, query_labels: np.ndarray, reference: 
     first = np.zeros(n, dtype=np.int64)
     aps = np.full(n, np.nan)
     rps = np.full(n, np.nan)
-    workers = 1 if on_gpu else max(1, min(torch.get_num_threads(), os.cpu_count() or 1))
+    workers = 1 if on_gpu else max(1, min(torch.get_num_threads(), usable_cpus()))
 
     def settle(dist: torch.Tensor, rows: np.ndarray, rows_t: torch.Tensor) -> None:
         if zero_ref is not None:
