@@ -14,6 +14,7 @@ from scipy import stats
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
+    from harness.report import SelectSpec
     from harness.store import RunRecord
 
 
@@ -109,6 +110,56 @@ def keep_cell(data: pd.DataFrame, choice: Choice) -> pd.DataFrame:
     for axis, label in zip(choice.axes, choice.cell):
         inside &= data[axis] == label
     return data[outside | inside]
+
+
+def select(frame: pd.DataFrame, data: pd.DataFrame, select: SelectSpec | None,
+           order: Mapping[str, Sequence[Any]] | None = None) -> tuple[pd.DataFrame, list[tuple[Any, Choice]]]:
+    """`data` narrowed to the grid cell that `select` (a report's SelectSpec) chooses on the whole `frame`, and the
+    choices made: [(None, choice)], or with `select.per` one (label, choice) per label of that axis that was tuned.
+    Runs outside the grid (baselines) stay; a label of `per` whose runs have none of the axes stays whole."""
+    if select is None:
+        return data, []
+    if select.per is None:
+        choice = best_cell(frame, select.axes, select.by, order)
+        return keep_cell(data, choice), [(None, choice)]
+    if select.per not in frame:
+        raise HarnessError(f"select.per: no run has the axis '{select.per}'")
+    parts, choices = [data[data[select.per].isna()]], []
+    labels = sorted(frame[select.per].dropna().unique(), key=lambda v: declared_rank((v,), order or {}, [select.per]))
+    for label in labels:
+        group, rows = frame[frame[select.per] == label], data[data[select.per] == label]
+        axes = [axis for axis in select.axes if axis in group and group[axis].notna().any()]
+        if not axes:  # nothing was tuned for this label: its runs stay as they are
+            parts.append(rows)
+            continue
+        choice = best_cell(group, axes, select.by, order)
+        parts.append(keep_cell(rows, choice))
+        choices.append((label, choice))
+    return pd.concat(parts), choices
+
+
+def strictly(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
+    """Rows of runs that carry every axis of `where` with a wanted label (a list: any of them); null (alone or in
+    the list): runs without that axis. Stricter than a table's `where`, which keeps runs without the axis: here `where` names a protocol's
+    runs, and a run of another sweep must not count as one."""
+    for axis, wanted in where.items():
+        present = frame[axis].notna() if axis in frame else pd.Series(False, index=frame.index)
+        if wanted is None:
+            frame = frame[~present]
+            continue
+        labels = wanted if isinstance(wanted, list) else [wanted]  # a null among them: or without the axis
+        keep = present & frame[axis].isin([v for v in labels if v is not None]) if axis in frame else present
+        frame = frame[keep | ~present] if None in labels else frame[keep]
+    return frame
+
+
+def in_row(frame: pd.DataFrame, axes: Sequence[str], labels: Sequence[Any]) -> pd.DataFrame:
+    """Rows of runs with these labels; a run without one of the axes matches any of its labels (a corrected run
+    has no `budget`: it is compared at every budget)."""
+    for axis, label in zip(axes, labels):
+        if axis in frame:
+            frame = frame[frame[axis].isna() | (frame[axis] == label)]
+    return frame
 
 
 def summarise(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:

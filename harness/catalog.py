@@ -82,6 +82,7 @@ BASELINES = {
     "raw_input": {"model": {"name": "raw_input"}, **_NO_TRAINING},
     "untrained": dict(_NO_TRAINING),
 }
+BASELINE_LABELS = tuple(BASELINES)  # raw_input, untrained: the labels every study may put on the axis
 
 # How evaluation measures closeness between embeddings (every metric family accepts both).
 DISTANCES = ("euclidean", "cosine")
@@ -106,8 +107,10 @@ METRIC_OUTPUTS = {
     "episode_accuracy": ("episode_accuracy", "episode_ci95", "episodes", "episode_chance"),
     "original_few_shot": ("original_few_shot_accuracy", "always_different_accuracy"),
 }
-# Prefixes of metrics computed on other parts of the data than the test items of the seen classes.
-METRIC_PREFIXES = ("val_", "unseen_")
+# Prefixes of metrics computed on other parts of the data than the test items of the seen classes, and how a
+# reader is told which part.
+VALIDATION_PREFIX, UNSEEN_PREFIX = "val_", "unseen_"
+METRIC_PREFIXES = {VALIDATION_PREFIX: "validation ", UNSEEN_PREFIX: "unseen classes: "}
 
 
 def metric_names() -> list[str]:

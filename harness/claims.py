@@ -15,11 +15,11 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate, store
+from harness.catalog import BASELINE_AXIS
 from harness.plan import study_records
 from harness.errors import HarnessError
-from harness.render.schema import ClaimCell, ClaimSpec, where_for
-
-BASELINE_AXIS = "baseline"
+from harness.report import ClaimCell, ClaimSpec, where_for
+from harness import units
 
 
 @dataclass(frozen=True)
@@ -52,28 +52,27 @@ class Result:
         if not self.parts:
             return {}
         diffs = [p.difference for p in self.parts]
-        means = [d.mean * 100 for d in diffs]
-        a = [aggregate.interval(p.a.values()).mean * 100 for p in self.parts]
-        b = [aggregate.interval(p.b.values()).mean * 100 for p in self.parts]
+        means = [d.mean for d in diffs]
+        a = [aggregate.interval(p.a.values()).mean for p in self.parts]
+        b = [aggregate.interval(p.b.values()).mean for p in self.parts]
+
+        def signed(value: float) -> str:
+            return units.fixed(value, sign=True)
 
         def span(values: list[float]) -> str:
-            low, high = min(values), max(values)
-            return f"{low:.2f}" if f"{low:.2f}" == f"{high:.2f}" else f"{low:.2f} to {high:.2f}"
+            low, high = units.fixed(min(values)), units.fixed(max(values))
+            return low if low == high else f"{low} to {high}"
 
-        return {"mean": f"{means[0]:+.2f}", "low": f"{diffs[0].low * 100:+.2f}",
-                "high": f"{diffs[0].high * 100:+.2f}", "min": f"{min(means):+.2f}", "max": f"{max(means):+.2f}",
-                "lowest": f"{min(d.low for d in diffs) * 100:+.2f}",
-                "highest": f"{max(d.high for d in diffs) * 100:+.2f}", "a": span(a), "b": span(b),
+        return {"mean": signed(means[0]), "low": signed(diffs[0].low), "high": signed(diffs[0].high),
+                "min": signed(min(means)), "max": signed(max(means)), "lowest": signed(min(d.low for d in diffs)),
+                "highest": signed(max(d.high for d in diffs)), "a": span(a), "b": span(b),
                 "n": str(min(d.n for d in diffs))}
 
 
 def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str) -> pd.DataFrame:
     """The rows of a cell's runs (strict `where`; baselines only when asked for), its metric at its epoch rule."""
-    from harness.render.protocols import strictly  # the same strict `where` as the protocols table
-    from harness.render.tables import selected
-
     where = where_for(cell, profile)
-    runs = strictly(frame, where)
+    runs = aggregate.strictly(frame, where)  # the same strict `where` as the protocols table
     if BASELINE_AXIS not in where and BASELINE_AXIS in runs:
         runs = runs[runs[BASELINE_AXIS].isna()]
     if isinstance(cell.epoch, int):
@@ -81,7 +80,7 @@ def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str) -> pd.DataFra
         data = data[data["epoch"] == cell.epoch]
     else:
         data = aggregate.restrict(runs, [cell.metric], epoch=cell.epoch)
-    data, _ = selected(runs, data, cell.select, {}, None)
+    data, _ = aggregate.select(runs, data, cell.select)
     return data
 
 
@@ -176,13 +175,43 @@ def describe(result: Result) -> str:
     """The differences behind a verdict, in one line."""
     return "; ".join(
         ("" if p.label is None else f"{p.label}: ")
-        + f"{p.difference.mean * 100:+.2f} [{p.difference.low * 100:+.2f}, {p.difference.high * 100:+.2f}] pp"
+        + f"{units.fixed(p.difference.mean, sign=True)} [{units.fixed(p.difference.low, sign=True)}, "
+          f"{units.fixed(p.difference.high, sign=True)}] pp"
         for p in result.parts) or "nothing computed"
+
+
+@dataclass(frozen=True)
+class ProfileCheck:
+    """`harness check` on one profile: the problems found (one line each), the claims declared, the verdicts."""
+
+    problems: list[str]
+    total: int
+    verdicts: dict[str, int]
+
+    @property
+    def summary(self) -> str:
+        return ", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items())) or "none computed"
+
+
+def check_profile(studies: Sequence[str], profile: str, results, paper) -> ProfileCheck:  # noqa: ANN001 (Path)
+    """Every claim of these studies recomputed from the profile's records, and the chapters' prose in `paper`
+    searched for hand-typed result numbers."""
+    from harness import spec
+
+    problems, total, verdicts = [], 0, {}
+    for name in studies:
+        study = spec.load(name, profile, components=False)
+        computed, found = study_results(study, results)
+        problems += found
+        total += len(study.spec.report.claims)
+        for result in computed:
+            verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+    return ProfileCheck(problems + prose_problems(paper), total, verdicts)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)
     """Hand-typed result numbers in the chapters and main.tex, one line each with file and line."""
-    from harness.render.prose import hand_typed_at
+    from harness.prose import hand_typed_at
 
     problems = []
     for path in sorted([paper / "main.tex", *(paper / "chapters").glob("*.tex")]):

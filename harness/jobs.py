@@ -10,18 +10,17 @@ not safe) and run torch with cores/N threads each; on one GPU the N workers shar
 
 from __future__ import annotations
 
-import argparse
+import dataclasses
 import multiprocessing
 import multiprocessing.connection
 import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from harness import execute
 from harness import plan as planner
 from harness.errors import HarnessError
 from harness.spec import Run, Study
@@ -61,19 +60,15 @@ def threads_per_job(jobs: int, cores: int | None = None) -> int:
 class Settings:
     """What a worker needs from the command line (picklable: it crosses a process start)."""
 
-    results: Path
-    data: Path | None
-    rerun_failed: bool
-    argv: list[str]
+    target: execute.Target
     threads: int
     loader_workers: int | None  # DataLoader workers per run, when $HARNESS_WORKERS does not say
     keep_state: frozenset[str]  # runs that others continue from
 
 
-def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings, run_one: Callable[..., Any],
-            describe: Callable[[Any], str], conn: Any, stop: Any) -> None:
+def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings, conn: Any, stop: Any) -> None:
     """One worker: walk the units (starting at its own offset, so workers begin on different ones), claim, train
-    and record each run with `run_one` (the command's own, harness.cli._run_one); report each step on `conn`."""
+    and record each run (execute.run_one, parents first: execute.in_order); report each step on `conn`."""
     # Thread pools read these when torch, numpy and faiss load, which happens below, after they are set.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ[var] = str(settings.threads)
@@ -82,33 +77,39 @@ def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the workers
     parent = os.getppid()
     current: list[str | None] = [None]
+
+    def stopped() -> bool:  # told to stop, or the launch is gone
+        return stop.is_set() or os.getppid() != parent
+
+    def until_stopped(unit: list[Run]) -> Any:
+        for run in unit:
+            if stopped():
+                return
+            yield run
+
+    def train_one(run: Run) -> Any:
+        current[0] = run.run_id
+        record = execute.run_one(settings.target, study, run, accelerator,
+                                 keep_state=run.run_id in settings.keep_state,
+                                 on_claim=lambda: conn.send(("start", index, run.run_id, os.getpid())))
+        current[0] = None
+        return record
+
     try:
         import torch
-        from accelerate import Accelerator
 
         torch.set_num_threads(settings.threads)
-        accelerator = Accelerator(cpu=not torch.cuda.is_available())
-        args = argparse.Namespace(results=settings.results, data=settings.data, rerun_failed=settings.rerun_failed,
-                                  argv=settings.argv, no_progress=True)
+        accelerator = execute.launch_accelerator()
         order = work[index % len(work):] + work[:index % len(work)] if work else []
         for unit in order:
-            not_ok: set[str] = set()
-            for run in unit:
-                if stop.is_set() or os.getppid() != parent:  # told to stop, or the launch is gone
-                    return
-                if run.parent in not_ok:
-                    not_ok.add(run.run_id)
+            if stopped():
+                return
+            for run, record in execute.in_order(until_stopped(unit), train_one):
+                # None: another worker or process has it, or it is recorded: its children are theirs too.
+                if record is None or record is execute.PARENT_UNFINISHED:
                     continue
-                current[0] = run.run_id
-                record = run_one(args, study, run, accelerator, keep_state=run.run_id in settings.keep_state,
-                                 on_claim=lambda run=run: conn.send(("start", index, run.run_id, os.getpid())))
-                current[0] = None
-                if record is None:  # another worker or process has it, or it is recorded: its chain is theirs
-                    not_ok.add(run.run_id)
-                    break
-                if record.status != "ok":
-                    not_ok.add(run.run_id)
-                conn.send(("done", index, run.run_id, record.status, record.timing.wall_s, describe(record),
+                conn.send(("done", index, run.run_id, record.status, record.timing.wall_s,
+                           execute.metrics_text(record),
                            f"{record.error.type}: {record.error.message}" if record.error else ""))
     except HarnessError as exc:
         conn.send(("fault", index, current[0], str(exc)))
@@ -124,18 +125,15 @@ def _duration(seconds: float) -> str:
         else f"{seconds / 3600:.1f} h"
 
 
-def run_packed(args: argparse.Namespace, study: Study, plan: planner.Plan, run_one: Callable[..., Any],
-               describe: Callable[[Any], str]) -> int:
-    """Train the plan's runs in args.jobs worker processes, each run by `run_one(args, study, run, accelerator,
-    keep_state=, on_claim=)` (module-level functions: they cross the process start by name); one line per start
-    and finish, with every worker's current run and an ETA. A fault stops the launch after the runs in flight;
-    a killed worker is reported."""
+def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Plan) -> int:
+    """Train the plan's runs in `jobs` worker processes; one line per start and finish, with every worker's
+    current run and an ETA. A fault stops the launch after the runs in flight; a killed worker is reported."""
     from harness import show, train
 
-    jobs, work = args.jobs, units(plan)
+    work = units(plan)
     threads = threads_per_job(jobs)
     loader = None if os.environ.get("HARNESS_WORKERS") else max(1, min(4, threads))
-    settings = Settings(Path(args.results), args.data, args.rerun_failed, list(args.argv), threads, loader,
+    settings = Settings(dataclasses.replace(target, progress=False), threads, loader,
                         frozenset(r.run_id for r in plan.todo if plan.children(r.run_id)))
     train.workers_setting()  # a bad $HARNESS_WORKERS fails here, once, not in every worker
     say = _say
@@ -148,7 +146,7 @@ def run_packed(args: argparse.Namespace, study: Study, plan: planner.Plan, run_o
     labels = {run.run_id: show.labels(run) for run in plan.todo}
     for index in range(count):
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, args=(index, study, work, settings, run_one, describe, send, stop),
+        process = context.Process(target=_worker, args=(index, study, work, settings, send, stop),
                                   name=f"harness-job-{index + 1}")
         process.start()
         send.close()  # the worker holds the only sending end: end of file means it is gone

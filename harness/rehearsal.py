@@ -159,7 +159,6 @@ class PeakRss:
 def trainer_for(root: Path, batch: int, workers: int) -> Any:
     """A Trainer of the cub_cars full protocol's first CUB run on the generated data (no ImageNet weights)."""
     import torch
-    from accelerate import Accelerator
 
     from harness import data as datasets
     from harness import overrides, spec, train
@@ -170,7 +169,7 @@ def trainer_for(root: Path, batch: int, workers: int) -> Any:
     run = next(r for r in study.runs if r.config.data.dataset == "cub200" and r.config.train.epochs
                and r.config.loss["name"] == "contrastive")
     dataset = datasets.load("cub200", root)
-    return train.Trainer(run, Accelerator(cpu=not torch.cuda.is_available()), dataset, workers=workers)
+    return train.Trainer(run, train.new_accelerator(), dataset, workers=workers)
 
 
 def train_steps(trainer: Any, budget_s: float) -> dict[str, Any]:

@@ -112,3 +112,42 @@ def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1) -> No
         line += f"; --jobs {jobs} packs them into {jobs} processes: less wall time where cores are free, not less work"
     print(line, file=out)
     print("dry run: nothing was trained or written", file=out)
+
+
+def status(study: Study, results: Path, out: TextIO, verbose: bool = False) -> None:
+    """`harness status`: done, failed and missing runs of one profile, records of an older matrix, corrupt files."""
+    scan = store.scan(results, study.name, study.profile)
+    wanted = {r.run_id for r in study.runs}
+    done = [r for r in study.runs if r.run_id in scan.ok]
+    failed = [r for r in study.runs if r.run_id in scan.failed]
+    missing = [r for r in study.runs if r.run_id not in scan.ok and r.run_id not in scan.failed]
+    stale = [k for k in [*scan.ok, *scan.failed] if k not in wanted]
+    print(f"{study.name}/{study.profile}: {len(done)} done, {len(failed)} failed, {len(missing)} missing "
+          f"of {len(study.runs)}" + (f"; {len(stale)} records from an older version of the matrix" if stale else "")
+          + (f"; {len(scan.corrupt)} corrupt" if scan.corrupt else ""), file=out)
+    for run in failed:
+        error = scan.failed[run.run_id].error
+        print(f"  failed  {run.run_id} {run.axes} seed={run.seed}: {error.type}: {error.message}", file=out)
+    if verbose:
+        for run in missing:
+            print(f"  missing {run.run_id} {run.axes} seed={run.seed}", file=out)
+    for why in scan.corrupt.values():
+        print(f"  corrupt {why}", file=out)
+
+
+def listing(out: TextIO) -> int:
+    """`harness list`: each study with its title and matrix sizes per profile; a broken study file is reported in
+    its line and the others are still listed. Returns how many are broken."""
+    from harness import spec
+
+    broken = 0
+    for name in spec.list_studies():
+        try:
+            study_file = spec.load_study_file(spec.study_path(name))
+            sizes = ", ".join(f"{p} {len(spec.load(name, p, components=False).runs)} runs" for p in spec.PROFILES)
+        except HarnessError as exc:
+            broken += 1
+            print(f"{name}: BROKEN: {exc}", file=out)
+            continue
+        print(f"{name}: {study_file.title} ({sizes})", file=out)
+    return broken

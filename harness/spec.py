@@ -1,7 +1,7 @@
 """Experiment files -> studies: load a study's YAML, apply a profile, expand its matrix into frozen, hashed runs.
 
 The schema of a run's config is harness.schema, the matrix grammar harness.matrix, the identity harness.identity,
-the `report:` section harness.render.schema; this module reads files and puts those together.
+the `report:` section harness.report; this module reads files and puts those together.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from harness import catalog, identity, matrix
 from harness import overrides as command_line
 from harness.matrix import MatrixSpec
 from harness.errors import ConfigError, suggest, yaml_number_hint
-from harness.render.schema import ReportSpec, check_report
+from harness.report import ReportSpec, check_report
 from harness.schema import ExecutionConfig, RunConfig, Strict, check_components
 
 # The project's own studies.

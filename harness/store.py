@@ -24,7 +24,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from harness import identity
-from harness.errors import RecordError
+from harness.errors import HarnessError, RecordError
 from harness.files import atomic_write
 
 # 2: provenance.cpu_count is the machine's CPU count and provenance.torch_threads the torch thread count (version 1
@@ -306,6 +306,19 @@ def finished(results: Path, study: str, profile: str, run_id: str, *, rerun_fail
 
 def _lock_path(results: Path, study: str, profile: str, run_id: str) -> Path:
     return run_dir(results, study, profile) / f".{_safe('run', run_id)}.lock"
+
+
+def check_writable(path: Path) -> Path:
+    """A results folder, checked before anything is trained: a folder (or creatable) that this process can write."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise HarnessError(f"--results {path}: {existing} exists and is not a folder")
+    # access() also refuses a read-only file system to root; nothing is created until a run finishes.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise HarnessError(f"--results {path}: {existing} is not writable by this user; choose a writable folder")
+    return path
 
 
 def check_lock(results: Path, study: str, profile: str, run_id: str) -> None:

@@ -9,7 +9,6 @@ import random
 import resource
 import time
 import traceback
-from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -277,6 +276,14 @@ def workers_setting() -> int:
     return int(text)
 
 
+def new_accelerator() -> Accelerator:
+    """The one way a run's Accelerator is made: the GPU when there is one, else the CPU; its settings checked
+    (check_accelerator). Only the Accelerator touches devices."""
+    accelerator = Accelerator(cpu=not torch.cuda.is_available())
+    check_accelerator(accelerator)
+    return accelerator
+
+
 def check_accelerator(accelerator: Accelerator) -> None:
     """Refuse Accelerate settings that would change numbers without changing the run's config (and so its id):
     precision and the rest belong in the study file (train.precision), where they are part of the run."""
@@ -359,8 +366,10 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
     """
     started = datetime.now(timezone.utc)
     wall_start = time.perf_counter()
-    accelerator = accelerator or Accelerator(cpu=not torch.cuda.is_available())
-    check_accelerator(accelerator)
+    if accelerator is None:
+        accelerator = new_accelerator()
+    else:
+        check_accelerator(accelerator)
     dataset = datasets.load(run.config.data.dataset, data_root)
     workers = workers_setting()
     cfg = run.config

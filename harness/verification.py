@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,10 +15,11 @@ import pandas as pd
 
 from harness import aggregate
 from harness.errors import HarnessError
-from harness.render import baselines, figures, tables
+from harness.render import baselines, tables
 from harness.render.axes import label_text
-from harness.render.schema import FigureSpec, ReportSpec, TableSpec
+from harness.report import FigureSpec, ReportSpec, TableSpec
 from harness.store import RunRecord
+from harness import units
 
 Order = Mapping[str, Sequence[Any]]
 
@@ -59,12 +61,13 @@ class ItemCheck:
 
     name: str  # study/item, as its caption prints it
     kind: str  # table, figure or claim
-    scale: float = 1.0  # 100 for an item shown in percent
+    scale: float = 1.0  # units.PERCENT for an item shown in percent
     cells: list[CellDiff] = field(default_factory=list)
     changes: list[str] = field(default_factory=list)  # a chosen cell or a verdict that moved: a conclusion
     # A mark (arrow or bold) that moved while every cell stayed inside its interval: the paired interval was at
     # the edge of excluding 0, so the mark is not robust to the environment. Reported, not a failed conclusion.
     borderline: list[str] = field(default_factory=list)
+    decimals: int = units.DECIMALS  # how many its printed form shows (the slack: the smallest visible change)
 
     @property
     def outside(self) -> list[CellDiff]:
@@ -108,7 +111,7 @@ def check(report: ReportSpec, study: str, profile: str, order: Order, recorded: 
             continue
         if wanted is not None and claim.name not in wanted and not (was.runs & set(reruns)):
             continue
-        item = ItemCheck(f"{study}/{claim.name}", "claim", scale=100.0)
+        item = ItemCheck(f"{study}/{claim.name}", "claim", scale=units.PERCENT)
         try:
             now = claims_module.compute(claim, after.with_axes(before).all, profile, order)
         except HarnessError as exc:  # a rerun it reads did not finish
@@ -151,7 +154,7 @@ class Frames:
 
 def check_table(name: str, spec: TableSpec, before: Frames, after: Frames, order: Order,
                 names: Mapping[str, str], tolerance: float, failed: Sequence[Mapping[str, Any]] = ()) -> ItemCheck:
-    item = ItemCheck(name, "table", 100.0 if spec.percent else 1.0)
+    item = ItemCheck(name, "table", units.PERCENT if spec.percent else 1.0)
     if before.trained.empty or any(a not in before.trained for a in (spec.rows, spec.columns) if a != "epoch"):
         return item  # a table this profile cannot draw (an axis of another profile) has no cells to compare
     after = after.with_axes(before)
@@ -172,7 +175,9 @@ def check_table(name: str, spec: TableSpec, before: Frames, after: Frames, order
 def check_figure(name: str, spec: FigureSpec, before: Frames, after: Frames, order: Order,
                  names: Mapping[str, str], tolerance: float) -> ItemCheck:
     """A figure's points: per plotted group (x, hue or y, metric) the mean over seeds, as its lines are drawn."""
-    item = ItemCheck(name, "figure", 100.0)
+    # A heatmap prints its squares with fewer decimals than a table: a move it cannot show is no change.
+    item = ItemCheck(name, "figure", units.PERCENT,
+                     decimals=units.HEATMAP_DECIMALS if spec.kind == "heatmap" else units.DECIMALS)
     axes = [a for a in dict.fromkeys((spec.x, spec.hue, spec.y, "metric")) if a]
     if before.trained.empty or any(a not in before.trained for a in axes):
         return item
@@ -191,11 +196,9 @@ def check_figure(name: str, spec: FigureSpec, before: Frames, after: Frames, ord
     return item
 
 
-PRINTED = 0.01  # the precision tables print (two decimals of a percentage)
-
-
 def slack(tolerance: float, item: ItemCheck) -> float:
-    return max(tolerance, PRINTED / item.scale)
+    """What a cell may move beyond its interval: the tolerance, or the smallest change its printed form shows."""
+    return max(tolerance, units.printed_step(item.decimals) / item.scale)
 
 
 def interval(values: pd.Series | None) -> aggregate.Interval:
@@ -224,7 +227,7 @@ def report_lines(item: ItemCheck, every_cell: bool = False) -> list[str]:
     for cell in item.cells:
         if every_cell or not cell.unchanged:
             lines.append(f"  {cell.cell[:34]:<34} {text(cell.recorded, item.scale):>18} "
-                         f"{text(cell.rerun, item.scale):>18} {cell.difference * item.scale:>+11.2f}"
+                         f"{text(cell.rerun, item.scale):>18} {units.fixed(cell.difference, item.scale, sign=True):>11}"
                          + ("" if cell.within else "  outside"))
     return lines
 
@@ -233,15 +236,15 @@ def text(value: aggregate.Interval, scale: float) -> str:
     if not np.isfinite(value.mean):
         return "--"
     if value.n < 2 or not np.isfinite(value.half):
-        return f"{value.mean * scale:.2f}"
-    return f"{value.mean * scale:.2f} +- {value.half * scale:.2f}"
+        return units.fixed(value.mean, scale)
+    return f"{units.fixed(value.mean, scale)} +- {units.fixed(value.half, scale)}"
 
 
 def check_runs(name: str, kind: str, recorded: Sequence[RunRecord], reruns: Mapping[str, RunRecord],
                run_ids: set[str], tolerance: float) -> ItemCheck:
     """An item drawn some other way (the original-versus-reproduced tables): its runs' cells, one per matrix
     cell, epoch and metric, mean over seeds."""
-    item = ItemCheck(name, kind, 100.0)
+    item = ItemCheck(name, kind, units.PERCENT)
     frames = [aggregate.long_frame([r for r in records if r.run_id in run_ids])
               for records in (recorded, substituted(recorded, reruns))]
     if frames[0].empty:
@@ -289,3 +292,90 @@ def recorded_threads(records: Sequence[RunRecord]) -> int | None:
     so that a thread count is never what makes a rerun differ."""
     counts = {(r.provenance.numerics or {}).get("threads") for r in records}
     return counts.pop() if len(counts) == 1 and None not in counts else None
+
+
+def verify(target: str, profile: str, results: Path, *, data: Path | None = None, tolerance: float = 1e-6,
+           sample: int | None = None, per_metric: bool = False, progress: bool = False) -> bool:
+    """`harness verify study[/item]`: rerun the recorded runs (all of the study's, or exactly those behind one
+    table, figure or claim; the first `sample`) in a scratch folder, parents first, and compare. In the records'
+    numerical environment every number must be identical (within `tolerance`); elsewhere the tables, figures and
+    claims must say what they said. Prints one line per rerun and per item on stdout, the environment on stderr;
+    True when verified."""
+    import sys
+    import tempfile
+
+    import torch
+
+    from harness import execute, provenance, spec, store
+    from harness import plan as planner
+
+    name, _, item = target.partition("/")
+    study = spec.load(name, profile)
+    scan = store.scan(results, study.name, study.profile)
+    recorded = [r for r in study.runs if r.run_id in scan.ok]
+    if not recorded:
+        raise HarnessError(f"no finished runs of {study.name}/{study.profile} in {results} to verify; "
+                           f"run `harness run {study.name} --profile {study.profile}` first")
+    if item:  # one table, figure or claim (its caption names it study/item): exactly the runs behind it
+        from harness.render import items
+
+        frame = aggregate.long_frame(planner.study_records(study, results))
+        behind = items.runs_behind(study.spec.report, item, frame, study.profile, study.axes)
+        recorded = [r for r in recorded if r.run_id in behind]
+        if not recorded:
+            raise HarnessError(f"{target}: no finished run stands behind it in {results}")
+    chosen = recorded[:sample] if sample else recorded
+    # A run that continues another needs its parent's final state: the parents are rerun (and compared) first.
+    by_id, wanted = {r.run_id: r for r in study.runs}, {r.run_id for r in chosen}
+    for run in chosen:
+        parent = run.parent
+        while parent in by_id and parent not in wanted:
+            wanted.add(parent)
+            parent = by_id[parent].parent
+    chosen = planner.parents_first([r for r in study.runs if r.run_id in wanted])
+    records = planner.study_records(study, results)
+    threads = recorded_threads([scan.ok[r.run_id] for r in chosen if r.run_id in scan.ok])
+    if threads is not None and threads != torch.get_num_threads():
+        torch.set_num_threads(threads)  # the records' thread count: one difference fewer with the recording host
+    env = environment([scan.ok[r.run_id] for r in chosen if r.run_id in scan.ok], provenance.numerics())
+    print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs; "
+          + (f"{env.text}: every number must be identical (tolerance {tolerance} absolute)" if env.same else
+             f"{env.text}: bit-identity is not expected, so the tables, figures and claims are compared with the "
+             "records' seed-to-seed spread"), file=sys.stderr)
+    worst, unfinished, reruns = 0.0, 0, {}
+    parents = {r.parent for r in chosen if r.parent}
+    with tempfile.TemporaryDirectory(prefix="harness-verify-") as scratch:
+        for run in chosen:
+            if run.run_id not in scan.ok:
+                raise HarnessError(f"run {run.run_id} {run.axes} seed={run.seed} is not recorded, and runs that "
+                                   "continue from it need it; run the study first")
+            rerun = execute.rerun(run, Path(scratch), data_root=data, progress=progress,
+                                  keep_state=run.run_id in parents)
+            store.write(Path(scratch), rerun)
+            reruns[run.run_id] = rerun
+            if rerun.status != "ok":
+                unfinished += 1
+            diffs = execute.compare_metrics(scan.ok[run.run_id].metrics, rerun.metrics, tolerance)
+            largest = max((diff for _, diff in diffs), default=0.0)
+            worst = max(worst, largest)
+            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}"
+                  + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else
+                     f", largest metric difference {largest:.2e}"))
+            for line, _ in diffs if per_metric else ():
+                print(line)
+    checks = check(study.spec.report, study.name, study.profile, study.axes, records, reruns,
+                   [item] if item else None, tolerance, study.spec.report.axis_labels)
+    if item in ("reference", "protocols"):
+        checks.insert(0, check_runs(target, item, records, reruns, set(reruns), tolerance))
+    for one in checks:
+        print("\n".join(report_lines(one, per_metric)))
+    differing = [c.name for c in checks if not c.holds]
+    identical = worst <= tolerance
+    ok = not unfinished and (identical if env.same else not differing)
+    print(f"largest difference {worst:.2e} ({'identical' if identical else 'not identical'} within tolerance "
+          f"{tolerance}); {len(checks) - len(differing)} of {len(checks)} tables, figures and claims hold"
+          + (f" ({', '.join(differing)} differ)" if differing else "")
+          + (f"; {unfinished} rerun(s) did not finish" if unfinished else "")
+          + (": VERIFIED" if ok else ": NOT VERIFIED (" + ("same environment, so every number must be identical"
+                                                          if env.same else "the conclusions differ") + ")"))
+    return ok

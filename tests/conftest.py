@@ -3,9 +3,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
+import subprocess
+import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -195,3 +201,71 @@ def _torch_threads_restored():
     yield
     if torch.get_num_threads() != threads:
         torch.set_num_threads(threads)
+
+
+def frame(rows: list[tuple]):
+    """(axes dict, run_id, seed, epoch, metric, value) tuples -> the long frame's layout (aggregate.long_frame)."""
+    import pandas as pd
+
+    return pd.DataFrame([{**axes, "run_id": run, "seed": seed, "epoch": epoch, "metric": metric, "value": value}
+                         for axes, run, seed, epoch, metric, value in rows])
+
+
+def pm(*per_seed: float) -> str:
+    """A cell's expected text, computed here with scipy: mean and 95% t half-width over the seeds, in percent."""
+    from scipy import stats
+
+    mean, std, n = np.mean(per_seed), np.std(per_seed, ddof=1), len(per_seed)
+    return f"{mean * 100:.2f} $\\pm$ {stats.t.ppf(0.975, n - 1) * std / np.sqrt(n) * 100:.2f}"
+
+
+def recorded(run, *, train_size: int, train_s: float, eval_s: float, wall_s: float) -> dict:
+    """A finished record of `run` with the given sizes and timings (for the estimate's arithmetic)."""
+    config = run.config_dict()
+    metrics = [{"epoch": e, "knn_accuracy": 0.5} for e in config["train"]["eval_epochs"]]
+    return fake_record(config, axes=run.axes, study=run.study, profile=run.profile, metrics=metrics,
+                       timing={"train_s": train_s, "eval_s": eval_s, "wall_s": wall_s},
+                       data={"train_size": train_size, "test_size": 10, "num_classes": 10, "input_shape": [1, 8, 8],
+                             "normalisation": {}})
+
+
+class DemoServer:
+    """`harness demo` in a subprocess on a free port; stopped (and its RSS read) at the end."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen([sys.executable, "-m", "harness", "demo", "--port", "0", *args], cwd=REPO,
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                        env={**os.environ, **(env or {})})
+        line = self.process.stdout.readline()
+        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
+        if not found:
+            self.stop()
+            raise AssertionError(f"no address printed: {line!r} {self.process.stderr.read()}")
+        self.url = found.group(1).rstrip("/")
+
+    def rss_mb(self) -> float:
+        status = Path(f"/proc/{self.process.pid}/status").read_text()
+        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
+
+    def post(self, path: str, body: object) -> tuple[int, dict]:
+        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        with urllib.request.urlopen(self.url + path, timeout=30) as response:
+            return response.status, response.read()
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+

@@ -14,10 +14,10 @@ from scipy import stats
 
 from harness import claims, store
 from harness.errors import ConfigError, HarnessError
-from harness.render.prose import hand_typed
-from harness.render.schema import ClaimSpec
+from harness.prose import hand_typed
+from harness.report import ClaimSpec
 from tests.conftest import REPO
-from tests.test_render_tables import frame
+from tests.conftest import frame
 
 
 def claim(**fields) -> ClaimSpec:

@@ -6,12 +6,9 @@ import base64
 import io
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +20,7 @@ from harness.demo import images, runs
 from harness.demo.engine import Engine, vote
 from harness.errors import ConfigError, HarnessError
 from harness.files import file_hash
-from tests.conftest import REPO, corrected_only
+from tests.conftest import REPO, DemoServer, corrected_only
 
 DEMO_CELL = {"loss": "contrastive", "protocol": "corrected"}
 
@@ -88,7 +85,7 @@ def test_committed_quick_profiles_name_their_demo_runs_with_weights():
         assert chosen.run.run_id == study.demo_run and chosen.record.intact()
         weights = runs.check_weights(chosen)  # the record's own, or a rebuild of exactly this record
         assert weights.path == store.weights_path(store.RESULTS_DIR, name, "quick", study.demo_run)
-        assert weights.recorded or f"rebuilt by `harness demo --rebuild`" in weights.provenance
+        assert weights.recorded or "rebuilt by `harness demo --rebuild`" in weights.provenance
 
 
 def test_demo_entry_naming_no_single_cell_is_a_config_error(experiments: Path):
@@ -315,50 +312,10 @@ def test_one_shot_uses_its_recorded_threshold():
 
 # -- the server, over HTTP --------------------------------------------------------------------------------------------
 
-class Server:
-    """`harness demo` in a subprocess on a free port; stopped (and its RSS read) at the end."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen([sys.executable, "-m", "harness", "demo", "--port", "0", *args], cwd=REPO,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                        env={**os.environ, **(env or {})})
-        line = self.process.stdout.readline()
-        found = re.search(r"at (http://127\.0\.0\.1:\d+/)", line)
-        if not found:
-            self.stop()
-            raise AssertionError(f"no address printed: {line!r} {self.process.stderr.read()}")
-        self.url = found.group(1).rstrip("/")
-
-    def rss_mb(self) -> float:
-        status = Path(f"/proc/{self.process.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+) kB", status).group(1)) / 1024
-
-    def post(self, path: str, body: object) -> tuple[int, dict]:
-        request = urllib.request.Request(self.url + path, data=json.dumps(body).encode(),
-                                         headers={"Content-Type": "application/json"})
-        try:
-            with urllib.request.urlopen(request, timeout=30) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as exc:
-            return exc.code, json.loads(exc.read())
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        with urllib.request.urlopen(self.url + path, timeout=30) as response:
-            return response.status, response.read()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def server(trained):
     experiments, results = trained
-    served = Server("loss_epochs", "--profile", "smoke", "--results", str(results),
+    served = DemoServer("loss_epochs", "--profile", "smoke", "--results", str(results),
                     env={"HARNESS_EXPERIMENTS": str(experiments)})
     yield served
     served.stop()
@@ -368,7 +325,7 @@ def _data_url(content: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(content).decode()
 
 
-def test_server_answers_and_keeps_serving_after_bad_input(server: Server):
+def test_server_answers_and_keeps_serving_after_bad_input(server: DemoServer):
     status, page = server.get("/")
     assert status == 200 and b'id="canvas"' in page
     assert b"http" not in page  # no outside assets: every link is relative to this server

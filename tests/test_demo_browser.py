@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from tests.test_demo import Server
+from tests.conftest import DemoServer
 
 CHROMIUM = shutil.which("chromium")
 DRIVER = shutil.which("chromedriver")
@@ -34,7 +34,7 @@ WAIT_S = 60
 
 @pytest.fixture(scope="module")
 def served():
-    server = Server("loss_epochs")
+    server = DemoServer("loss_epochs")
     yield server
     server.stop()
     assert server.process.returncode is not None
@@ -130,7 +130,7 @@ WAIST = [(-40, -110), (40, -110)]
 LEGS = [[(x, -110), (x - 5 if x < 0 else x + 5, 110)] for x in (-32, -24, -16, 16, 24, 32)]
 
 
-def test_draw_drop_and_compare_in_a_browser(served: Server, browser, tmp_path: Path):
+def test_draw_drop_and_compare_in_a_browser(served: DemoServer, browser, tmp_path: Path):
     driver = browser
     driver.get(served.url)
     _wait(driver, lambda d: d.find_element("tag name", "body").get_attribute("data-ready") == "true", "the page")

@@ -197,7 +197,7 @@ def test_a_wrong_checksum_is_one_line_and_leaves_no_file(server, monkeypatch, tm
     assert code == 2 and out == ""
     last = err.strip().splitlines()[-1]
     assert last.startswith(f"error: cifar-10-python.tar.gz from {server.url}") and \
-        f"fails its checksum (md5 " in last and f"expected {md5(body)}); deleted it" in last
+        "fails its checksum (md5 " in last and f"expected {md5(body)}); deleted it" in last
     assert list(tmp_path.iterdir()) == []  # neither the file, nor a .part, nor an extracted folder
 
 

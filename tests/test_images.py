@@ -14,7 +14,6 @@ import torch
 from PIL import Image
 
 from harness.data import folders as images
-from harness.data import samples
 from harness.data import DATASETS
 from harness.errors import DataError
 

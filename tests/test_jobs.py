@@ -31,7 +31,7 @@ def test_a_chain_is_one_unit_of_work_in_parents_first_order():
 
 
 def test_a_chain_whose_head_is_recorded_starts_at_its_first_missing_run(tmp_path: Path):
-    from tests.test_show import recorded
+    from tests.conftest import recorded
 
     study = spec.load("loss_epochs", "smoke", components=False)
     head = next(r for r in study.runs if r.axes.get("protocol") == "original" and r.parent is None)

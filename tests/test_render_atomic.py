@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import identity, spec, store
+from harness import aggregate, identity, spec, store
 from harness.errors import HarnessError
 from harness.render import chapter, compile_pdf, figures, latex, render
 from harness.render.pdf import missing_includes
@@ -174,7 +174,7 @@ def made_up_record(study: spec.Study, axes: dict, seed: int, metrics: dict, epoc
 
 
 @NEEDS_LATEX
-def test_baselines_and_paired_marks_reach_the_chapter_and_the_pdf_builds(tmp_path: Path, paper: Path, monkeypatch):
+def test_baselines_and_paired_marks_reach_the_chapter_and_the_pdf_builds(tmp_path: Path, paper: Path):
     """loss_epochs (smoke) with two seeds per loss and both baselines, its tables comparing with raw_input: the
     baseline rows come first, marks show, the figure has the reference lines, and LaTeX accepts it all."""
     study = spec.load("loss_epochs", "smoke", components=False)
@@ -185,13 +185,14 @@ def test_baselines_and_paired_marks_reach_the_chapter_and_the_pdf_builds(tmp_pat
                for i, loss in enumerate(losses) for seed in (0, 1)]
     records += [made_up_record(study, {"baseline": label}, seed, {m: value + 0.001 * seed for m in metrics}, [0])
                 for label, value in (("raw_input", 0.6), ("untrained", 0.2)) for seed in (0, 1)]
-    monkeypatch.setattr(chapter, "study_records", lambda study, results: records)
     report = study.spec.report
     tables_ = [t.model_copy(update={"compare_to": "raw_input"}) for t in report.tables]
     study = dataclasses.replace(study, spec=study.spec.model_copy(
         update={"report": report.model_copy(update={"tables": tables_})}))
     env = latex.environment(paper / "templates")
-    chapter.render_study(study, tmp_path / "results", paper / "generated", env)
+    full = spec.load("loss_epochs", "full", components=False)
+    data = chapter.StudyData(study, full, records, aggregate.long_frame(records))
+    chapter.render_study(data, paper / "generated", env)
     folder = paper / "generated" / "loss_epochs"
     table = (folder / "table_knn_accuracy.tex").read_text()
     lines = table[table.index("\\midrule"):].splitlines()

@@ -17,7 +17,7 @@ from harness.render import baselines, figures, latex, tables
 from harness.render.axes import chosen_words
 from harness.render.baselines import Baseline
 from harness.render.facts import planned_facts, runs_of, setup_facts
-from harness.render.schema import FigureSpec, ReportSpec, TableSpec, check_report
+from harness.report import FigureSpec, ReportSpec, TableSpec, check_report
 from tests.conftest import REPO
 
 RAW, UNTRAINED = Baseline("raw_input"), Baseline("untrained")

@@ -11,10 +11,10 @@ from scipy import stats
 
 from harness.errors import ConfigError, HarnessError
 from harness.render import protocols
-from harness.render.schema import ProtocolCell, ProtocolClaim, ProtocolSpec
+from harness.report import ProtocolCell, ProtocolClaim, ProtocolSpec
 
 from tests.conftest import REPO
-from tests.test_render_tables import frame, pm
+from tests.conftest import frame, pm
 
 
 def claim(**fields) -> ProtocolClaim:

@@ -3,10 +3,8 @@ the chosen grid cell, axis order, the original's numbers beside ours; and the se
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 import pytest
-from scipy import stats
 
 from harness import identity, store
 from harness.errors import HarnessError
@@ -14,13 +12,8 @@ from harness.render import figures, tables
 from harness.render.axes import label_text, ordered
 from harness.render.facts import failed_axes, setup_facts
 from harness.render.latex import latex_escape
-from harness.render.schema import Comparison, FigureSpec, ReferenceSpec, SelectSpec, TableSpec
-
-
-def frame(rows: list[tuple]) -> pd.DataFrame:
-    """(axes dict, run_id, seed, epoch, metric, value) tuples -> the long frame's layout."""
-    return pd.DataFrame([{**axes, "run_id": run, "seed": seed, "epoch": epoch, "metric": metric, "value": value}
-                         for axes, run, seed, epoch, metric, value in rows])
+from harness.report import Comparison, FigureSpec, ReferenceSpec, SelectSpec, TableSpec
+from tests.conftest import frame, pm
 
 
 def runs(axis: str, values: dict, metric: str = "acc", epochs: tuple = (1,), **more_axes) -> list[tuple]:
@@ -32,12 +25,6 @@ def runs(axis: str, values: dict, metric: str = "acc", epochs: tuple = (1,), **m
                 v = value[i] if isinstance(value, list) else value
                 rows.append(({axis: label, **more_axes}, f"{axis}={label}/{more_axes}/{seed}", seed, epoch, metric, v))
     return rows
-
-
-def pm(*per_seed: float) -> str:
-    """A cell's expected text, computed here with scipy: mean and 95% t half-width over the seeds, in percent."""
-    mean, std, n = np.mean(per_seed), np.std(per_seed, ddof=1), len(per_seed)
-    return f"{mean * 100:.2f} $\\pm$ {stats.t.ppf(0.975, n - 1) * std / np.sqrt(n) * 100:.2f}"
 
 
 def spec(**fields) -> TableSpec:

@@ -10,17 +10,7 @@ import yaml
 
 from harness import plan as planner
 from harness import overrides, spec, store
-from tests.conftest import corrected_only, fake_record
-
-
-def recorded(run, *, train_size: int, train_s: float, eval_s: float, wall_s: float) -> dict:
-    """A finished record of `run` with the given sizes and timings (for the estimate's arithmetic)."""
-    config = run.config_dict()
-    metrics = [{"epoch": e, "knn_accuracy": 0.5} for e in config["train"]["eval_epochs"]]
-    return fake_record(config, axes=run.axes, study=run.study, profile=run.profile, metrics=metrics,
-                       timing={"train_s": train_s, "eval_s": eval_s, "wall_s": wall_s},
-                       data={"train_size": train_size, "test_size": 10, "num_classes": 10, "input_shape": [1, 8, 8],
-                             "normalisation": {}})
+from tests.conftest import corrected_only, fake_record, recorded
 
 
 def test_the_estimate_is_measured_rates_times_the_missing_work():

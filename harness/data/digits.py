@@ -24,7 +24,7 @@ def load_digits(root: Path) -> Dataset:
     mean, std = float(train_x.mean()), float(train_x.std())
     checksum = bytes_hash(images.tobytes() + labels.tobytes())
 
-    def split(x: np.ndarray, y: np.ndarray) -> Split:
+    def split(x: np.ndarray, y: np.ndarray) -> TensorSplit:
         return TensorSplit(torch.from_numpy((x - mean) / std).unsqueeze(1).contiguous(), torch.from_numpy(y))
 
     return Dataset("digits", split(train_x, train_y), split(test_x, test_y), 10, "sklearn.datasets.load_digits",

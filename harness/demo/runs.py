@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -112,19 +111,6 @@ def check_weights(chosen: Chosen) -> Weights:
                                         f"{meta.get('rebuilt_at', '?')}, {agreement}")
 
 
-def largest_difference(recorded: list[dict[str, float]], rerun: list[dict[str, float]]) -> tuple[float, int]:
-    """(largest |recorded - rerun| over every epoch and metric, how many values were compared); a value on one
-    side only is an infinite difference."""
-    old, new = {m["epoch"]: m for m in recorded}, {m["epoch"]: m for m in rerun}
-    worst, count = 0.0, 0
-    for epoch in set(old) | set(new):
-        for name in (set(old.get(epoch, {})) | set(new.get(epoch, {}))) - {"epoch"}:
-            before, after = old.get(epoch, {}).get(name), new.get(epoch, {}).get(name)
-            diff = math.inf if before is None or after is None else abs(after - before)
-            worst, count = max(worst, diff), count + 1
-    return worst, count
-
-
 def rebuild(chosen: Chosen, data_root: Path | None = None, progress: bool = False,
             command: list[str] | None = None, say: Any = print) -> Weights:
     """Retrain the run and save its final weights beside its record, which is left as it is.
@@ -138,7 +124,7 @@ def rebuild(chosen: Chosen, data_root: Path | None = None, progress: bool = Fals
 
     from safetensors.torch import load_file, save_file
 
-    from harness import train
+    from harness import execute
 
     run, record = chosen.run, chosen.record
     if run.parent:
@@ -149,10 +135,11 @@ def rebuild(chosen: Chosen, data_root: Path | None = None, progress: bool = Fals
         f"{record.timing.wall_s:.0f} s")
     with tempfile.TemporaryDirectory(prefix="harness-demo-") as scratch:
         trained = Path(scratch) / chosen.weights.name
-        rerun = train.execute(run, data_root=data_root, progress=progress, command=command, save_weights=trained)
+        rerun = execute.rerun(run, Path(scratch), data_root=data_root, progress=progress, command=command,
+                              save_weights=trained)
         if rerun.status != "ok":
             raise HarnessError(f"the rerun of {run.run_id} failed ({rerun.error.type}: {rerun.error.message})")
-        worst, values = largest_difference(record.metrics, rerun.metrics)
+        worst, values = execute.largest_difference(record.metrics, rerun.metrics)
         same_cpu = rerun.provenance.cpu == record.provenance.cpu and rerun.provenance.torch_threads == \
             record.provenance.torch_threads
         why = "" if worst == 0 else (f"recorded on a CPU of the same name ({record.provenance.cpu}) whose "

@@ -97,10 +97,12 @@ def evaluate(query: Any, query_labels: Any, reference: Any = None, reference_lab
     inputs = Inputs(query, query_labels, reference, reference_labels, knn_k=knn_k, recall_ks=tuple(recall_ks),
                     distance=distance, seed=seed, progress=progress, options=options)
     values: dict[str, float] = {}
+    called = []
     for name in dict.fromkeys(metrics):
-        if name in ("nmi", "ami") and "nmi" in values:
+        function = METRICS.get(name)
+        if function in called:  # one function may give several metrics (one k-means gives nmi and ami)
             continue
-        values |= METRICS.get(name)(inputs)
-    if "nmi" in values:  # one k-means gives both; keep only what was asked for
-        values = {k: v for k, v in values.items() if k not in ("nmi", "ami") or k in metrics}
-    return values
+        called.append(function)
+        values |= function(inputs)
+    # An output named after another metric (ami beside nmi) is kept only where that metric was asked for.
+    return {k: v for k, v in values.items() if k not in METRICS or k in metrics}

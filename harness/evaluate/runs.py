@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from harness.catalog import HEAD_METRICS, TRAIN_REFERENCE_METRICS
+from harness.catalog import HEAD_METRICS, TRAIN_REFERENCE_METRICS, UNSEEN_PREFIX, VALIDATION_PREFIX
 from harness.evaluate import classification_accuracy, evaluate
 
 Embed = Callable[[Any], np.ndarray]  # a split -> its embeddings (one clean eval-mode pass)
@@ -40,10 +40,11 @@ def score_run(eval_cfg: Any, embed: Embed, *, train: Any, test: Any, val: Any = 
     main = unseen if eval_cfg.classes == "unseen" else test
     values = _score(eval_cfg, embed, main, eval_cfg.metrics, reference, head)
     if val is not None:
-        values |= {f"val_{k}": v for k, v in _score(eval_cfg, embed, val, eval_cfg.metrics, reference, head).items()}
+        values |= {VALIDATION_PREFIX + k: v
+                   for k, v in _score(eval_cfg, embed, val, eval_cfg.metrics, reference, head).items()}
     if unseen is not None and eval_cfg.unseen_metrics:
         # Unseen classes have no training items: every metric ranks the unseen items among themselves.
-        values |= {f"unseen_{k}": v
+        values |= {UNSEEN_PREFIX + k: v
                    for k, v in _score(eval_cfg, embed, unseen, eval_cfg.unseen_metrics, None, head).items()}
     return values
 

@@ -8,6 +8,8 @@ from numbers import Real
 from typing import Any
 
 from harness.aggregate import Choice
+from harness.catalog import METRIC_PREFIXES
+from harness import units
 
 
 def label_text(value: Any) -> str:
@@ -50,7 +52,6 @@ METRIC_NAMES = {
     "original_few_shot_accuracy": "the original's mean few-shot accuracy",
     "always_different_accuracy": "always answering \"different\"",
 }
-METRIC_PREFIXES = {"val_": "validation ", "unseen_": "unseen classes: "}
 
 
 def metric_name(metric: str) -> str:
@@ -73,4 +74,12 @@ def chosen_words(choice: Choice, names: Mapping[str, str]) -> str:
     tie = ""
     if choice.tied:
         tie = f"; tied with {' and '.join(cell(other) for other in choice.tied)}; ties broken by declared order"
-    return f"{cell(choice.cell)} ({choice.by} {choice.score * 100:.2f}{tie})"
+    return f"{cell(choice.cell)} ({choice.by} {units.fixed(choice.score)}{tie})"
+
+
+def selection_words(choices: Sequence[tuple[Any, Choice]], names: Mapping[str, str]) -> str | None:
+    """The cells aggregate.select chose, for a caption: one cell in words, or 'label: cell; ...' per label of its
+    `per` axis (None when nothing was chosen)."""
+    words = [chosen_words(choice, names) if label is None else f"{label_text(label)}: {chosen_words(choice, names)}"
+             for label, choice in choices]
+    return "; ".join(words) or None

@@ -2,7 +2,7 @@
 scored with the study's distance; untrained: the study's model at initialisation). A baseline trains nothing: it
 has one evaluation, after epoch 0. Here: what readers call them, and which of them a table, figure or caption shows.
 
-The one place where render names and describes them (the axis and its labels are fixed in render.schema, which
+The one place where render names and describes them (the axis and its labels are fixed in harness.catalog, which
 checks a table's `compare_to`); tables and figures take the trained runs and the baselines as two frames.
 """
 
@@ -16,7 +16,8 @@ import pandas as pd
 
 from harness import aggregate
 from harness.render.axes import label_text, ordered
-from harness.render.schema import BASELINE_AXIS, BASELINE_LABELS
+from harness.catalog import BASELINE_AXIS, BASELINE_LABELS
+from harness import units
 
 if TYPE_CHECKING:
     from harness.store import RunRecord
@@ -104,7 +105,7 @@ def summary_words(data: pd.DataFrame, axes: Sequence[str], order: Mapping[str, S
         for key, group in sorted(groups, key=lambda item: aggregate.declared_rank(item[0], order, carried)):
             where = ", ".join(f"{names.get(a, a)} = {label_text(v)}" for a, v in zip(carried, key) if pd.notna(v))
             mean = aggregate.seed_values(group).mean()
-            words.append(f"{name(label)}{f' ({where})' if where else ''} {mean * scale:.2f}")
+            words.append(f"{name(label)}{f' ({where})' if where else ''} {units.fixed(mean, scale)}")
     return words
 
 

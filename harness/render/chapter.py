@@ -4,6 +4,7 @@ folder beside paper/generated/<study>/ and swapped in whole, so that folder alwa
 from __future__ import annotations
 
 import contextlib
+import functools
 import re
 import shutil
 import sys
@@ -23,30 +24,64 @@ from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex, protocols, tables
 from harness.render.axes import axis_name
 from harness.render.facts import failed_axes, planned_facts, setup_facts
-from harness.render.schema import FigureSpec, ProtocolSpec, ReferenceSpec, TableSpec, where_for
+from harness.report import FigureSpec, ProtocolSpec, ReferenceSpec, TableSpec, where_for
+
+
+@dataclass(frozen=True, eq=False)
+class StudyData:
+    """One study of the rendered profile, read once and handed to every file drawn from it: its spec, its full
+    profile's spec, its records (finished and failed) and their results frame, and its claims computed once."""
+
+    study: spec.Study
+    full: spec.Study
+    records: list[store.RunRecord]
+    frame: pd.DataFrame  # every finished record, baselines included (aggregate.long_frame)
+
+    @functools.cached_property
+    def claims(self) -> list[tuple[Any, Any]]:
+        """(claim, its result) per declared claim; the result is the HarnessError when the records cannot give it."""
+        from harness import claims
+
+        computed = []
+        for claim in self.study.spec.report.claims:
+            try:
+                computed.append((claim, claims.compute(claim, self.frame, self.study.profile, self.study.axes)))
+            except HarnessError as exc:
+                computed.append((claim, exc))
+        return computed
+
+
+def read_study(name: str, profile: str, results: Path) -> StudyData:
+    study = spec.load(name, profile, components=False)
+    full = study if profile == "full" else spec.load(name, "full", study.path.parent, components=False)
+    records = study_records(study, results)
+    return StudyData(study, full, records, aggregate.long_frame(records))
 
 
 def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
     """Write every study's generated files; a study with no records gets a note saying how to produce them."""
     env = latex.environment(paper / "templates")
     generated, written = paper / "generated", []
+    data = {name: read_study(name, profile, results) for name in studies}
     for name in studies:
-        written.extend(render_study(spec.load(name, profile, components=False), results, generated, env))
+        written.extend(render_study(data[name], generated, env))
     # The document is one profile: a chapter left from another profile's render would sit beside this one's.
     # Rendering a few studies keeps the others' chapters of the same profile, and the tables that span the
     # thesis (verdicts, compute, artifact) then cover every study the document holds, not only those rendered.
     kept = drop_other_profiles(generated, profile)
     present = [*studies, *(name for name in kept if name not in studies)]
+    for name in present:
+        if name not in data:
+            data[name] = read_study(name, profile, results)
     target = generated / "verdicts.tex"
     files.atomic_write(target, env.get_template("verdicts.tex.j2").render(
-        rows=[row for name in present for row in claim_rows(spec.load(name, profile, components=False), results)],
-        profile=profile))
+        rows=[row for name in present for row in claim_rows(data[name])], profile=profile))
     compute = generated / "compute.tex"
     files.atomic_write(compute, env.get_template("compute.tex.j2").render(
-        rows=[compute_row(name, profile, results) for name in present], profile=profile))
+        rows=[compute_row(data[name], results) for name in present], profile=profile))
     artifact = generated / "artifact.tex"
     files.atomic_write(artifact, env.get_template("artifact.tex.j2").render(
-        rows=[row for name in present for row in artifact_rows(name, profile, results)], profile=profile))
+        rows=[row for name in present for row in artifact_rows(data[name])], profile=profile))
     return [*written, target, compute, artifact, write_chapter_list(present, paper, env)]
 
 
@@ -72,63 +107,52 @@ def drop_other_profiles(generated: Path, profile: str) -> list[str]:
     return sorted(kept, key=known.index)
 
 
-def artifact_rows(name: str, profile: str, results: Path) -> list[dict[str, Any]]:
+def artifact_rows(data: StudyData) -> list[dict[str, Any]]:
     """For the artifact appendix: each table and figure of a study, the runs behind it and their measured cost."""
     from harness.render import items
 
-    study = spec.load(name, profile, components=False)
-    records = {r.run_id: r for r in study_records(study, results)}
-    frame = aggregate.long_frame(records.values())
+    study = data.study
+    records = {r.run_id: r for r in data.records}
     rows = []
     for item in items.names(study.spec.report):
         if item in {c.name for c in study.spec.report.claims}:
             continue  # claims are listed in the conclusion
         try:
-            behind = items.runs_behind(study.spec.report, item, frame, profile, study.axes)
+            behind = items.runs_behind(study.spec.report, item, data.frame, study.profile, study.axes)
         except HarnessError:
             behind = set()
-        rows.append({"name": f"{name}/{item}", "runs": len(behind),
+        rows.append({"name": f"{study.name}/{item}", "runs": len(behind),
                      "hours": sum(records[r].timing.wall_s for r in behind if r in records) / 3600.0})
     return rows
 
 
-def compute_row(name: str, profile: str, results: Path) -> dict[str, Any]:
+def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
     """For the limitations chapter: the hours the rendered profile's records measured, and what the full
     profile would take (its runs, and its estimate, labelled as one, where it was not run)."""
-    study = spec.load(name, profile, components=False)
-    records = study_records(study, results)
-    full = spec.load(name, "full", components=False)
-    recorded_full = study_records(full, results) if profile != "full" else records
-    return {"study": name, "runs": len(study.runs), "recorded": len(records),
+    study, full, records = data.study, data.full, data.records
+    recorded_full = study_records(full, results) if study.profile != "full" else records
+    return {"study": study.name, "runs": len(study.runs), "recorded": len(records),
             "hours": sum(r.timing.wall_s for r in records) / 3600.0,
             "cpus": sorted({r.provenance.cpu or "unknown" for r in records}),
             "full_runs": len(full.runs), "full_recorded": len(recorded_full),
             "estimate": full.spec.profiles["full"].estimate}
 
 
-def claim_rows(study: spec.Study, results: Path) -> list[dict[str, Any]]:
+def claim_rows(data: StudyData) -> list[dict[str, Any]]:
     """One row per claim of a study for the conclusion's table: the original's claim and the verdict."""
-    from harness import claims
-
-    frame = aggregate.long_frame(study_records(study, results))
-    rows = []
-    for claim in study.spec.report.claims:
-        try:
-            verdict = claims.compute(claim, frame, study.profile, study.axes).verdict
-        except HarnessError:
-            verdict = "no records"
-        rows.append({"study": study.name, "claim": claim.name, "original": claim.original, "verdict": verdict})
-    return rows
+    return [{"study": data.study.name, "claim": claim.name, "original": claim.original,
+             "verdict": "no records" if isinstance(result, HarnessError) else result.verdict}
+            for claim, result in data.claims]
 
 
-def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.Environment) -> list[Path]:
+def render_study(data: StudyData, generated: Path, env: jinja2.Environment) -> list[Path]:
     """paper/generated/<study>/, replaced whole: an error or a kill midway leaves the previous render as it was."""
-    records = study_records(study, results)
-    trained, baseline_runs = baselines.split_records(records)
+    study = data.study
+    trained, baseline_runs = baselines.split_records(data.records)
     target = generated / study.name
     try:
         with swapped_in(target) as folder:
-            names = write_chapter(Chapter(study, records, aggregate.long_frame(trained), env, folder,
+            names = write_chapter(Chapter(data, aggregate.long_frame(trained), env, folder,
                                           aggregate.long_frame(baseline_runs)))
             (folder / PROFILE_STAMP).write_text(study.profile + "\n")
             names.append(PROFILE_STAMP)
@@ -141,12 +165,19 @@ def render_study(study: spec.Study, results: Path, generated: Path, env: jinja2.
 class Chapter:
     """What every file of one study's chapter is drawn from, and the folder they go to."""
 
-    study: spec.Study
-    records: list[store.RunRecord]
+    data: StudyData
     frame: pd.DataFrame  # the trained runs (no baselines)
     env: jinja2.Environment
     folder: Path
     baselines: pd.DataFrame = field(default_factory=pd.DataFrame)  # the baseline runs
+
+    @property
+    def study(self) -> spec.Study:
+        return self.data.study
+
+    @property
+    def records(self) -> list[store.RunRecord]:
+        return self.data.records
 
     @property
     def names(self) -> dict[str, str]:
@@ -176,8 +207,7 @@ class Chapter:
 def write_chapter(chapter: Chapter) -> list[str]:
     """The chapter's files, by name: setup, then each table, figure and the reference the report declares."""
     study, report = chapter.study, chapter.study.spec.report
-    full = study if study.profile == "full" else spec.load(study.name, "full", study.path.parent, components=False)
-    names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(full), rendered=study.profile),
+    names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(chapter.data.full), rendered=study.profile),
              write_generated_chapter(chapter)]
     if chapter.frame.empty:
         return names + [chapter.write("missing.tex", "missing.tex.j2", profile=study.profile,
@@ -282,13 +312,10 @@ def write_findings(chapter: Chapter) -> list[str]:
     its verdict and the original's claim it addresses. A claim this profile's records cannot compute says so."""
     from harness import claims
 
-    frame = aggregate.long_frame(chapter.records)
     items = []
-    for claim in chapter.study.spec.report.claims:
-        try:
-            result = claims.compute(claim, frame, chapter.study.profile, chapter.study.axes)
-        except HarnessError as exc:
-            items.append({"claim": claim, "missing": str(exc)})
+    for claim, result in chapter.data.claims:
+        if isinstance(result, HarnessError):
+            items.append({"claim": claim, "missing": str(result)})
             continue
         numbers = result.numbers()
         macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}

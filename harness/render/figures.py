@@ -13,8 +13,9 @@ import pandas as pd
 from harness import aggregate
 from harness.render import baselines
 from harness.render.axes import axis_name, label_text, metric_name, ordered
-from harness.render.schema import FigureSpec
+from harness.report import FigureSpec
 from harness.render.tables import Order, selected
+from harness import units
 
 
 @dataclass(frozen=True)
@@ -77,7 +78,7 @@ def figure_data(frame: pd.DataFrame, spec: FigureSpec, order: Order, names: Mapp
     plotted = [data.dropna(subset=[a for a in (spec.x, spec.y) if a and a in data and a != "metric"])]
     runs = sum(part["run_id"].nunique() for part in [*plotted, base] if part is not None and not part.empty)
     if spec.kind == "heatmap":
-        words = baselines.summary_words(base, [spec.x, spec.y], order, names or {}, 100.0)
+        words = baselines.summary_words(base, [spec.x, spec.y], order, names or {}, units.PERCENT)
         return Heatmap(heatmap_data(data, spec, order).grid, baselines.labels(base, order), words, runs), chosen
     return dataclasses.replace(lines_data(data, spec, order, base), runs=runs), chosen
 
@@ -126,7 +127,7 @@ def heatmap_data(data: pd.DataFrame, spec: FigureSpec, order: Order) -> Heatmap:
     summary = aggregate.summarise(data.dropna(subset=[spec.x, spec.y]), [spec.y, spec.x])
     grid = summary.pivot(index=spec.y, columns=spec.x, values="mean")
     grid = grid.reindex(index=ordered(list(grid.index), order.get(spec.y)),
-                        columns=ordered(list(grid.columns), order.get(spec.x))) * 100.0
+                        columns=ordered(list(grid.columns), order.get(spec.x))) * units.PERCENT
     return Heatmap(grid)
 
 
@@ -154,7 +155,7 @@ def draw_heatmap(plot: Heatmap, spec: FigureSpec, names: Mapping[str, str]) -> A
 
     rows, columns = plot.grid.shape
     fig, ax = plt.subplots(figsize=(1.0 + 0.9 * columns, 0.8 + 0.6 * rows))
-    sns.heatmap(plot.grid, annot=True, fmt=".1f", cmap="viridis",
+    sns.heatmap(plot.grid, annot=True, fmt=f".{units.HEATMAP_DECIMALS}f", cmap="viridis",
                 cbar_kws={"label": f"{metric_name(spec.metrics[0])} (%)"}, ax=ax)
     ax.set_xlabel(axis_name(spec.x, names))
     ax.set_ylabel(axis_name(spec.y, names))
@@ -166,7 +167,7 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
     import matplotlib.ticker
 
     # Drawn in percent (as the tables show them), metrics by their names; Lines keeps the records' keys.
-    shown = plot.data.assign(value=plot.data["value"] * 100.0, metric=plot.data["metric"].map(metric_name))
+    shown = plot.data.assign(value=plot.data["value"] * units.PERCENT, metric=plot.data["metric"].map(metric_name))
     hue_order = [metric_name(m) for m in plot.hue_order] if plot.by_metric else plot.hue_order
     panels = {} if plot.by_metric else {"col": "metric", "col_order": [metric_name(m) for m in spec.metrics]}
     grid = sns.relplot(data=shown, x=spec.x, y="value", hue=spec.hue, hue_order=hue_order, **panels,
@@ -212,9 +213,9 @@ def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> None:
         style = {"color": palette.get(ref.hue, "0.25"), "linestyle": DASHES.get(ref.label, (0, (4, 1, 1, 1))),
                  "linewidth": 1.2, "zorder": 1.5}
         if ref.x is None:
-            ax.axhline(ref.y[0] * 100.0, **style)
+            ax.axhline(ref.y[0] * units.PERCENT, **style)
         else:
-            ax.plot(ref.x, [y * 100.0 for y in ref.y], **style)
+            ax.plot(ref.x, [y * units.PERCENT for y in ref.y], **style)
         handles.setdefault(ref.name, matplotlib.lines.Line2D([], [], **style))
     grid.figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
                        ncol=min(len(handles), 3), frameon=False, title="no training (dashed)")

@@ -8,10 +8,10 @@ from collections.abc import Iterable
 import pandas as pd
 
 from harness import aggregate
+from harness.catalog import BASELINE_AXIS
 from harness.errors import HarnessError, suggest
-from harness.render.schema import ReportSpec
+from harness.report import ReportSpec
 
-BASELINE = "baseline"
 
 
 def names(report: ReportSpec) -> list[str]:
@@ -28,7 +28,7 @@ def _rows(frame: pd.DataFrame, metrics: Iterable[str], where: dict, axes: Iterab
     for axis in axes:
         if axis and axis not in ("epoch", "metric"):
             carries = data[axis].notna() if axis in data else pd.Series(False, index=data.index)
-            baseline = data[BASELINE].notna() if BASELINE in data else pd.Series(False, index=data.index)
+            baseline = data[BASELINE_AXIS].notna() if BASELINE_AXIS in data else pd.Series(False, index=data.index)
             data = data[carries | baseline]
     return set(data["run_id"])
 
@@ -38,8 +38,7 @@ def runs_behind(report: ReportSpec, item: str, frame: pd.DataFrame, profile: str
     """The run_ids an item is drawn from (`frame`: every record of the study, baselines included). A selected
     grid counts whole: the choice of its best cell reads every cell."""
     from harness import claims
-    from harness.render.protocols import strictly
-    from harness.render.schema import where_for
+    from harness.report import where_for
 
     if frame.empty:
         return set()
@@ -56,13 +55,13 @@ def runs_behind(report: ReportSpec, item: str, frame: pd.DataFrame, profile: str
     if item == "reference" and report.reference is not None:
         ref = report.reference
         metrics = [ref.metric, *(c.ours for c in ref.values)]
-        return _rows(frame[frame[BASELINE].isna()] if BASELINE in frame else frame, metrics,
+        return _rows(frame[frame[BASELINE_AXIS].isna()] if BASELINE_AXIS in frame else frame, metrics,
                      where_for(ref, profile), [ref.axis])
     if item == "protocols" and report.protocols is not None:
         found: set[str] = set()
         for claim in report.protocols.claims:
             for cell in (claim.faithful, claim.corrected):
-                runs = strictly(frame, where_for(cell, profile))
+                runs = aggregate.strictly(frame, where_for(cell, profile))
                 found |= set(aggregate.restrict(runs, [cell.metric or claim.metric])["run_id"])
         return found
     for claim in report.claims:

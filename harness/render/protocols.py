@@ -15,8 +15,9 @@ from harness import aggregate
 from harness.errors import HarnessError
 from harness.render import baselines
 from harness.render.axes import label_text
-from harness.render.schema import ProtocolCell, ProtocolClaim, ProtocolSpec, where_for
-from harness.render.tables import selected, summary_text
+from harness.report import ProtocolCell, ProtocolClaim, ProtocolSpec, where_for
+from harness.render.tables import summary_text
+from harness import units
 
 Order = Mapping[str, Sequence[Any]]
 
@@ -33,42 +34,18 @@ class Row:
     n: int  # seeds paired
 
 
-def strictly(frame: pd.DataFrame, where: Mapping[str, Any]) -> pd.DataFrame:
-    """Rows of runs that carry every axis of `where` with a wanted label (a list: any of them); null (alone or in
-    the list): runs without that axis. Stricter than a table's `where`, which keeps runs without the axis: here `where` names a protocol's
-    runs, and a run of another sweep must not count as one."""
-    for axis, wanted in where.items():
-        present = frame[axis].notna() if axis in frame else pd.Series(False, index=frame.index)
-        if wanted is None:
-            frame = frame[~present]
-            continue
-        labels = wanted if isinstance(wanted, list) else [wanted]  # a null among them: or without the axis
-        keep = present & frame[axis].isin([v for v in labels if v is not None]) if axis in frame else present
-        frame = frame[keep | ~present] if None in labels else frame[keep]
-    return frame
-
-
-def in_row(frame: pd.DataFrame, axes: Sequence[str], labels: Sequence[Any]) -> pd.DataFrame:
-    """Rows of runs with these labels; a run without one of the axes matches any of its labels (a corrected run
-    has no `budget`: it is compared at every budget)."""
-    for axis, label in zip(axes, labels):
-        if axis in frame:
-            frame = frame[frame[axis].isna() | (frame[axis] == label)]
-    return frame
-
-
 def cell_values(frame: pd.DataFrame, cell: ProtocolCell, claim: ProtocolClaim, profile: str,
                 names: Mapping[str, str], order: Order, epochs: pd.Series | None = None) -> pd.DataFrame:
     """The cell's rows of its metric at its epoch: one (run, epoch) row per run. `epochs` (seed -> epoch) is the
     faithful cell's reading, for the rule epoch: faithful."""
-    runs = strictly(frame, where_for(cell, profile))
+    runs = aggregate.strictly(frame, where_for(cell, profile))
     metric = cell.metric or claim.metric
     if cell.epoch == "faithful":
         data = aggregate.restrict(runs, [metric])
         data = data[data["epoch"] == data["seed"].map(epochs if epochs is not None else {})]
     else:
         data = aggregate.restrict(runs, [metric], epoch=cell.epoch)
-    data, _ = selected(runs, data, cell.select, names, order)
+    data, _ = aggregate.select(runs, data, cell.select, order)
     return data
 
 
@@ -81,9 +58,10 @@ def difference_text(interval: aggregate.Interval) -> tuple[str, int]:
     if interval.n == 0 or not np.isfinite(interval.mean):
         return "--", 0
     if interval.n < 2 or not np.isfinite(interval.half):
-        return f"${interval.mean * 100:+.2f}$", 0
+        return f"${units.fixed(interval.mean, sign=True)}$", 0
     sign = 1 if interval.low > 0 else -1 if interval.high < 0 else 0
-    return (f"${interval.mean * 100:+.2f}$ [${interval.low * 100:+.2f}$, ${interval.high * 100:+.2f}$]", sign)
+    return (f"${units.fixed(interval.mean, sign=True)}$ [${units.fixed(interval.low, sign=True)}$, "
+            f"${units.fixed(interval.high, sign=True)}$]", sign)
 
 
 def their_number(original: pd.DataFrame, spec: ProtocolSpec, claim: ProtocolClaim, labels: Sequence[Any]) -> str:
@@ -103,7 +81,7 @@ def their_number(original: pd.DataFrame, spec: ProtocolSpec, claim: ProtocolClai
     values = rows[claim.theirs].dropna()
     if values.empty:
         return "--"
-    return f"{float(values.iloc[0]) * (1.0 if spec.percent_in_file else 100.0):.2f}"
+    return units.fixed(float(values.iloc[0]), 1.0 if spec.percent_in_file else units.PERCENT)
 
 
 def row_labels(data: pd.DataFrame, axes: Sequence[str], order: Order) -> list[tuple[Any, ...]]:
@@ -126,15 +104,15 @@ def protocol_rows(frame: pd.DataFrame, spec: ProtocolSpec, original: pd.DataFram
     for claim in spec.claims:
         faithful_all = cell_values(frame, claim.faithful, claim, profile, names, order)
         for labels in row_labels(faithful_all, spec.rows, order):
-            faithful = in_row(faithful_all, spec.rows, labels)
+            faithful = aggregate.in_row(faithful_all, spec.rows, labels)
             epochs = faithful.groupby("seed")["epoch"].min()
-            corrected = cell_values(in_row(frame, spec.rows, labels), claim.corrected, claim, profile, names, order,
+            corrected = cell_values(aggregate.in_row(frame, spec.rows, labels), claim.corrected, claim, profile, names, order,
                                     epochs)
             f_values, c_values = per_seed(faithful), per_seed(corrected)
             difference = aggregate.paired_difference(c_values.to_dict(), f_values.to_dict())
             text, sign = difference_text(difference)
             rows.append(Row(claim.label, [label_text(v) for v in labels],
                             their_number(original, spec, claim, labels),
-                            summary_text(f_values, 100.0, spec.spread), summary_text(c_values, 100.0), text, sign,
+                            summary_text(f_values, units.PERCENT, spec.spread), summary_text(c_values, units.PERCENT), text, sign,
                             difference.n))
     return rows

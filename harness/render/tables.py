@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate
-from harness.errors import HarnessError
 from harness.render import baselines
-from harness.render.axes import chosen_words, label_text, natural_key, ordered
+from harness.render.axes import label_text, natural_key, ordered, selection_words
 from harness.render.baselines import Baseline
-from harness.render.schema import ReferenceSpec, SelectSpec, TableSpec, where_for
+from harness.report import ReferenceSpec, SelectSpec, TableSpec, where_for
+from harness import units
 
 Order = Mapping[str, Sequence[Any]]  # axis -> its labels as the matrix declares them
 # A cell whose seeds' standard deviation exceeds this share of its mean is flagged (a dagger and a caption
@@ -67,8 +67,8 @@ def cell_text(mean: float, half: float, n: int, scale: float) -> str:
     if not np.isfinite(mean):
         return "--"
     if n < 2 or not np.isfinite(half):
-        return f"{mean * scale:.2f}"
-    return f"{mean * scale:.2f} $\\pm$ {half * scale:.2f}"
+        return units.fixed(mean, scale)
+    return f"{units.fixed(mean, scale)} $\\pm$ {units.fixed(half, scale)}"
 
 
 def summary_text(values: pd.Series | None, scale: float, spread: bool = False) -> str:
@@ -76,32 +76,16 @@ def summary_text(values: pd.Series | None, scale: float, spread: bool = False) -
     ci = aggregate.interval([] if values is None else values.tolist())
     text = cell_text(ci.mean, ci.half, ci.n, scale)
     if spread and ci.n >= 2:
-        text += f" [{float(values.min()) * scale:.2f}--{float(values.max()) * scale:.2f}]"
+        text += f" [{units.fixed(float(values.min()), scale)}--{units.fixed(float(values.max()), scale)}]"
     return text
 
 
 def selected(frame: pd.DataFrame, data: pd.DataFrame, select: SelectSpec | None, names: Mapping[str, str],
              order: Order | None = None) -> tuple[pd.DataFrame, str | None]:
-    """`data` narrowed to the grid cell that `select` chooses on the whole frame, and that cell in words."""
-    if select is None:
-        return data, None
-    if select.per is None:
-        choice = aggregate.best_cell(frame, select.axes, select.by, order)
-        return aggregate.keep_cell(data, choice), chosen_words(choice, names)
-    if select.per not in frame:
-        raise HarnessError(f"select.per: no run has the axis '{select.per}'")
-    parts, words = [data[data[select.per].isna()]], []  # runs outside the groups (baselines) stay
-    labels = sorted(frame[select.per].dropna().unique(), key=lambda v: aggregate.declared_rank((v,), order or {}, [select.per]))
-    for label in labels:
-        group, rows = frame[frame[select.per] == label], data[data[select.per] == label]
-        axes = [axis for axis in select.axes if axis in group and group[axis].notna().any()]
-        if not axes:  # nothing was tuned for this label: its runs stay as they are
-            parts.append(rows)
-            continue
-        choice = aggregate.best_cell(group, axes, select.by, order)
-        parts.append(aggregate.keep_cell(rows, choice))
-        words.append(f"{label_text(label)}: {chosen_words(choice, names)}")
-    return pd.concat(parts), "; ".join(words) or None
+    """`data` narrowed to the grid cell that `select` chooses on the whole frame (aggregate.select), and that cell
+    in words for a caption."""
+    data, choices = aggregate.select(frame, data, select, order)
+    return data, selection_words(choices, names)
 
 
 def failed_cells(failed: Sequence[Mapping[str, Any]], spec: TableSpec) -> list[Mapping[str, Any]]:
@@ -154,7 +138,7 @@ def table(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequence[M
     values, rows, columns, base, chosen, failed = (grid.values, grid.rows, grid.columns, grid.base, grid.chosen,
                                                    grid.failed)
     all_rows, all_columns = [*base.rows, *rows], [*base.columns, *columns]
-    scale = 100.0 if spec.percent else 1.0
+    scale = units.PERCENT if spec.percent else 1.0
     cells: dict[tuple[Any, Any], Cell] = {}
     for row in all_rows:
         for column in all_columns:
@@ -312,7 +296,7 @@ def reference_rows(labels: Sequence[Any], declared: Sequence[Any] | None) -> lis
 
 def reference_row(row: Any, theirs_row: pd.DataFrame, mine: pd.DataFrame, ref: ReferenceSpec,
                   their_cols: Sequence[Any], our_cols: Sequence[Any]) -> dict[str, Any]:
-    theirs_scale = 1.0 if ref.percent_in_file else 100.0
+    theirs_scale = 1.0 if ref.percent_in_file else units.PERCENT
     if ref.columns is not None:
         series = theirs_row.set_index(ref.columns)[ref.value_column]
         theirs = [series.get(c) for c in their_cols]
@@ -324,6 +308,6 @@ def reference_row(row: Any, theirs_row: pd.DataFrame, mine: pd.DataFrame, ref: R
         ours = [mine.loc[c.ours] if c.ours in mine.index else None for c in ref.values]
     return {
         "label": row,
-        "theirs": [f"{v * theirs_scale:.2f}" if v is not None and pd.notna(v) else "--" for v in theirs],
-        "ours": [cell_text(c["mean"], c["ci95"], int(c["n"]), 100.0) if c is not None else "--" for c in ours],
+        "theirs": [units.fixed(v, theirs_scale) if v is not None and pd.notna(v) else "--" for v in theirs],
+        "ours": [cell_text(c["mean"], c["ci95"], int(c["n"]), units.PERCENT) if c is not None else "--" for c in ours],
     }

@@ -11,12 +11,10 @@ from typing import Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from harness import catalog
+from harness.catalog import BASELINE_AXIS, BASELINE_LABELS
 from harness.errors import ConfigError, suggest
-from harness.render.prose import hand_typed
+from harness.prose import hand_typed
 from harness.schema import Strict
-
-BASELINE_AXIS = "baseline"  # the reserved matrix axis of baseline runs (harness.catalog.BASELINE_AXIS)
-BASELINE_LABELS = ("raw_input", "untrained")  # its labels (harness.catalog.BASELINES)
 
 
 class SelectSpec(Strict):

@@ -1,0 +1,69 @@
+"""execute: runs are started parents first and never after a parent that did not finish; reruns are compared
+metric by metric; the one Target crosses a process start."""
+
+from __future__ import annotations
+
+import math
+import pickle
+from pathlib import Path
+from types import SimpleNamespace
+
+from harness import execute, spec
+from harness.plan import parents_first
+
+
+def chain_runs():
+    study = spec.load("loss_epochs", "smoke", components=False)
+    chain = parents_first([r for r in study.runs if r.axes.get("protocol") == "original"])
+    assert chain[0].parent is None and all(b.parent == a.run_id for a, b in zip(chain, chain[1:]))
+    return chain
+
+
+def outcome(status):
+    return None if status is None else SimpleNamespace(status=status)
+
+
+def test_a_run_whose_parent_failed_or_went_elsewhere_is_not_started():
+    chain = chain_runs()
+    for parent_gives in ("failed", None):  # a failed record; another process has the parent
+        started = []
+
+        def train_one(run, gives=parent_gives):
+            started.append(run.run_id)
+            return outcome(gives if run is chain[1] else "ok")
+
+        got = list(execute.in_order(chain, train_one))
+        assert started == [chain[0].run_id, chain[1].run_id]  # nothing after the parent that did not finish
+        assert [r is execute.PARENT_UNFINISHED for _, r in got[2:]] == [True] * (len(chain) - 2)
+        assert [run for run, _ in got] == chain
+
+
+def test_runs_outside_a_chain_go_on_after_a_failure():
+    study = spec.load("loss_epochs", "smoke", components=False)
+    free = [r for r in study.runs if r.parent is None][:3]
+    got = list(execute.in_order(free, lambda run: outcome("failed")))
+    assert [r.status for _, r in got] == ["failed"] * 3
+
+
+def test_a_consumer_that_stops_starts_nothing_more():
+    chain = chain_runs()
+    started = []
+    walk = execute.in_order(chain, lambda run: started.append(run) or outcome("ok"))
+    next(walk)
+    walk.close()
+    assert started == chain[:1]
+
+
+def test_metrics_compared_epoch_by_epoch_and_a_missing_value_is_infinite():
+    recorded = [{"epoch": 1, "a": 0.5, "b": 0.25}, {"epoch": 2, "a": 0.75}]
+    rerun = [{"epoch": 1, "a": 0.5, "b": 0.2}, {"epoch": 2, "a": 0.75, "c": 0.1}]
+    lines = execute.compare_metrics(recorded, rerun, tolerance=0.01)
+    assert [round(diff, 6) for _, diff in lines] == [0.0, 0.05, 0.0, math.inf]
+    assert "identical" in lines[0][0] and "DIFFERS" in lines[1][0] and "MISSING in the record" in lines[3][0]
+    assert execute.largest_difference(recorded, rerun) == (math.inf, 4)
+    assert execute.largest_difference(recorded, recorded) == (0.0, 3)
+
+
+def test_a_target_crosses_a_process_start():
+    target = execute.Target(Path("results"), None, True, ("harness", "run", "x"), False)
+    assert pickle.loads(pickle.dumps(target)) == target
