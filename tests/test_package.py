@@ -102,7 +102,10 @@ STAGES = (
     ("execute", ("harness.execute", "harness.jobs")),
     ("aggregate", ("harness.aggregate",)),
     ("claims", ("harness.claims",)),
-    ("render", ("harness.render",)),
+    ("render", ("harness.render.axes", "harness.render.baselines", "harness.render.facts", "harness.render.figures",
+                "harness.render.latex", "harness.render.pdf", "harness.render.protocols", "harness.render.tables")),
+    ("report kinds", ("harness.render.kinds",)),  # each kind of item, over the render parts above
+    ("document", ("harness.render",)),  # the chapters and the thesis-wide tables, item by item through the kinds
     ("verification", ("harness.verification",)),
     ("commands", ("harness.cli", "harness.__main__", "harness.demo", "harness.rehearsal")),
 )

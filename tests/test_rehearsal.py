@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from harness import rehearsal
@@ -27,6 +28,7 @@ def test_a_class_of_generated_images_is_seeded_photo_sized_and_in_cub_layout(tmp
     assert abs(portrait - rehearsal.PORTRAIT_SHARE) < 0.1
 
 
+@pytest.mark.filterwarnings("ignore:The image decoding:DeprecationWarning")  # torchvision 0.29 on decode_jpeg
 def test_decode_rates_are_positive_for_every_stage_and_leave_a_cache_at_the_training_size(tmp_path: Path):
     rehearsal._write_class((tmp_path, 1, 2))
     paths = sorted((tmp_path / "images").rglob("*.jpg"))

@@ -21,10 +21,10 @@ import pandas as pd
 from harness import aggregate, files, spec, store
 from harness.plan import study_records
 from harness.errors import HarnessError
-from harness.render import PAPER_DIR, baselines, figures, latex, protocols, tables
-from harness.render.axes import axis_name
-from harness.render.facts import failed_axes, planned_facts, setup_facts
-from harness.report import FigureSpec, ProtocolSpec, ReferenceSpec, TableSpec, where_for
+from harness.render import PAPER_DIR, baselines, latex
+from harness.render.facts import planned_facts, setup_facts
+from harness.render import kinds
+from harness.render.kinds import KINDS
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,8 +205,8 @@ class Chapter:
 
 
 def write_chapter(chapter: Chapter) -> list[str]:
-    """The chapter's files, by name: setup, then each table, figure and the reference the report declares."""
-    study, report = chapter.study, chapter.study.spec.report
+    """The chapter's files, by name: setup, then each item the report declares (harness.render.kinds)."""
+    study = chapter.study
     names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(chapter.data.full), rendered=study.profile),
              write_generated_chapter(chapter)]
     if chapter.frame.empty:
@@ -214,15 +214,8 @@ def write_chapter(chapter: Chapter) -> list[str]:
                                       expected=len(study.runs))]
     facts = setup_facts(chapter.records, study.profile, study.description)
     names.append(chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=len(study.runs)))
-    for table in report.tables:
-        names += write_table(chapter, table, facts)
-    for figure in report.figures:
-        names += write_figure(chapter, figure, facts)
-    if report.reference is not None:
-        names += write_reference(chapter, report.reference, facts)
-    if report.protocols is not None:
-        names += write_protocols(chapter, report.protocols, facts)
-    names += write_findings(chapter)
+    for kind in KINDS:  # tables, figures, the reference, the protocols table, the findings
+        names += kind.write(chapter, facts)
     return names
 
 
@@ -231,10 +224,8 @@ def write_generated_chapter(chapter: Chapter) -> str:
     so that a new study appears in the PDF with its question, protocol, tables, figures and findings."""
     study, report = chapter.study, chapter.study.spec.report
     return chapter.write("chapter.tex", "chapter.tex.j2", title=study.spec.title, question=study.spec.question,
-                         items=[f"table_{t.name}" for t in report.tables] + [f"figure_{f.name}" for f in report.figures],
-                         claims=bool(report.claims),
-                         compared=["reference"] * (report.reference is not None)
-                         + ["protocols"] * (report.protocols is not None))
+                         items=kinds.inputs(report, "results"), claims=bool(kinds.inputs(report, "findings")),
+                         compared=kinds.inputs(report, "compared"))
 
 
 STUDY_CHAPTER = re.compile(r"^[^%\n]*\\studychapter\{([^}]+)\}", re.MULTILINE)
@@ -248,89 +239,6 @@ def write_chapter_list(studies: Sequence[str], paper: Path, env: jinja2.Environm
     files.atomic_write(target, env.get_template("chapters.tex.j2").render(
         studies=[name for name in studies if name not in placed]))
     return target
-
-
-def write_table(chapter: Chapter, item: TableSpec, facts: dict[str, Any]) -> list[str]:
-    name = f"table_{item.name}.tex"
-    if absent := chapter.absent(item.rows, item.columns):
-        return chapter.omitted(name, absent)
-    data = tables.table(chapter.frame, item, chapter.study.axes, failed_axes(chapter.records), chapter.names,
-                        chapter.baselines)
-    return [chapter.write(name, "table.tex.j2", table=item, rows=data.rows, columns=data.columns, cells=data.cells,
-                          facts=facts, ns=data.ns, row_label=axis_name(item.rows, chapter.names),
-                          column_label=axis_name(item.columns, chapter.names), chosen=data.chosen,
-                          baseline_rows=data.baseline_rows, baseline_columns=data.baseline_columns,
-                          compare_to=data.compare_to, compare_in_row=data.compare_in_row,
-                          compare_found=data.compare_found,
-                          wild=f"{tables.WILD_SD_SHARE:.0%}".replace("%", "\\,\\%") if any(
-                              cell.wild for cell in data.cells.values()) else "",
-                          baseline_note=baselines.table_note(data.baseline_rows, data.baseline_columns,
-                                                             item.columns == "epoch"))]
-
-
-def write_figure(chapter: Chapter, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
-    name = f"figure_{item.name}"
-    if absent := chapter.absent(item.x, item.hue, item.y):
-        return chapter.omitted(f"{name}.tex", absent)
-    plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names, chapter.baselines)
-    figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf")
-    return [f"{name}.pdf", chapter.write(f"{name}.tex", "figure.tex.j2", figure=item, facts=facts, chosen=chosen,
-                                         runs=plot.runs,
-                                         path=f"generated/{chapter.study.name}/{name}.pdf",
-                                         baseline_note=figures.note(plot, item))]
-
-
-def write_reference(chapter: Chapter, ref: ReferenceSpec, facts: dict[str, Any]) -> list[str]:
-    if absent := chapter.absent(ref.axis):
-        return chapter.omitted("reference.tex", absent)
-    original = pd.read_csv(chapter.study.path.parent / ref.file)
-    data = tables.reference(chapter.frame, ref, original, chapter.study.axes, chapter.study.profile)
-    return [chapter.write("reference.tex", "reference.tex.j2", ref=ref, their_cols=data.their_cols,
-                          our_cols=data.our_cols, body=data.body, facts=facts,
-                          row_label=axis_name(ref.axis, chapter.names), by_epoch=ref.columns is not None,
-                          # null (runs without that axis) is a filter, not a setting: the caption leaves it out
-                          shown_where={k: v for k, v in where_for(ref, chapter.study.profile).items()
-                                       if v is not None})]
-
-
-def write_protocols(chapter: Chapter, spec: ProtocolSpec, facts: dict[str, Any]) -> list[str]:
-    if absent := chapter.absent(*spec.rows):
-        return chapter.omitted("protocols.tex", absent)
-    original = pd.read_csv(chapter.study.path.parent / spec.file)
-    rows = protocols.protocol_rows(chapter.frame, spec, original, chapter.study.axes, chapter.study.profile,
-                                   chapter.names)
-    if not rows:
-        return chapter.omitted("protocols.tex", ["(no run of the original's protocol)"])
-    return [chapter.write("protocols.tex", "protocols.tex.j2", spec=spec, rows=rows, facts=facts,
-                          axes=[axis_name(a, chapter.names) for a in spec.rows],
-                          several=len({r.claim for r in rows}) > 1, ns=sorted({r.n for r in rows}),
-                          notes=[c for c in spec.claims if c.note])]
-
-
-def write_findings(chapter: Chapter) -> list[str]:
-    """findings.tex: each claim's sentence, its numbers as macros (defined in the same file from the records),
-    its verdict and the original's claim it addresses. A claim this profile's records cannot compute says so."""
-    from harness import claims
-
-    items = []
-    for claim, result in chapter.data.claims:
-        if isinstance(result, HarnessError):
-            items.append({"claim": claim, "missing": str(result)})
-            continue
-        numbers = result.numbers()
-        macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}
-        items.append({"claim": claim, "verdict": result.verdict, "numbers": numbers, "macros": macros,
-                      "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name)})
-    if not items:
-        return []
-    return [chapter.write("findings.tex", "findings.tex.j2", items=items, profile=chapter.study.profile)]
-
-
-def sentence_tex(sentence: str, study: str, claim: str) -> str:
-    """A claim's sentence as LaTeX: its text escaped, each {placeholder} the macro of that number."""
-    parts = re.split(r"\{(\w+)\}", sentence)
-    return "".join(latex.latex_escape(part) if i % 2 == 0 else f"\\claimval{{{study}}}{{{claim}}}{{{part}}}"
-                   for i, part in enumerate(parts))
 
 
 @contextlib.contextmanager

@@ -1,0 +1,29 @@
+"""render.kinds: every kind of report item goes through one interface, and every item a study file declares
+belongs to exactly one kind (a field added to the report schema without a kind fails here)."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness import spec
+from harness.render import items, kinds
+from harness.report import ReportSpec
+
+INTERFACE = ("NAME", "SECTION", "specs", "item_name", "inputs", "write", "runs_behind", "verify")
+
+
+@pytest.mark.parametrize("kind", kinds.KINDS, ids=lambda k: k.NAME)
+def test_each_kind_offers_the_whole_interface(kind):
+    assert all(hasattr(kind, name) for name in INTERFACE), [n for n in INTERFACE if not hasattr(kind, n)]
+
+
+def test_every_declared_item_belongs_to_one_kind():
+    fields = set(ReportSpec.model_fields) - {"axis_labels"}
+    for name in spec.list_studies():
+        report = spec.load(name, "quick", components=False).spec.report
+        declared = sum(len(value) if isinstance(value, list) else value is not None
+                       for value in (getattr(report, f) for f in fields))
+        found = kinds.items(report)
+        assert len(found) == declared, name
+        assert len({items.names(report).count(n) for n in items.names(report)}) == 1  # names are unique
+    assert len(fields) == len(kinds.KINDS)  # one schema field per kind
