@@ -85,7 +85,7 @@ def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str) -> pd.DataFra
 
 
 def per_seed(data: pd.DataFrame) -> dict[Any, float]:
-    return data.groupby("seed")["value"].mean().to_dict()
+    return aggregate.seed_values(data).to_dict()
 
 
 def verdict_of(claim: ClaimSpec, parts: Sequence[Part]) -> str:

@@ -57,6 +57,13 @@ class TableSpec(Strict):
     def _epoch(cls, rule: str) -> str:
         return _epoch_rule(rule)
 
+    def shown_metrics(self) -> list[str]:
+        return [self.metric]
+
+    def placed_axes(self) -> dict[str, str | None]:
+        """Where the item puts matrix axes (or "epoch"): its field -> the axis."""
+        return {"rows": self.rows, "columns": self.columns}
+
 
 class FigureSpec(Strict):
     name: str
@@ -76,6 +83,17 @@ class FigureSpec(Strict):
         if self.kind == "heatmap" and (self.y is None or len(self.metrics) != 1):
             raise ConfigError(f"report.figures '{self.name}': a heatmap needs 'y' (an axis) and exactly one metric")
         return self
+
+    @property
+    def epoch(self) -> str:
+        """Curves over epochs show every epoch; anything else each run's last (figures.figure_data)."""
+        return "all"
+
+    def shown_metrics(self) -> list[str]:
+        return list(self.metrics)
+
+    def placed_axes(self) -> dict[str, str | None]:
+        return {"x": self.x, "hue": self.hue, "y": self.y}
 
 
 class Comparison(Strict):
@@ -276,25 +294,23 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
 
     for kind, items in (("tables", report.tables), ("figures", report.figures)):
         for i, item in enumerate(items):
-            for attr in ("rows", "columns", "x", "hue", "y"):
+            for attr, axis in item.placed_axes().items():
                 # An axis of another profile is fine: this profile's render leaves that table out.
-                check_axis(f"report.{kind}[{i}].{attr}", getattr(item, attr, None),
-                           (*anywhere, *("metric",) * (attr == "hue")))
+                check_axis(f"report.{kind}[{i}].{attr}", axis, (*anywhere, *("metric",) * (attr == "hue")))
             for axis in item.where:
                 check_axis(f"report.{kind}[{i}].where", axis, tuple(anywhere))
-            for metric in getattr(item, "metrics", None) or [item.metric]:
+            for metric in item.shown_metrics():
                 check_metric(f"report.{kind}[{i}]", metric)
-            compare_to = getattr(item, "compare_to", None)
-            if compare_to is not None and item.rows in order:
-                check_row_label(f"report.{kind}[{i}].compare_to", compare_to, item.rows)
-            select = getattr(item, "select", None)
+            if isinstance(item, TableSpec) and item.compare_to is not None and item.rows in order:
+                check_row_label(f"report.{kind}[{i}].compare_to", item.compare_to, item.rows)
+            select = item.select
             if select is not None:
                 for axis in select.axes:  # with `per`, a method's grid may be another profile's
                     check_axis(f"report.{kind}[{i}].select.axes", axis, tuple(anywhere) if select.per else ())
                 if select.per is not None:
                     check_axis(f"report.{kind}[{i}].select.per", select.per)
                 check_metric(f"report.{kind}[{i}].select.by", select.by)
-            rule = getattr(item, "epoch", "all")
+            rule = item.epoch
             if rule.startswith("best:"):
                 check_metric(f"report.{kind}[{i}].epoch", rule.removeprefix("best:"))
     for axis in report.axis_labels:

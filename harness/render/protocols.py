@@ -50,7 +50,7 @@ def cell_values(frame: pd.DataFrame, cell: ProtocolCell, claim: ProtocolClaim, p
 
 
 def per_seed(data: pd.DataFrame) -> pd.Series:
-    return data.groupby("seed")["value"].mean()
+    return aggregate.seed_values(data)
 
 
 def difference_text(interval: aggregate.Interval) -> tuple[str, int]:

@@ -116,7 +116,7 @@ def cell_values(frame: pd.DataFrame, spec: TableSpec, order: Order, failed: Sequ
     data = aggregate.restrict(frame, [spec.metric], spec.where, spec.epoch)
     data, chosen = selected(frame, data, spec.select, names or {}, order)
     data = data.dropna(subset=[spec.rows, spec.columns])
-    values: Values = {(r, c): group.groupby("seed")["value"].mean()
+    values: Values = {(r, c): aggregate.seed_values(group)
                       for (r, c), group in data.groupby([spec.rows, spec.columns], sort=False)}
     failed = failed_cells(failed, spec)
     rows = ordered([r for r, _ in values] + [a[spec.rows] for a in failed], order.get(spec.rows))

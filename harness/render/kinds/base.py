@@ -167,9 +167,8 @@ def selection_metrics(spec: Any, metrics: Sequence[str]) -> list[str]:
     metrics = list(metrics)
     if spec.select is not None:
         metrics.append(spec.select.by)
-    epoch = getattr(spec, "epoch", "all")
-    if epoch.startswith("best:"):
-        metrics.append(epoch.removeprefix("best:"))
+    if spec.epoch.startswith("best:"):
+        metrics.append(spec.epoch.removeprefix("best:"))
     return metrics
 
 
@@ -182,7 +181,7 @@ def check_runs(name: str, kind: str, rerun: Rerun, run_ids: set[str]) -> ItemChe
     if frames[0].empty:
         return item
     axes = [c for c in frames[0].columns if c not in ("run_id", "seed", "value") and frames[0][c].notna().any()]
-    points = [{key: group.groupby("seed")["value"].mean()
+    points = [{key: aggregate.seed_values(group)
                for key, group in frame.fillna({a: "-" for a in axes}).groupby(axes, sort=False)} for frame in frames]
     for key in dict.fromkeys([*points[0], *points[1]]):
         item.cells.append(CellDiff(cell_words(key), *(interval(p.get(key)) for p in points),

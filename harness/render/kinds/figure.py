@@ -62,7 +62,7 @@ def verify(spec: FigureSpec, rerun: Rerun) -> ItemCheck | None:
         trained = baselines.trained_only(frames.trained)
         data = aggregate.restrict(trained, spec.metrics, spec.where, "all" if spec.x == "epoch" else "last")
         data, words = tables.selected(trained, data, spec.select, rerun.names, rerun.order)
-        points.append({key: group.groupby("seed")["value"].mean()
+        points.append({key: aggregate.seed_values(group)
                        for key, group in data.dropna(subset=axes).groupby(axes, sort=False)})
         chosen.append(words)
     for key in dict.fromkeys([*points[0], *points[1]]):
