@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from harness.catalog import BASELINE_AXIS
 from harness.errors import HarnessError
 
 if TYPE_CHECKING:
@@ -160,6 +161,25 @@ def in_row(frame: pd.DataFrame, axes: Sequence[str], labels: Sequence[Any]) -> p
         if axis in frame:
             frame = frame[frame[axis].isna() | (frame[axis] == label)]
     return frame
+
+
+def cell_rows(frame: pd.DataFrame, where: Mapping[str, Any], metric: str, epoch: str | int = "last",
+              select_by: SelectSpec | None = None, order: Mapping[str, Sequence[Any]] | None = None, *,
+              trained_only: bool = False, faithful_epochs: pd.Series | None = None) -> pd.DataFrame:
+    """The rows one cell of a claim or of an original-versus-ours table reads: runs carrying every axis of `where`
+    (strictly), without baselines when `trained_only`, its metric at its epoch rule ("last", "best:<metric>", an
+    evaluated epoch, or "faithful": each seed's epoch in `faithful_epochs`), narrowed by `select_by`."""
+    runs = strictly(frame, where)
+    if trained_only and BASELINE_AXIS in runs:
+        runs = runs[runs[BASELINE_AXIS].isna()]
+    if isinstance(epoch, int) or epoch == "faithful":
+        data = restrict(runs, [metric])
+        wanted = epoch if isinstance(epoch, int) else data["seed"].map(
+            faithful_epochs if faithful_epochs is not None else {})
+        data = data[data["epoch"] == wanted]
+    else:
+        data = restrict(runs, [metric], epoch=epoch)
+    return select(runs, data, select_by, order)[0]
 
 
 def summarise(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:

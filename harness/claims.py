@@ -71,17 +71,9 @@ class Result:
 
 def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str) -> pd.DataFrame:
     """The rows of a cell's runs (strict `where`; baselines only when asked for), its metric at its epoch rule."""
-    where = where_for(cell, profile)
-    runs = aggregate.strictly(frame, where)  # the same strict `where` as the protocols table
-    if BASELINE_AXIS not in where and BASELINE_AXIS in runs:
-        runs = runs[runs[BASELINE_AXIS].isna()]
-    if isinstance(cell.epoch, int):
-        data = aggregate.restrict(runs, [cell.metric])
-        data = data[data["epoch"] == cell.epoch]
-    else:
-        data = aggregate.restrict(runs, [cell.metric], epoch=cell.epoch)
-    data, _ = aggregate.select(runs, data, cell.select)
-    return data
+    where = where_for(cell, profile)  # the same strict `where` as the protocols table
+    return aggregate.cell_rows(frame, where, cell.metric, cell.epoch, cell.select,
+                               trained_only=BASELINE_AXIS not in where)
 
 
 def per_seed(data: pd.DataFrame) -> dict[Any, float]:

@@ -12,6 +12,7 @@ from scipy import stats
 
 from harness import aggregate, identity, store
 from harness.errors import HarnessError
+from tests.conftest import frame
 
 
 def record(axes: dict, seed: int, metrics: list[dict], status: str = "ok") -> store.RunRecord:
@@ -214,3 +215,17 @@ def test_epoch_best_on_a_metric_keeps_each_runs_epoch_where_it_peaked():
     by_test = aggregate.restrict(data, ["acc"], epoch="best:acc")
     assert sorted(by_test[["run_id", "epoch"]].values.tolist()) == [["r0", 2], ["r1", 1]]
     assert aggregate.restrict(data, ["acc"], epoch="last")["epoch"].tolist() == [3, 1]
+
+
+def test_a_cell_reads_its_runs_strictly_at_its_epoch_rule():
+    rows = [({"loss": "a"}, "a0", 0, 1, "acc", 0.1), ({"loss": "a"}, "a0", 0, 2, "acc", 0.2),
+            ({"loss": "a"}, "a1", 1, 1, "acc", 0.3), ({"loss": "a"}, "a1", 1, 2, "acc", 0.4),
+            ({"loss": "b"}, "b0", 0, 2, "acc", 0.9), ({"baseline": "raw_input"}, "r0", 0, 0, "acc", 0.5)]
+    data = frame(rows)
+    assert aggregate.cell_rows(data, {"loss": "a"}, "acc")["value"].tolist() == [0.2, 0.4]  # last epoch
+    assert aggregate.cell_rows(data, {"loss": "a"}, "acc", 1)["value"].tolist() == [0.1, 0.3]
+    faithful = pd.Series({0: 1, 1: 2})  # each seed's epoch, as the original's way read it
+    assert aggregate.cell_rows(data, {"loss": "a"}, "acc", "faithful",
+                               faithful_epochs=faithful)["value"].tolist() == [0.1, 0.4]
+    # A `where` naming no axis keeps every run; trained_only drops the baselines.
+    assert set(aggregate.cell_rows(data, {}, "acc", trained_only=True)["run_id"]) == {"a0", "a1", "b0"}

@@ -38,15 +38,8 @@ def cell_values(frame: pd.DataFrame, cell: ProtocolCell, claim: ProtocolClaim, p
                 names: Mapping[str, str], order: Order, epochs: pd.Series | None = None) -> pd.DataFrame:
     """The cell's rows of its metric at its epoch: one (run, epoch) row per run. `epochs` (seed -> epoch) is the
     faithful cell's reading, for the rule epoch: faithful."""
-    runs = aggregate.strictly(frame, where_for(cell, profile))
-    metric = cell.metric or claim.metric
-    if cell.epoch == "faithful":
-        data = aggregate.restrict(runs, [metric])
-        data = data[data["epoch"] == data["seed"].map(epochs if epochs is not None else {})]
-    else:
-        data = aggregate.restrict(runs, [metric], epoch=cell.epoch)
-    data, _ = aggregate.select(runs, data, cell.select, order)
-    return data
+    return aggregate.cell_rows(frame, where_for(cell, profile), cell.metric or claim.metric, cell.epoch, cell.select,
+                               order, faithful_epochs=epochs)
 
 
 def per_seed(data: pd.DataFrame) -> pd.Series:
