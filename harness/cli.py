@@ -21,6 +21,10 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--results", type=Path, default=store.RESULTS_DIR, help="results folder (default: results)")
 
 
+def _add_data(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+
+
 def _progress_wanted(args: argparse.Namespace) -> bool:
     return not args.no_progress and sys.stderr.isatty()
 
@@ -177,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run every missing run of a study's matrix")
     run.add_argument("study")
     _add_common(run)
-    run.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+    _add_data(run)
     run.add_argument("--shard", default=None, help="run only slice i of n (1-based), e.g. 3/16")
     run.add_argument("--rerun-failed", action="store_true", help="also retry runs recorded as failed")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -203,7 +207,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("study", help="a study, or study/item: only the runs behind one table, figure or claim "
                                       "(its caption names it)")
     _add_common(verify)
-    verify.add_argument("--data", type=Path, default=None)
+    _add_data(verify)
     verify.add_argument("--sample", type=int, default=None, help="rerun only the first N recorded runs (N >= 1)")
     verify.add_argument("--tolerance", type=float, default=1e-6,
                         help="largest accepted |recorded - rerun| where the environment is the records' own")
@@ -231,7 +235,8 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--metrics", nargs="+", default=["precision_at_1", "recall_at_k", "map_at_r", "r_precision",
                                                       "knn_accuracy"],
                     help=f"any of: {' '.join(catalog.METRICS)}")
-    ev.add_argument("--k", type=int, nargs="+", default=[1, 2, 4, 8, 16, 32], help="K values of Recall@K")
+    ev.add_argument("--k", type=int, nargs="+", default=list(catalog.DEFAULT_RECALL_KS),
+                    help="K values of Recall@K")
     ev.add_argument("--knn-k", type=int, default=3, help="neighbours voting in knn_accuracy (default 3)")
     ev.add_argument("--distance", choices=catalog.DISTANCES, default="euclidean")
     ev.add_argument("--seed", type=int, default=0, help="for k-means, pair, triplet and episode sampling")
@@ -249,11 +254,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_overrides(show_cmd)
     show_cmd.set_defaults(func=cmd_show)
 
-    fetch_cmd = sub.add_parser("fetch", help="download, verify and unpack a dataset of the full profiles (mnist, "
-                                             "fashion_mnist, cifar10, cifar100, cub200, cars196) or the resnet50 "
-                                             "weights; resumable")
+    from harness.fetch import SOURCES
+
+    fetch_cmd = sub.add_parser("fetch", help=f"download, verify and unpack a dataset of the full profiles or the "
+                                             f"resnet50 weights ({', '.join(SOURCES)}); resumable")
     fetch_cmd.add_argument("dataset")
-    fetch_cmd.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+    _add_data(fetch_cmd)
     fetch_cmd.add_argument("--mirror", default=None, metavar="URL",
                            help="a base URL that replaces the source's host (the file's path is kept after it)")
     fetch_cmd.set_defaults(func=cmd_fetch)
