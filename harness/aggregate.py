@@ -256,3 +256,54 @@ def paired_difference(values: Mapping[Any, float], reference: Mapping[Any, float
     seeds = sorted(s for s in set(values) & set(reference)
                    if np.isfinite(values[s]) and np.isfinite(reference[s]))
     return interval([values[s] - reference[s] for s in seeds], level)
+
+
+# -- tests over a family of claims (issue 25): a paired t-test's p-value, equivalence by two one-sided tests, and
+# Holm's step-down adjustment. Pure functions of the per-seed differences; nothing reads them yet.
+
+def paired_differences(values: Mapping[Any, float], reference: Mapping[Any, float]) -> np.ndarray:
+    """values - reference for each seed present and finite in both (the pairing paired_difference uses)."""
+    seeds = sorted(s for s in set(values) & set(reference)
+                   if np.isfinite(values[s]) and np.isfinite(reference[s]))
+    return np.asarray([values[s] - reference[s] for s in seeds], dtype=float)
+
+
+def t_test_p(differences: Sequence[float], against: float = 0.0, side: str = "two-sided") -> float:
+    """The p-value of a one-sample t-test of the mean difference against `against` ("two-sided", "greater": the
+    mean is above it, "less": below it); NaN with fewer than two values or no spread."""
+    x = np.asarray(differences, dtype=float)
+    if len(x) < 2 or not np.isfinite(x).all():
+        return float("nan")
+    sd = x.std(ddof=1)
+    if sd == 0:
+        return float("nan")
+    t = (x.mean() - against) / (sd / np.sqrt(len(x)))
+    df = len(x) - 1
+    if side == "greater":
+        return float(stats.t.sf(t, df))
+    if side == "less":
+        return float(stats.t.cdf(t, df))
+    return float(2 * stats.t.sf(abs(t), df))
+
+
+def tost_p(differences: Sequence[float], margin: float) -> float:
+    """Equivalence within +-margin by two one-sided t-tests: the larger of p(mean > -margin) and p(mean < margin).
+    Below alpha, the difference is shown to be smaller than the margin (at level alpha, the (1 - 2 alpha)
+    interval lies inside it)."""
+    if not margin > 0:
+        raise HarnessError(f"an equivalence margin must be positive, got {margin}")
+    return max(t_test_p(differences, -margin, "greater"), t_test_p(differences, margin, "less"))
+
+
+def holm(p_values: Sequence[float]) -> list[float]:
+    """Holm's step-down adjustment of a family's p-values (same order as given; NaN stays NaN and is not counted):
+    the k-th smallest of m becomes max over j <= k of (m - j + 1) p_(j), capped at 1. Rejecting where the adjusted
+    value is below alpha controls the family-wise error rate at alpha."""
+    p = np.asarray(p_values, dtype=float)
+    known = np.flatnonzero(np.isfinite(p))
+    adjusted = np.full(len(p), np.nan)
+    running = 0.0
+    for rank, index in enumerate(known[np.argsort(p[known], kind="stable")]):
+        running = max(running, min(1.0, (len(known) - rank) * p[index]))
+        adjusted[index] = running
+    return adjusted.tolist()

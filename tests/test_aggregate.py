@@ -229,3 +229,38 @@ def test_a_cell_reads_its_runs_strictly_at_its_epoch_rule():
                                faithful_epochs=faithful)["value"].tolist() == [0.1, 0.4]
     # A `where` naming no axis keeps every run; trained_only drops the baselines.
     assert set(aggregate.cell_rows(data, {}, "acc", trained_only=True)["run_id"]) == {"a0", "a1", "b0"}
+
+
+def test_the_paired_t_test_p_value_is_scipys():
+    rng = np.random.default_rng(3)
+    a, b = rng.normal(0.6, 0.02, 7), rng.normal(0.59, 0.02, 7)
+    diffs = aggregate.paired_differences(dict(enumerate(a)), dict(enumerate(b)))
+    assert aggregate.t_test_p(diffs) == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    for side in ("greater", "less"):
+        assert aggregate.t_test_p(diffs, side=side) == pytest.approx(
+            stats.ttest_rel(a, b, alternative=side).pvalue, rel=1e-12)
+    assert math.isnan(aggregate.t_test_p([0.1])) and math.isnan(aggregate.t_test_p([0.1, 0.1]))
+
+
+def test_tost_shows_equivalence_exactly_when_the_90_percent_interval_lies_inside_the_margin():
+    rng = np.random.default_rng(4)
+    for _ in range(200):
+        diffs = rng.normal(rng.uniform(-0.02, 0.02), rng.uniform(0.001, 0.02), int(rng.integers(3, 10)))
+        margin = rng.uniform(0.002, 0.03)
+        inside = aggregate.interval(diffs, level=0.90)
+        assert (aggregate.tost_p(diffs, margin) < 0.05) == (-margin < inside.low and inside.high < margin)
+    with pytest.raises(HarnessError, match="margin must be positive"):
+        aggregate.tost_p([0.1, 0.2], 0)
+
+
+def test_holm_matches_its_definition_and_leaves_unknowns_out():
+    rng = np.random.default_rng(5)
+    for _ in range(100):
+        p = rng.uniform(0, 0.2, int(rng.integers(1, 12))).tolist()
+        order = sorted(range(len(p)), key=lambda i: p[i])
+        expected = [0.0] * len(p)
+        for k, i in enumerate(order):  # the definition, written out
+            expected[i] = min(1.0, max((len(p) - j) * p[order[j]] for j in range(k + 1)))
+        assert aggregate.holm(p) == pytest.approx(expected)
+    adjusted = aggregate.holm([0.01, float("nan"), 0.04])
+    assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
