@@ -24,12 +24,6 @@ def record(axes: dict, seed: int, metrics: list[dict], status: str = "ok") -> st
         "timing": {"wall_s": 1.0}, "provenance": {"git": {}}})
 
 
-def frame(rows: list[tuple]) -> pd.DataFrame:
-    """(axes dict, run_id, seed, epoch, metric, value) tuples -> the long frame's layout."""
-    return pd.DataFrame([{**axes, "run_id": run, "seed": seed, "epoch": epoch, "metric": metric, "value": value}
-                         for axes, run, seed, epoch, metric, value in rows])
-
-
 def test_long_frame_has_one_row_per_run_epoch_and_metric_and_skips_failed_runs():
     runs = [record({"head": "arcface", "m": 0.4}, 0, [{"epoch": 1, "acc": 0.5, "knn": 0.4},
                                                        {"epoch": 2, "acc": 0.6, "knn": 0.45}]),

@@ -18,15 +18,9 @@ from harness.render.axes import chosen_words
 from harness.render.baselines import Baseline
 from harness.render.facts import planned_facts, runs_of, setup_facts
 from harness.report import FigureSpec, ReportSpec, TableSpec, check_report
-from tests.conftest import REPO
+from tests.conftest import REPO, frame
 
 RAW, UNTRAINED = Baseline("raw_input"), Baseline("untrained")
-
-
-def frame(rows: list[tuple]) -> pd.DataFrame:
-    """(axes dict, run_id, seed, epoch, metric, value) tuples -> the long frame's layout."""
-    return pd.DataFrame([{**axes, "run_id": run, "seed": seed, "epoch": epoch, "metric": metric, "value": value}
-                         for axes, run, seed, epoch, metric, value in rows])
 
 
 def trained(axis: str, values: dict, epochs: tuple = (1, 2), metric: str = "acc", **more_axes) -> list[tuple]:
