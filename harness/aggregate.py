@@ -32,6 +32,15 @@ def long_frame(records: Iterable[RunRecord]) -> pd.DataFrame:
     return pd.DataFrame(rows) if rows else pd.DataFrame(columns=["run_id", "seed", "epoch", "metric", "value"])
 
 
+def label_text(value: Any) -> str:
+    """An axis label as the YAML wrote it: pandas turns integer labels of a column with gaps into floats."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, list):  # a `where` that accepts several labels
+        return " or ".join(label_text(v) for v in value)
+    return str(value)
+
+
 def matches(value: Any, wanted: Any) -> bool:
     """Whether one run's label satisfies a `where` entry: a list means any of its labels."""
     return value in wanted if isinstance(wanted, list) else value == wanted

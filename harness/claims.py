@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -46,11 +46,12 @@ class Result:
     parts: list[Part]
     verdict: str
     runs: frozenset[str] = frozenset()  # the run_ids its cells read
+    labels: dict[str, str] = field(default_factory=dict)  # {a_<axis>}: a cell's labels on an axis, in words
 
     def numbers(self) -> dict[str, str]:
         """The sentence's placeholders as text (percentage points, two decimals; signed for differences)."""
         if not self.parts:
-            return {}
+            return dict(self.labels)
         diffs = [p.difference for p in self.parts]
         means = [d.mean for d in diffs]
         a = [aggregate.interval(p.a.values()).mean for p in self.parts]
@@ -66,12 +67,13 @@ class Result:
         return {"mean": signed(means[0]), "low": signed(diffs[0].low), "high": signed(diffs[0].high),
                 "min": signed(min(means)), "max": signed(max(means)), "lowest": signed(min(d.low for d in diffs)),
                 "highest": signed(max(d.high for d in diffs)), "a": span(a), "b": span(b),
-                "n": str(min(d.n for d in diffs))}
+                "n": str(min(d.n for d in diffs)), **self.labels}
 
 
-def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str) -> pd.DataFrame:
+def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str,
+               order: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
     """The rows of a cell's runs (strict `where`; baselines only when asked for), its metric at its epoch rule."""
-    where = where_for(cell, profile)  # the same strict `where` as the protocols table
+    where = where_for(cell, profile, order)  # the same strict `where` as the protocols table
     return aggregate.cell_rows(frame, where, cell.metric, cell.epoch, cell.select,
                                trained_only=BASELINE_AXIS not in where)
 
@@ -107,7 +109,7 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
     assert claim.a is not None and claim.b is not None
     if frame.empty:
         raise HarnessError(f"claim '{claim.name}': no records; run the study")
-    a_rows, b_rows = cell_frame(frame, claim.a, profile), cell_frame(frame, claim.b, profile)
+    a_rows, b_rows = cell_frame(frame, claim.a, profile, order), cell_frame(frame, claim.b, profile, order)
     if claim.per is None:
         labels: list[Any] = [None]
     else:
@@ -130,7 +132,24 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
         pa, pb = per_seed(a), per_seed(b)
         parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
     runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
-    return Result(claim, parts, verdict_of(claim, parts), runs)
+    return Result(claim, parts, verdict_of(claim, parts), runs, cell_labels(claim, {"a": a_rows, "b": b_rows}, order))
+
+
+def cell_labels(claim: ClaimSpec, rows: Mapping[str, pd.DataFrame],
+                order: Mapping[str, Sequence[Any]] | None) -> dict[str, str]:
+    """The {a_<axis>} / {b_<axis>} placeholders of a claim's sentence: the labels its cell's runs carry on that
+    axis, in the profile's declared order."""
+    from harness.report import LABEL_PLACEHOLDER
+
+    labels = {}
+    for placeholder in re.findall(r"\{(\w*)\}", claim.sentence):
+        if found := LABEL_PLACEHOLDER.match(placeholder):
+            cell, axis = found.groups()
+            data = rows[cell]
+            present = list(dict.fromkeys(data[axis].dropna())) if axis in data else []
+            present.sort(key=lambda v: aggregate.declared_rank((v,), order or {}, [axis]))
+            labels[placeholder] = ", ".join(aggregate.label_text(v) for v in present) or "--"
+    return labels
 
 
 def macro_name(study: str, claim: str, field: str) -> str:

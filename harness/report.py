@@ -190,6 +190,9 @@ VERDICTS = ("reproduced", "not reproduced", "contradicted", "not testable here")
 # with `per`: {min} and {max} of the per-label mean differences and {lowest}/{highest} interval ends; always {a}
 # and {b} (the cells' means in percent; with `per`, their ranges) and {n} (seed pairs).
 PLACEHOLDERS = ("mean", "low", "high", "min", "max", "lowest", "highest", "a", "b", "n")
+# {a_<axis>} / {b_<axis>}: the labels of that axis among a cell's runs, read from the records, so that a sentence
+# names the budget, split or setting each profile compares instead of typing it.
+LABEL_PLACEHOLDER = re.compile(r"^([ab])_(\w+)$")
 
 
 class ClaimCell(Strict):
@@ -227,9 +230,10 @@ class ClaimSpec(Strict):
         elif self.a is None or self.b is None:
             raise ConfigError(f"report.claims '{self.name}': give the cells `a` and `b` (the difference a - b)")
         for field in re.findall(r"\{(\w*)\}", self.sentence):
-            if field not in PLACEHOLDERS:
+            if field not in PLACEHOLDERS and not LABEL_PLACEHOLDER.match(field):
                 raise ConfigError(f"report.claims '{self.name}': sentence placeholder {{{field}}} is not one of "
-                                  f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}")
+                                  f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}, or {{a_<axis>}} / "
+                                  "{b_<axis>} (a cell's labels on that axis)")
         if hand_typed(self.sentence):
             raise ConfigError(f"report.claims '{self.name}': the sentence types a result number "
                               f"({hand_typed(self.sentence)[0]!r}); use a placeholder")
@@ -245,9 +249,23 @@ class ReportSpec(Strict):
     claims: list[ClaimSpec] = []  # the chapter's findings, computed from records (harness.claims)
 
 
-def where_for(item: ReferenceSpec | ProtocolCell, profile: str) -> dict[str, Any]:
-    """An item's `where` for a profile: its own entry in `where_in`, else `where`."""
-    return item.where_in.get(profile, item.where)
+def where_for(item: ReferenceSpec | ProtocolCell | ClaimCell, profile: str,
+              order: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+    """An item's `where` for a profile: its own entry in `where_in`, else `where`. A claim cell's value
+    {order: first} or {order: last} is the first or last label of that axis in the profile's declared order
+    (`order`): "the shortest budget" names a different label in each profile."""
+    where = dict(item.where_in.get(profile, item.where))
+    for axis, wanted in where.items():
+        if isinstance(wanted, Mapping):
+            labels = list((order or {}).get(axis) or [])
+            if not labels:
+                raise ConfigError(f"where {axis}: {dict(wanted)}: the profile {profile} declares no labels on "
+                                  f"'{axis}'")
+            where[axis] = labels[0] if wanted["order"] == "first" else labels[-1]
+    return where
+
+
+RANKED = ("first", "last")  # {order: first|last}: a label named by its place in the profile's declared order
 
 
 def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]], anywhere: set[str]) -> None:
@@ -281,6 +299,12 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
         """A protocol's or a claim's cell: the axes of its `where` (any profile's), metric, epoch rule, select."""
         for axis in [*cell.where, *(a for w in cell.where_in.values() for a in w)]:
             check_axis(f"{where}.where", axis, (*anywhere, BASELINE_AXIS))
+        for axis, wanted in [*cell.where.items(), *(i for w in cell.where_in.values() for i in w.items())]:
+            if not isinstance(wanted, Mapping):
+                continue
+            if not isinstance(cell, ClaimCell) or set(wanted) != {"order"} or wanted["order"] not in RANKED:
+                raise ConfigError(f"{path}: {where}.where.{axis}: {dict(wanted)}: a label, a list of labels, null "
+                                  "or (in a claim's cell) {order: first} / {order: last}")
         if cell.metric is not None:
             check_metric(f"{where}.metric", cell.metric)
         if isinstance(cell.epoch, str) and cell.epoch.startswith("best:"):
@@ -344,6 +368,9 @@ def check_report(path: Path, report: ReportSpec, order: Mapping[str, list[Any]],
         where = f"report.claims '{claim.name}'"
         if claim.per is not None:
             check_axis(f"{where}.per", claim.per, tuple(anywhere))
+        for field in re.findall(r"\{(\w*)\}", claim.sentence):
+            if found := LABEL_PLACEHOLDER.match(field):
+                check_axis(f"{where}.sentence {{{field}}}", found.group(2), tuple(anywhere))
         for side in ("a", "b"):
             cell = getattr(claim, side)
             if cell is None:

@@ -16,8 +16,7 @@ from harness import claims, store
 from harness.errors import ConfigError, HarnessError
 from harness.prose import hand_typed
 from harness.report import ClaimSpec
-from tests.conftest import REPO
-from tests.conftest import frame
+from tests.conftest import REPO, frame
 
 
 def claim(**fields) -> ClaimSpec:
@@ -168,3 +167,127 @@ def test_a_missing_record_and_typed_prose_fail_the_check(committed, run_cli, tmp
     assert code == 1
     assert "claim 'n_x_k_batches_help': no record for cell b" in err
     assert f"{chapter}:" in err and "'4.9\\\\,\\\\%'" in err
+
+
+# -- every claim of every profile, on records made up from that profile's expanded matrix ----------------------------
+
+def claim_metrics(report) -> set[str]:
+    """Every metric a study's claims read: their cells' metrics, what they select by, what an epoch rule reads."""
+    found = set()
+    for c in report.claims:
+        for cell in (c.a, c.b):
+            if cell is None:
+                continue
+            found.add(cell.metric)
+            if cell.select is not None:
+                found.add(cell.select.by)
+            if isinstance(cell.epoch, str) and cell.epoch.startswith("best:"):
+                found.add(cell.epoch.removeprefix("best:"))
+    return found
+
+
+def made_up_frame(study) -> "pd.DataFrame":
+    """One row per run of the profile's matrix, evaluated epoch and claimed metric, all at 0.5: the records the
+    profile would write, as far as its claims read them."""
+    import pandas as pd
+
+    metrics = sorted(claim_metrics(study.spec.report))
+    return pd.DataFrame([{**run.axes, "run_id": run.run_id, "seed": run.seed, "epoch": epoch, "metric": metric,
+                          "value": 0.5}
+                         for run in study.runs for epoch in (run.config.train.eval_epochs or [0])
+                         for metric in metrics])
+
+
+# Per-seed offsets: a clear effect (every seed moves by about 0.1) and none (they cancel: the interval holds 0).
+EFFECT = (0.101, 0.099, 0.102, 0.098, 0.1)
+NO_EFFECT = (0.01, -0.01, 0.02, -0.02, 0.0)
+
+
+def with_offsets(data, rows, offsets):
+    data = data.copy()
+    data.loc[rows, "value"] += data.loc[rows, "seed"].map(lambda s: offsets[s % len(offsets)])
+    return data
+
+
+@pytest.mark.parametrize("profile", ["full", "quick", "smoke"])
+def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_follows_the_data(profile):
+    from harness import spec
+
+    checked, wrong, skipped = 0, [], []
+    for name in spec.list_studies():
+        study = spec.load(name, profile, components=False)
+        base = made_up_frame(study)
+        several = len({r.seed for r in study.runs}) > 1
+        for c in study.spec.report.claims:
+            if c.verdict == "not testable here":
+                continue
+            where = f"{name}/{profile}: {c.name}"
+            from harness.report import where_for
+
+            absent = {axis for cell in (c.a, c.b) for axis in where_for(cell, profile, study.axes)
+                      if axis not in study.axes and axis != "baseline"}
+            if absent:  # an axis this profile does not vary (cub_cars's smoke has no dim): render says so
+                skipped.append(where)
+                continue
+            a = claims.cell_frame(base, c.a, profile, study.axes)
+            b = claims.cell_frame(base, c.b, profile, study.axes)
+            if a.empty or b.empty:
+                wrong.append(f"{where}: cell {'a' if a.empty else 'b'} names no run of this profile's matrix")
+                continue
+            assert not set(a.index) & set(b.index), f"{where}: its two cells read the same rows"
+            higher = with_offsets(base, a[a["metric"] == c.a.metric].index, EFFECT)  # a above b on every seed
+            lower = with_offsets(base, b[b["metric"] == c.b.metric].index, EFFECT)  # b above a
+            neither = with_offsets(base, a[a["metric"] == c.a.metric].index, NO_EFFECT)
+            verdicts = [claims.compute(c, data, profile, study.axes).verdict for data in (higher, lower, neither)]
+            checked += 1
+            if not several:  # one seed has no interval: nothing is decided, but every cell was found
+                expected = ["not reproduced"] * 3
+            else:
+                expected = {"higher": ["reproduced", "contradicted", "not reproduced"],
+                            "lower": ["contradicted", "reproduced", "not reproduced"],
+                            "same": ["contradicted", "contradicted", "reproduced"]}[c.expect]
+                # The best epoch of some runs is never below their last: raising the last epoch makes it the best.
+                if c.a.epoch == f"best:{c.a.metric}" and set(a["run_id"]) == set(b["run_id"]):
+                    expected[1] = "not reproduced"
+            if verdicts != expected:
+                wrong.append(f"{where}: {verdicts}, expected {expected}")
+    assert not wrong, "\n".join(wrong)
+    assert checked >= 13 and (profile == "smoke" or not skipped), skipped  # full and quick compute every claim
+
+
+@pytest.mark.parametrize("profile", ["full", "quick", "smoke"])
+def test_the_budget_claims_read_each_profiles_shortest_and_longest_budget(profile):
+    """The full profile's budgets are 1 ... 50, quick's 10 ... 50 (scaled), smoke's 1, 2: a claim about the shortest
+    budget names it by its place, and its sentence prints the label it read."""
+    from harness import spec
+
+    study = spec.load("loss_epochs", profile, components=False)
+    budgets = study.axes["budget"]
+    found = {c.name: c for c in study.spec.report.claims}
+    data = made_up_frame(study)
+    declines = claims.compute(found["nca_declines_original_protocol"], data, profile, study.axes)
+    assert (declines.labels["a_budget"], declines.labels["b_budget"]) == (str(budgets[-1]), str(budgets[0]))
+    carried = found["carried_training_flatters_late_losses"]
+    assert claims.compute(carried, data, profile, study.axes).labels["a_budget"] == str(budgets[0])
+    # "for as many epochs": the corrected run is read at the epoch count the shortest budget trains.
+    shortest = next(r for r in study.runs if r.axes.get("budget") == budgets[0])
+    assert carried.b.epoch == shortest.config.train.epochs
+
+
+def test_a_cell_placed_by_order_and_a_label_placeholder_are_checked_at_load(experiments):
+    import yaml
+
+    from harness import spec
+
+    path = experiments / "loss_epochs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    claim = next(c for c in doc["report"]["claims"] if c["name"] == "nca_declines_original_protocol")
+    claim["a"]["where"]["budget"] = {"order": "middle"}
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"where.budget: \{'order': 'middle'\}: a label, a list of labels, null"):
+        spec.load("loss_epochs", "quick", experiments, components=False)
+    claim["a"]["where"]["budget"] = {"order": "last"}
+    claim["sentence"] = "budget {a_budgett} by {mean}"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError, match=r"sentence \{a_budgett\}: unknown axis 'budgett'"):
+        spec.load("loss_epochs", "quick", experiments, components=False)

@@ -7,18 +7,9 @@ from collections.abc import Mapping, Sequence
 from numbers import Real
 from typing import Any
 
-from harness.aggregate import Choice
+from harness.aggregate import Choice, label_text  # noqa: F401 (label_text: render's modules read it here)
 from harness.catalog import METRIC_PREFIXES
 from harness import units
-
-
-def label_text(value: Any) -> str:
-    """An axis label as the YAML wrote it: pandas turns integer labels of a column with gaps into floats."""
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, list):  # a `where` that accepts several labels
-        return " or ".join(label_text(v) for v in value)
-    return str(value)
 
 
 def natural_key(label: Any) -> tuple[Any, ...]:
