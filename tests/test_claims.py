@@ -9,6 +9,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
@@ -186,11 +187,9 @@ def claim_metrics(report) -> set[str]:
     return found
 
 
-def made_up_frame(study) -> "pd.DataFrame":
+def made_up_frame(study) -> pd.DataFrame:
     """One row per run of the profile's matrix, evaluated epoch and claimed metric, all at 0.5: the records the
     profile would write, as far as its claims read them."""
-    import pandas as pd
-
     metrics = sorted(claim_metrics(study.spec.report))
     return pd.DataFrame([{**run.axes, "run_id": run.run_id, "seed": run.seed, "epoch": epoch, "metric": metric,
                           "value": 0.5}
