@@ -14,9 +14,9 @@ import numpy as np
 
 from harness import aggregate
 from harness.errors import HarnessError
-from harness.render import kinds
+from harness import kinds
 # The comparison of one item (its cells against their intervals, what a reader sees change) is every kind's.
-from harness.render.kinds.base import CellDiff, ItemCheck, Rerun  # noqa: F401 (CellDiff: part of this API)
+from harness.render.compare import CellDiff, ItemCheck, Rerun  # noqa: F401 (CellDiff: part of this API)
 from harness.report import ReportSpec
 from harness.store import RunRecord
 from harness import units
@@ -28,7 +28,7 @@ def check(report: ReportSpec, study: str, profile: str, order: Order, recorded: 
           reruns: Mapping[str, RunRecord], items: Iterable[str] | None = None, tolerance: float = 0.0,
           names: Mapping[str, str] | None = None) -> list[ItemCheck]:
     """Every item of a report (or the named ones) computed from the records and again with the reruns in place
-    of the records they reran, each by its kind (harness.render.kinds); a claim is checked whenever it reads a
+    of the records they reran, each by its kind (harness.kinds); a claim is checked whenever it reads a
     rerun run, the original-versus-ours tables when asked for by name."""
     rerun = Rerun(study, profile, order, names or {}, recorded, reruns, tolerance,
                   None if items is None else set(items))

@@ -23,10 +23,15 @@ def modules() -> dict[str, Path]:
     return {module_name(p): p for p in sorted(PACKAGE.rglob("*.py"))}
 
 
-def imports_of(path: Path, known: set[str]) -> set[str]:
-    """harness modules `path` imports, at module level or inside functions (a deferred import still couples)."""
+PLUGINS = "harness.kinds"  # modules whose functions may import later stages (see STAGES)
+
+
+def imports_of(path: Path, known: set[str], module_level: bool = False) -> set[str]:
+    """harness modules `path` imports, at module level or inside functions (a deferred import still couples);
+    with `module_level`, only those its module body imports when it is loaded."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in tree.body if module_level else ast.walk(tree):
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
@@ -42,7 +47,7 @@ def import_graph() -> dict[str, set[str]]:
     known = set(mods)
     graph = {}
     for name, path in mods.items():
-        targets = imports_of(path, known) - {name}
+        targets = imports_of(path, known, module_level=name.startswith(PLUGINS)) - {name}
         # Importing a submodule runs its package's __init__ first; a module importing its own package's
         # __init__ (a sibling reached through it) is how packages work, not a cycle.
         graph[name] = {t for t in targets if not name.startswith(t + ".")}
@@ -94,7 +99,10 @@ STAGES = (
     ("foundation", ("harness.errors", "harness.files", "harness.registry", "harness.catalog", "harness.provenance",
                     "harness.prose", "harness.overrides", "harness.units")),
     ("components", ("harness.models", "harness.objectives")),  # what the registry names; spec checks arguments
-    ("spec", ("harness.schema", "harness.identity", "harness.matrix", "harness.report", "harness.spec")),
+    # Report kinds (harness/kinds/) are plug-ins: their module level, the schema, belongs to the spec stage; what
+    # they render and compare is imported inside their functions, at the stage that calls them.
+    ("spec", ("harness.schema", "harness.identity", "harness.matrix", "harness.kinds", "harness.report",
+              "harness.spec")),
     ("store", ("harness.store", "harness.checkpoint")),
     ("plan", ("harness.plan", "harness.show")),
     ("train", ("harness.data", "harness.fetch", "harness.splits", "harness.sampling", "harness.pipeline",
@@ -104,7 +112,7 @@ STAGES = (
     ("claims", ("harness.claims",)),
     ("render", ("harness.render.axes", "harness.render.baselines", "harness.render.facts", "harness.render.figures",
                 "harness.render.latex", "harness.render.pdf", "harness.render.protocols", "harness.render.tables")),
-    ("report kinds", ("harness.render.kinds",)),  # each kind of item, over the render parts above
+    ("compare", ("harness.render.compare",)),  # an item as recorded against as rerun (every kind's verify)
     ("document", ("harness.render",)),  # the chapters and the thesis-wide tables, item by item through the kinds
     ("verification", ("harness.verification",)),
     ("commands", ("harness.cli", "harness.__main__", "harness.demo", "harness.rehearsal")),

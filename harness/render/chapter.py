@@ -23,8 +23,8 @@ from harness.plan import study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, latex
 from harness.render.facts import planned_facts, setup_facts
-from harness.render import kinds
-from harness.render.kinds import KINDS
+from harness import kinds
+from harness.kinds import KINDS
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,7 +205,7 @@ class Chapter:
 
 
 def write_chapter(chapter: Chapter) -> list[str]:
-    """The chapter's files, by name: setup, then each item the report declares (harness.render.kinds)."""
+    """The chapter's files, by name: setup, then each item the report declares (harness.kinds)."""
     study = chapter.study
     names = [chapter.write("full.tex", "full.tex.j2", full=planned_facts(chapter.data.full), rendered=study.profile),
              write_generated_chapter(chapter)]

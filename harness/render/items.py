@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from harness.errors import HarnessError, suggest
-from harness.render import kinds
+from harness import kinds
 from harness.report import ReportSpec
 
 

@@ -1,4 +1,4 @@
-"""What every report kind shares: the comparison of one item as recorded and as rerun (its cells against their
+"""What every report kind's `verify` shares: the comparison of one item as recorded and as rerun (its cells against their
 recorded 95 % intervals, what a reader would see change), the frames both are drawn from, and what a kind is given
 to render and to verify an item."""
 

@@ -3,20 +3,64 @@ the baselines beside it and paired marks against a reference; verified cell by c
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from harness import units
-from harness.render import baselines, tables
-from harness.render.axes import axis_name
-from harness.render.facts import failed_axes
-from harness.render.kinds.base import (CellDiff, ItemCheck, Rerun, cell_words, interval, marking, rows_behind,
-                                       selection_metrics, slack)
-from harness.report import ReportSpec, TableSpec
+from pydantic import field_validator
+
+from harness.kinds.shared import Checker, SelectSpec, epoch_rule
+from harness.schema import Strict
+
+if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
+    from harness.kinds import ReportSpec
+    from harness.render.compare import ItemCheck, Rerun
 
 NAME = "table"
+FIELD = "tables"  # its key in a study's `report:`
 SECTION = "results"  # where a generated chapter places it
 
 
+class TableSpec(Strict):
+    name: str
+    metric: str
+    rows: str  # a matrix axis
+    columns: str  # "epoch" or a matrix axis
+    caption: str
+    percent: bool = True
+    # "last": only each run's last evaluated epoch (when columns is not "epoch"); "best:<metric>": the epoch at which
+    # that metric peaked (best:val_... is selection on a validation split; best: a test metric, the test-set choice
+    # some originals made)
+    epoch: str = "all"
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+    select: SelectSpec | None = None  # only the best cell of a grid (and runs outside the grid)
+    # A reference row: a label of the row axis, or a baseline (raw_input, untrained). Each other cell is marked
+    # where the 95% t-interval of its paired difference by seed to the reference in its column excludes 0
+    # (up or down); None: bold marks a column's clear best instead.
+    compare_to: str | int | float | None = None
+    # Also print each cell's lowest and highest single run: what one unseeded run (as the originals ran) could
+    # have reported, beside the mean and its interval.
+    spread: bool = False
+
+    @field_validator("epoch")
+    @classmethod
+    def _epoch(cls, rule: str) -> str:
+        return epoch_rule(rule)
+
+    def shown_metrics(self) -> list[str]:
+        return [self.metric]
+
+    def placed_axes(self) -> dict[str, str | None]:
+        """Where the item puts matrix axes (or "epoch"): its field -> the axis."""
+        return {"rows": self.rows, "columns": self.columns}
+
+
+FIELD_TYPE, FIELD_DEFAULT = list[TableSpec], []  # how ReportSpec holds this kind's items
+
+
+def check(items: list[TableSpec], checker: Checker) -> None:
+    for i, item in enumerate(items):
+        checker.grid_item(FIELD, i, item)
+        if item.compare_to is not None and item.rows in checker.order:
+            checker.row_label(f"report.{FIELD}[{i}].compare_to", item.compare_to, item.rows)
 def specs(report: ReportSpec) -> list[TableSpec]:
     return list(report.tables)
 
@@ -35,6 +79,10 @@ def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
 
 
 def _write(chapter: Any, item: TableSpec, facts: dict[str, Any]) -> list[str]:
+    from harness.render import baselines, tables
+    from harness.render.axes import axis_name
+    from harness.render.facts import failed_axes
+
     name = f"table_{item.name}.tex"
     if absent := chapter.absent(item.rows, item.columns):
         return chapter.omitted(name, absent)
@@ -53,10 +101,16 @@ def _write(chapter: Any, item: TableSpec, facts: dict[str, Any]) -> list[str]:
 
 
 def runs_behind(spec: TableSpec, frame: Any, profile: str, order: Any) -> set[str]:
+    from harness.render.compare import rows_behind, selection_metrics
+
     return rows_behind(frame, selection_metrics(spec, [spec.metric]), spec.where, [spec.rows, spec.columns])
 
 
 def verify(spec: TableSpec, rerun: Rerun) -> ItemCheck | None:
+    from harness import units
+    from harness.render import tables
+    from harness.render.compare import CellDiff, ItemCheck, cell_words, interval, marking, slack
+
     if not rerun.asked(spec.name):
         return None
     item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, units.PERCENT if spec.percent else 1.0)

@@ -1,4 +1,4 @@
-"""render.kinds: every kind of report item goes through one interface, and every item a study file declares
+"""kinds: every kind of report item goes through one interface, and every item a study file declares
 belongs to exactly one kind (a field added to the report schema without a kind fails here)."""
 
 from __future__ import annotations
@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from harness import spec
-from harness.render import items, kinds
+from harness import kinds
+from harness.render import items
 from harness.report import ReportSpec
 
-INTERFACE = ("NAME", "SECTION", "specs", "item_name", "inputs", "write", "runs_behind", "verify")
+INTERFACE = ("NAME", "FIELD", "FIELD_TYPE", "FIELD_DEFAULT", "SECTION", "check", "specs", "item_name", "inputs", "write",
+             "runs_behind", "verify")
 
 
 @pytest.mark.parametrize("kind", kinds.KINDS, ids=lambda k: k.NAME)
@@ -26,4 +28,4 @@ def test_every_declared_item_belongs_to_one_kind():
         found = kinds.items(report)
         assert len(found) == declared, name
         assert len({items.names(report).count(n) for n in items.names(report)}) == 1  # names are unique
-    assert len(fields) == len(kinds.KINDS)  # one schema field per kind
+    assert fields == {kind.FIELD for kind in kinds.KINDS}  # the report schema is the kinds' fields

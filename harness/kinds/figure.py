@@ -3,18 +3,60 @@ as reference lines; verified point by point (each plotted group's mean over seed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
-from harness import aggregate, units
-from harness.render import baselines, figures, tables
-from harness.render.kinds.base import (CellDiff, ItemCheck, Rerun, cell_words, interval, rows_behind,
-                                       selection_metrics, slack)
-from harness.report import FigureSpec, ReportSpec
+from pydantic import Field, model_validator
+
+from harness.errors import ConfigError
+from harness.kinds.shared import Checker, SelectSpec
+from harness.schema import Strict
+
+if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
+    from harness.kinds import ReportSpec
+    from harness.render.compare import ItemCheck, Rerun
 
 NAME = "figure"
+FIELD = "figures"  # its key in a study's `report:`
 SECTION = "results"
 
 
+class FigureSpec(Strict):
+    name: str
+    kind: Literal["line", "heatmap"] = "line"
+    x: str  # "epoch" or a matrix axis
+    hue: str | None = None  # a matrix axis, or "metric" (all metrics in one panel); line figures only
+    y: str | None = None  # heatmaps: the axis of the rows
+    metrics: list[str] = Field(min_length=1)  # a heatmap shows one metric at the last evaluated epoch
+    where: dict[str, Any] = {}  # axis -> label: only runs with these labels
+    select: SelectSpec | None = None
+    caption: str
+
+    @model_validator(mode="after")
+    def _kind(self) -> FigureSpec:
+        if self.kind == "line" and self.hue is None:
+            raise ConfigError(f"report.figures '{self.name}': a line figure needs 'hue' (an axis or 'metric')")
+        if self.kind == "heatmap" and (self.y is None or len(self.metrics) != 1):
+            raise ConfigError(f"report.figures '{self.name}': a heatmap needs 'y' (an axis) and exactly one metric")
+        return self
+
+    @property
+    def epoch(self) -> str:
+        """Curves over epochs show every epoch; anything else each run's last (figures.figure_data)."""
+        return "all"
+
+    def shown_metrics(self) -> list[str]:
+        return list(self.metrics)
+
+    def placed_axes(self) -> dict[str, str | None]:
+        return {"x": self.x, "hue": self.hue, "y": self.y}
+
+
+FIELD_TYPE, FIELD_DEFAULT = list[FigureSpec], []  # how ReportSpec holds this kind's items
+
+
+def check(items: list[FigureSpec], checker: Checker) -> None:
+    for i, item in enumerate(items):
+        checker.grid_item(FIELD, i, item)
 def specs(report: ReportSpec) -> list[FigureSpec]:
     return list(report.figures)
 
@@ -32,6 +74,8 @@ def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
 
 
 def _write(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
+    from harness.render import figures
+
     name = f"figure_{item.name}"
     if absent := chapter.absent(item.x, item.hue, item.y):
         return chapter.omitted(f"{name}.tex", absent)
@@ -44,11 +88,17 @@ def _write(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
 
 
 def runs_behind(spec: FigureSpec, frame: Any, profile: str, order: Any) -> set[str]:
+    from harness.render.compare import rows_behind, selection_metrics
+
     return rows_behind(frame, selection_metrics(spec, spec.metrics), spec.where, [spec.x, spec.y, spec.hue])
 
 
 def verify(spec: FigureSpec, rerun: Rerun) -> ItemCheck | None:
     """A figure's points: per plotted group (x, hue or y, metric) the mean over seeds, as its lines are drawn."""
+    from harness import aggregate, units
+    from harness.render import baselines, tables
+    from harness.render.compare import CellDiff, ItemCheck, cell_words, interval, slack
+
     if not rerun.asked(spec.name):
         return None
     # A heatmap prints its squares with fewer decimals than a table: a move it cannot show is no change.

@@ -1,0 +1,59 @@
+"""Report kinds as plug-ins. Each module here is one kind of item a study's `report:` declares (table, figure,
+reference, protocols, claim): its schema, checked when the study file is read, and its behaviour, behind one
+small interface that every stage handling items goes through:
+
+    NAME, FIELD                            the kind, and its key in `report:`
+    FIELD_TYPE, FIELD_DEFAULT              how ReportSpec holds its items (a list, or one optional item)
+    SECTION                                where a generated chapter inputs it: results, compared or findings
+    check(items, checker)                  its items against the study's axes and metrics, at load
+    specs(report) -> [spec]                its items, in order; item_name(spec): the name captions print
+    inputs(report) -> [file stem]          the files a chapter inputs for its items
+    write(chapter, facts) -> [file]        its files in a chapter (harness.render.chapter.Chapter)
+    runs_behind(spec, frame, profile, order) -> {run_id}     the runs it is drawn from (verify study/item)
+    verify(spec, rerun) -> ItemCheck|None  it, recorded against rerun (harness.render.compare.Rerun)
+
+A kind's module level is light (its schema, for `harness list` and the spec stage); what it renders and compares
+is imported inside those functions. Adding a kind: its module and its template under paper/templates/, and its
+entry in KINDS.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from pydantic import create_model
+
+from harness.kinds import claim, figure, protocols, reference, table
+from harness.kinds.shared import Checker
+from harness.schema import Strict
+
+# The order in which a study file lists them, a chapter writes them and verify reports them.
+KINDS: tuple[ModuleType, ...] = (table, figure, reference, protocols, claim)
+
+# A study's `report:` section: how tables and figures name the axes, then each kind's items.
+ReportSpec = create_model(
+    "ReportSpec", __base__=Strict, __module__=__name__,
+    axis_labels=(dict[str, str], {}),  # axis -> how tables and figures name it ("m" -> "margin m")
+    **{kind.FIELD: (kind.FIELD_TYPE, kind.FIELD_DEFAULT) for kind in KINDS})
+
+
+def items(report: Any) -> list[tuple[ModuleType, Any]]:
+    """Every (kind, spec) a report declares, in KINDS order."""
+    return [(kind, spec) for kind in KINDS for spec in kind.specs(report)]
+
+
+def inputs(report: Any, section: str) -> list[str]:
+    """The files of every kind placed in `section` of a generated chapter, in KINDS order."""
+    return [stem for kind in KINDS if kind.SECTION == section for stem in kind.inputs(report)]
+
+
+def check_report(path: Any, report: Any, order: Any, anywhere: set[str]) -> None:
+    """Every axis and metric an item names must exist (a typo fails at load, not at render). `order` holds this
+    profile's axes; `anywhere` the axes of every profile (a `where` may name an axis that only some profiles have:
+    runs without it are kept)."""
+    checker = Checker(path, order, frozenset(anywhere | set(order) | {"epoch"}))
+    for axis in report.axis_labels:
+        checker.axis("report.axis_labels", axis, tuple(checker.anywhere))
+    for kind in KINDS:
+        kind.check(getattr(report, kind.FIELD), checker)
