@@ -10,8 +10,8 @@ from harness import kinds
 from harness.render import items
 from harness.report import ReportSpec
 
-INTERFACE = ("NAME", "FIELD", "FIELD_TYPE", "FIELD_DEFAULT", "SECTION", "check", "specs", "item_name", "inputs", "write",
-             "runs_behind", "verify")
+INTERFACE = ("NAME", "FIELD", "FIELD_TYPE", "FIELD_DEFAULT", "SECTION", "check", "inputs", "write", "runs_behind",
+             "verify")
 
 
 @pytest.mark.parametrize("kind", kinds.KINDS, ids=lambda k: k.NAME)

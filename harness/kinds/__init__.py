@@ -3,10 +3,10 @@ reference, protocols, claim): its schema, checked when the study file is read, a
 small interface that every stage handling items goes through:
 
     NAME, FIELD                            the kind, and its key in `report:`
-    FIELD_TYPE, FIELD_DEFAULT              how ReportSpec holds its items (a list, or one optional item)
+    FIELD_TYPE, FIELD_DEFAULT              how ReportSpec holds its items: a list of named items ([]), or one
+                                           optional item (None) that captions name by NAME
     SECTION                                where a generated chapter inputs it: results, compared or findings
     check(items, checker)                  its items against the study's axes and metrics, at load
-    specs(report) -> [spec]                its items, in order; item_name(spec): the name captions print
     inputs(report) -> [file stem]          the files a chapter inputs for its items
     write(chapter, facts) -> [file]        its files in a chapter (harness.render.chapter.Chapter)
     runs_behind(spec, frame, profile, order) -> {run_id}     the runs it is drawn from (verify study/item)
@@ -38,9 +38,20 @@ ReportSpec = create_model(
     **{kind.FIELD: (kind.FIELD_TYPE, kind.FIELD_DEFAULT) for kind in KINDS})
 
 
+def specs(kind: ModuleType, report: Any) -> list[Any]:
+    """The items of one kind a report declares: its list, or its one item where it has one."""
+    value = getattr(report, kind.FIELD)
+    return list(value) if isinstance(value, list) else [] if value is None else [value]
+
+
+def item_name(kind: ModuleType, spec: Any) -> str:
+    """The name its caption prints after study/: a listed item's own name, else the kind's (reference)."""
+    return spec.name if isinstance(kind.FIELD_DEFAULT, list) else kind.NAME
+
+
 def items(report: Any) -> list[tuple[ModuleType, Any]]:
     """Every (kind, spec) a report declares, in KINDS order."""
-    return [(kind, spec) for kind in KINDS for spec in kind.specs(report)]
+    return [(kind, spec) for kind in KINDS for spec in specs(kind, report)]
 
 
 def inputs(report: Any, section: str) -> list[str]:

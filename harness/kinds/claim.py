@@ -102,12 +102,6 @@ def check(claims: list[ClaimSpec], checker: Checker) -> None:
                 raise ConfigError(f"{checker.path}: {where}.{side}.epoch: '{cell.epoch}': last, best:<metric> or "
                                   "an evaluated epoch (a number)")
             checker.cell(f"{where}.{side}", cell, ranked=True)
-def specs(report: ReportSpec) -> list[ClaimSpec]:
-    return list(report.claims)
-
-
-def item_name(spec: ClaimSpec) -> str:
-    return spec.name
 
 
 def inputs(report: ReportSpec) -> list[str]:

@@ -57,12 +57,6 @@ FIELD_TYPE, FIELD_DEFAULT = list[FigureSpec], []  # how ReportSpec holds this ki
 def check(items: list[FigureSpec], checker: Checker) -> None:
     for i, item in enumerate(items):
         checker.grid_item(FIELD, i, item)
-def specs(report: ReportSpec) -> list[FigureSpec]:
-    return list(report.figures)
-
-
-def item_name(spec: FigureSpec) -> str:
-    return spec.name
 
 
 def inputs(report: ReportSpec) -> list[str]:

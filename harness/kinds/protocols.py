@@ -86,12 +86,6 @@ def check(protocols: ProtocolSpec | None, checker: Checker) -> None:
     if not (checker.path.parent / protocols.file).exists():
         raise ConfigError(f"{checker.path}: report.protocols.file: {checker.path.parent / protocols.file} not "
                           "found")
-def specs(report: ReportSpec) -> list[ProtocolSpec]:
-    return [report.protocols] if report.protocols is not None else []
-
-
-def item_name(spec: ProtocolSpec) -> str:
-    return NAME
 
 
 def inputs(report: ReportSpec) -> list[str]:

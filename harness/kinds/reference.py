@@ -69,12 +69,6 @@ def check(ref: ReferenceSpec | None, checker: Checker) -> None:
         checker.metric("report.reference", metric)
     if not (checker.path.parent / ref.file).exists():
         raise ConfigError(f"{checker.path}: report.reference.file: {checker.path.parent / ref.file} not found")
-def specs(report: ReportSpec) -> list[ReferenceSpec]:
-    return [report.reference] if report.reference is not None else []
-
-
-def item_name(spec: ReferenceSpec) -> str:
-    return NAME
 
 
 def inputs(report: ReportSpec) -> list[str]:

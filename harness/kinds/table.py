@@ -61,12 +61,6 @@ def check(items: list[TableSpec], checker: Checker) -> None:
         checker.grid_item(FIELD, i, item)
         if item.compare_to is not None and item.rows in checker.order:
             checker.row_label(f"report.{FIELD}[{i}].compare_to", item.compare_to, item.rows)
-def specs(report: ReportSpec) -> list[TableSpec]:
-    return list(report.tables)
-
-
-def item_name(spec: TableSpec) -> str:
-    return spec.name
 
 
 def inputs(report: ReportSpec) -> list[str]:
