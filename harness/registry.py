@@ -147,6 +147,10 @@ class Registry(Generic[T]):
                     nested[key].check(value, f"{where}.{key}", nested)
                 continue
             default = allowed[key].default
+            number = isinstance(default, (int, float)) and not isinstance(default, bool)
+            if value is None and number:
+                raise ConfigError(f"{where}.{key}: null where {self.kind} '{spec['name']}' takes a number like "
+                                  f"{default!r}; give a number, or leave the key out for its default")
             if default is inspect.Parameter.empty or default is None or value is None:
                 continue
             wrong_flag = isinstance(default, bool) != isinstance(value, bool)

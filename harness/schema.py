@@ -9,6 +9,8 @@ Option defaults live here and only here (experiments/defaults.yaml holds the bas
 
 from __future__ import annotations
 
+import math
+
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -147,6 +149,24 @@ class RunConfig(Strict):
     optimizer: dict[str, Any]
     train: TrainConfig
     eval: EvalConfig
+
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, raw: Any) -> Any:
+        """NaN and the infinities are refused wherever they stand: JSON has no spelling for them, so a run's
+        identity could not tell them apart (they would all hash as null)."""
+        def walk(value: Any, where: str) -> None:
+            if isinstance(value, float) and not math.isfinite(value):
+                raise ConfigError(f"{where}: {value!r} is not a finite number; give a number such as 0.001")
+            if isinstance(value, dict):
+                for key, item in value.items():
+                    walk(item, f"{where}.{key}" if where else str(key))
+            elif isinstance(value, (list, tuple)):
+                for index, item in enumerate(value):
+                    walk(item, f"{where}[{index}]")
+
+        walk(raw, "")
+        return raw
 
     @model_validator(mode="after")
     def _names(self) -> RunConfig:

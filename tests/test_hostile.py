@@ -209,6 +209,12 @@ CASES = [
     ("m not dividing the batch", yaml_edit(lambda d: d["profiles"]["smoke"]["config"]["train"].update(
         sampler={"name": "m_per_class", "m": 5})), "not a multiple of m = 5"),
     ("a lock that is a symbolic link", symlinked_lock, "is a symbolic link, not a lock file"),
+    # Issue 30, item 3: NaN, +inf, -inf and null all hashed as null, so they shared one run_id.
+    *[(f"--set optimizer.lr={v}", args("run", "loss_epochs", "--profile", "smoke", "--set", f"optimizer.lr={v}"),
+       f"optimizer.lr: {w} is not a finite number") for v, w in ((".inf", "inf"), ("-.inf", "-inf"), (".nan", "nan"))],
+    ("lr: .inf in a study file", text_edit("lr: 1.0e-3", "lr: .inf"), "optimizer.lr: inf is not a finite number"),
+    ("lr: null in a study file", text_edit("lr: 1.0e-3", "lr: null"),
+     "optimizer.lr: null where optimizer 'adam' takes a number like 0.001"),
 ]
 
 
