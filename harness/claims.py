@@ -156,12 +156,61 @@ def macro_name(study: str, claim: str, field: str) -> str:
     return f"claim:{study}:{claim}:{field}"
 
 
+def unread_runs(claim: ClaimSpec, study, scan: store.Scan) -> list[str]:  # noqa: ANN001 (spec.Study)
+    """The runs of the study's matrix a claim's cells should read that give it nothing: missing, unreadable,
+    failed, or without a finite value of the cell's metric; one phrase each. A run is expected where its cell's
+    `where` names it, unless the recorded runs of its setting (its axes, any seed) all lack that metric."""
+    import pandas as pd
+
+    if claim.a is None or claim.b is None:
+        return []
+    runs = pd.DataFrame([{**run.axes, "run_id": run.run_id, "seed": run.seed} for run in study.runs])
+    found = []
+    for cell in (claim.a, claim.b):
+        where = where_for(cell, study.profile, study.axes)
+        wanted = aggregate.strictly(runs, where)
+        if BASELINE_AXIS not in where and BASELINE_AXIS in wanted:
+            wanted = wanted[wanted[BASELINE_AXIS].isna()]
+        axes = [c for c in wanted.columns if c not in ("run_id", "seed")]
+        settings: dict[tuple, list[tuple[str, int]]] = {}  # a setting's axis labels -> its runs (id, seed)
+        for row in wanted.to_dict("records"):
+            key = tuple(str(row[a]) for a in axes)
+            settings.setdefault(key, []).append((row["run_id"], row["seed"]))
+        for setting in settings.values():
+            ids = [run_id for run_id, _ in setting]
+            recorded = [scan.ok[rid] for rid in ids if rid in scan.ok]
+            if recorded and not any(cell.metric in m for r in recorded for m in r.metrics):
+                continue  # its runs record no such metric (an unseen-class metric where no class is unseen)
+            for run_id, seed in setting:
+                record = scan.ok.get(run_id)
+                values = [m[cell.metric] for m in record.metrics if cell.metric in m] if record else []
+                if run_id in scan.corrupt:
+                    why = f"is unreadable ({scan.corrupt[run_id]})"
+                elif run_id in scan.failed:
+                    why = f"failed ({scan.failed[run_id].error.message})"
+                elif record is None:
+                    why = "is missing"
+                elif not values or not all(np.isfinite(v) for v in values):
+                    why = f"has no finite {cell.metric}"
+                else:
+                    continue
+                found.append(f"run {run_id} (seed {seed}) {why}")
+    return list(dict.fromkeys(found))
+
+
 def study_results(study, results) -> tuple[list[Result], list[str]]:  # noqa: ANN001 (spec.Study, Path)
     """Every claim of one study recomputed from its records, and the problems found (one line each): a record
-    edited after it was written, a claim whose cells have no record, a verdict the records no longer give."""
+    edited after it was written, a run a claim reads that is missing, unreadable, failed or not finite (for every
+    seed the study declares), a verdict the records no longer give."""
     problems, computed = [], []
     frame = aggregate.long_frame(study_records(study, results))
+    scan = store.scan(results, study.name, study.profile)
     for claim in study.spec.report.claims:
+        if unread := unread_runs(claim, study, scan):
+            more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
+            problems.append(f"{study.name}: claim '{claim.name}': {unread[0]}{more}; run `harness run {study.name} "
+                            f"--profile {study.profile}` (a bad file: delete it first), or restore it from git")
+            continue
         try:
             result = compute(claim, frame, study.profile, study.axes)
         except HarnessError as exc:
@@ -171,7 +220,6 @@ def study_results(study, results) -> tuple[list[Result], list[str]]:  # noqa: AN
         if result.verdict != claim.verdict:
             problems.append(f"{study.name}: claim '{claim.name}': the records give '{result.verdict}', the study "
                             f"file declares '{claim.verdict}' ({describe(result)})")
-    scan = store.scan(results, study.name, study.profile)
     for record in [*scan.ok.values(), *scan.failed.values()]:  # as written, before relabelling
         if not record.intact():
             readers = [r.claim.name for r in computed if record.run_id in r.runs]

@@ -166,8 +166,53 @@ def test_a_missing_record_and_typed_prose_fail_the_check(committed, run_cli, tmp
     chapter.write_text(chapter.read_text() + "\nThe gain was 4.9\\,\\% of MAP@R.\n")
     code, _, err = run_cli("check", "--studies", "nk_sampling", "--results", committed, "--paper", paper)
     assert code == 1
-    assert "claim 'n_x_k_batches_help': no record for cell b" in err
+    assert "claim 'n_x_k_batches_help': run " in err and "is missing (and 9 more)" in err  # 2 losses x 5 seeds
     assert f"{chapter}:" in err and "'4.9\\\\,\\\\%'" in err
+
+
+def corrected_nca(folder: Path) -> list[Path]:
+    """The records of loss_epochs's corrected NCA runs, by seed (their files name them by run_id)."""
+    from harness import spec
+
+    runs = [r for r in spec.load("loss_epochs", "quick", components=False).runs
+            if r.axes == {"loss": "nca", "protocol": "corrected"}]
+    return [folder / f"{r.run_id}.json" for r in sorted(runs, key=lambda r: r.seed)]
+
+
+def test_one_seed_missing_unreadable_or_not_finite_fails_the_check_naming_the_claim_and_the_run(committed, run_cli):
+    """A claim computed from the seeds that remain would hold on less evidence than the study declares."""
+    folder = committed / "loss_epochs" / "quick"
+    nca = corrected_nca(folder)
+    assert len(nca) == 3
+    nca[0].unlink()  # seed 0 gone
+    nca[1].write_text("{not json")  # seed 1 unreadable
+    raw = json.loads(nca[2].read_text())  # seed 2: a NaN (JSON's NaN token), which the record schema refuses
+    raw["metrics"][-1]["knn_accuracy"] = float("nan")
+    nca[2].write_text(json.dumps(raw))
+    code, _, err = run_cli("check", "--studies", "loss_epochs", "--results", committed)
+    assert code == 1
+    line = next(line for line in err.splitlines() if "claim 'nca_declines_corrected'" in line)
+    assert f"run {nca[0].stem} (seed 0) is missing (and 2 more)" in line and "harness run loss_epochs" in line
+    every = next(line for line in err.splitlines() if "claim 'every_loss_learns'" in line)
+    assert "(and 2 more)" in every
+
+
+def test_which_runs_a_claim_misses_are_each_named(committed):
+    from harness import spec
+
+    study = spec.load("loss_epochs", "quick", components=False)
+    claim = next(c for c in study.spec.report.claims if c.name == "nca_declines_corrected")
+    folder = committed / "loss_epochs" / "quick"
+    nca = corrected_nca(folder)
+    nca[0].unlink()
+    nca[1].write_text("{not json")
+    raw = json.loads(nca[2].read_text())
+    raw["metrics"][-1]["knn_accuracy"] = float("nan")
+    nca[2].write_text(json.dumps(raw))
+    found = claims.unread_runs(claim, study, store.scan(committed, "loss_epochs", "quick"))
+    assert found[0] == f"run {nca[0].stem} (seed 0) is missing"
+    assert found[1].startswith(f"run {nca[1].stem} (seed 1) is unreadable (")
+    assert found[2].startswith(f"run {nca[2].stem} (seed 2) is unreadable (") and "finite" in found[2]
 
 
 # -- every claim of every profile, on records made up from that profile's expanded matrix ----------------------------
