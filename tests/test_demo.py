@@ -216,11 +216,33 @@ def test_bad_images_are_one_clear_message_each():
         buffer = io.BytesIO()
         Image.new("1", (9000, 9000)).save(buffer, format="PNG")  # 81 megapixels in a few KB
         images.decode(buffer.getvalue(), SHAPE)
+    # Issue 30, item 1: 150 bytes of PNG declaring 46000 x 1 made the server pad it to a 46000 x 46000 canvas (2 GB).
+    from PIL import Image
+
+    strip = io.BytesIO()
+    Image.new("L", (46000, 1), 255).save(strip, format="PNG")
+    assert len(strip.getvalue()) < 1000
+    with pytest.raises(images.InputError, match=r"46000x1 pixels, more than 20 times longer than it is wide"):
+        images.decode(strip.getvalue(), SHAPE)
     with pytest.raises(images.InputError, match="no image received"):
         images.from_base64("")
     with pytest.raises(images.InputError, match="base64"):
         images.from_base64("data:image/png;base64,***")
     assert images.from_base64("data:image/png;base64," + base64.b64encode(b"abc").decode()) == b"abc"
+
+
+def test_every_intermediate_of_a_large_odd_shaped_image_stays_within_the_pixel_budget(monkeypatch):
+    from PIL import Image
+
+    made = []
+    real_new = Image.new
+    monkeypatch.setattr(Image, "new", lambda mode, size, *a: made.append(size) or real_new(mode, size, *a))
+    wide = np.zeros((1000, 19000), dtype=np.uint8)  # 19 MP, allowed; padded to a square it would be 361 MP
+    wide[400:600, 1000:18000] = 255
+    pixels, notices = images.decode(_png(wide), SHAPE)
+    assert pixels.shape == SHAPE and any("resized from 19000x1000" in n for n in notices)
+    assert made and all(w * h <= images.MAX_PIXELS for w, h in made), made
+    assert images.canvas_size(19000, 1000, 28, 28) == (19000, 19000)
 
 
 def test_colour_odd_sized_and_dark_on_light_images_are_converted_and_said_so():

@@ -13,8 +13,11 @@ from harness.errors import HarnessError
 
 # A drawing is a few KB and a phone photo a few MB; anything larger is refused before it is decoded.
 MAX_UPLOAD_BYTES = 8_000_000
-# Decoded size limit (a small PNG can declare a huge canvas: a decompression bomb).
+# Decoded size limit (a small PNG can declare a huge canvas: a decompression bomb). It bounds every intermediate
+# too: the padded canvas an odd shape is fitted on is shrunk first where it would be larger.
 MAX_PIXELS = 40_000_000
+# A strip much longer than wide (46000 x 1 in 150 bytes) is no picture of anything the datasets hold.
+MAX_ASPECT = 20
 # An image whose pixels all lie within this much of one grey (on a 0..1 scale) shows nothing to compare.
 BLANK_SPREAD = 4 / 255
 READABLE = "PNG, JPEG, GIF, BMP or WebP"
@@ -59,6 +62,9 @@ def decode(data: bytes, shape: tuple[int, int, int], source: str = "file") -> tu
             if image.width * image.height > MAX_PIXELS:
                 raise InputError(f"the image is {image.width}x{image.height} pixels; the demo takes images up to "
                                  f"{MAX_PIXELS // 1_000_000} megapixels")
+            if max(image.width, image.height) > MAX_ASPECT * max(1, min(image.width, image.height)):
+                raise InputError(f"the image is {image.width}x{image.height} pixels, more than {MAX_ASPECT} times "
+                                 "longer than it is wide; crop it to the part to compare")
             image.load()
     except InputError:
         raise
@@ -133,10 +139,20 @@ def _fitted(image, width: int, height: int):
     pixels = np.asarray(image)
     edge = np.concatenate([pixels[0], pixels[-1], pixels[:, 0], pixels[:, -1]]).mean(axis=0)
     fill = int(round(float(edge))) if image.mode == "L" else tuple(int(round(float(v))) for v in edge)
-    scale = max(image.width / width, image.height / height)
-    canvas = Image.new(image.mode, (max(image.width, round(width * scale)), max(image.height, round(height * scale))),
-                       fill)
+    size = canvas_size(image.width, image.height, width, height)
+    if size[0] * size[1] > MAX_PIXELS:  # shrink first, so that the padded canvas stays within the pixel budget
+        factor = (size[0] * size[1] / MAX_PIXELS) ** 0.5
+        image = image.resize((max(1, int(image.width / factor)), max(1, int(image.height / factor))),
+                             Image.Resampling.BOX)
+        size = canvas_size(image.width, image.height, width, height)
+    canvas = Image.new(image.mode, size, fill)
     canvas.paste(image, ((canvas.width - image.width) // 2, (canvas.height - image.height) // 2))
     # Area averaging when shrinking keeps thin strokes; bilinear when enlarging a tiny image.
     method = Image.Resampling.BOX if canvas.width >= width else Image.Resampling.BILINEAR
     return canvas.resize((width, height), method)
+
+
+def canvas_size(image_width: int, image_height: int, width: int, height: int) -> tuple[int, int]:
+    """The canvas an image is padded onto to take the target's aspect ratio (the image centred, nothing cut)."""
+    scale = max(image_width / width, image_height / height)
+    return max(image_width, round(width * scale)), max(image_height, round(height * scale))
