@@ -126,8 +126,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness import evaluate
     from harness.evaluate import npz
 
-    if args.seed < 0:
-        raise HarnessError(f"--seed {args.seed}: expected an integer >= 0")
+    if not 0 <= args.seed < 2**63:  # as a run's seed (harness.schema.RunConfig)
+        raise HarnessError(f"--seed {args.seed}: expected an integer from 0 to 2**63 - 1")
     arrays = npz.embeddings(args.file)
     values = evaluate.evaluate(arrays["query"], arrays["query_labels"], arrays.get("reference"),
                                arrays.get("reference_labels"), metrics=args.metrics, knn_k=args.knn_k,

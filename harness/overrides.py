@@ -17,8 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import yaml
-
+from harness import yamlsafe
 from harness.errors import ConfigError
 
 # Set by the matrix and the chains, never by hand: a seed is the `seeds:` list, train.init names a recorded parent.
@@ -51,12 +50,14 @@ def parse(texts: Iterable[str] | None) -> tuple[Override, ...]:
                               "--set train.epochs=3 or --set loss.margin=0.2")
         if key in RESERVED:
             raise ConfigError(f"--set {text}: {key} cannot be overridden; {RESERVED[key]}")
-        try:
-            value = yaml.safe_load(raw) if raw.strip() else None
-        except yaml.YAMLError as exc:
-            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            raise ConfigError(f"--set {text}: the value is not valid YAML ({problem}); quote lists for the shell, "
-                              "e.g. --set 'train.eval_epochs=[1, 3]'") from None
+        try:  # within the limits a study file is read with: an alias bomb or a recursive alias is one line
+            value = yamlsafe.load(raw, "the value") if raw.strip() else None
+        except ConfigError as exc:
+            shown = text.replace("\n", "\\n")  # one line, whatever the value holds
+            shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(text)} characters)"
+            hint = ("; quote lists for the shell, e.g. --set 'train.eval_epochs=[1, 3]'"
+                    if "syntax error" in str(exc) else "")
+            raise ConfigError(f"--set {shown}: {exc}{hint}") from None
         if isinstance(value, str) and _FLOAT.match(value.strip()):
             value = float(value)
         if key in found:

@@ -11,6 +11,7 @@ from sklearn.metrics import adjusted_mutual_info_score, normalized_mutual_info_s
 
 from harness.errors import HarnessError
 from harness.evaluate import clustering
+from tests.conftest import clustered
 
 
 def blobs(per_class: int, classes: int, dim: int, seed: int, spread: float) -> tuple[np.ndarray, np.ndarray]:
@@ -113,3 +114,11 @@ def test_bad_inputs_raise_one_line(call, match):
     with pytest.raises(HarnessError, match=match) as caught:
         call()
     assert "\n" not in str(caught.value)
+
+
+def test_a_seed_beyond_faiss_32_bits_is_taken_modulo_2_31_and_smaller_seeds_as_they_are():
+    from harness.evaluate.clustering import kmeans_assign
+
+    x, _ = clustered(200, 4, 8, seed=3)
+    assert np.array_equal(kmeans_assign(x, 4, seed=2**31 + 5), kmeans_assign(x, 4, seed=5))
+    assert kmeans_assign(x, 4, seed=2**63 - 1).shape == (200,)

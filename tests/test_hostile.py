@@ -168,7 +168,7 @@ CASES = [
                                                             query_labels=np.arange(2))), "holds object values"),
     ("evaluate text that is not an archive", npz_file(lambda p: p.write_text("hello")), "not a .npz archive"),
     ("evaluate a folder", lambda e, t: ["evaluate", str(t)], "not a file"),
-    ("evaluate --seed -1", npz_file(good_npz, "--seed", "-1"), "--seed -1: expected an integer >= 0"),
+    ("evaluate --seed -1", npz_file(good_npz, "--seed", "-1"), "--seed -1: expected an integer from 0"),
     ("shard with 5,000 digits", args("run", "loss_epochs", "--profile", "smoke", "--shard", "1" * 5000 + "/2"),
      "expected i/n"),
     ("--results is a file", lambda e, t: ((t / "file").write_text("x"),
@@ -213,6 +213,14 @@ CASES = [
     *[(f"--set optimizer.lr={v}", args("run", "loss_epochs", "--profile", "smoke", "--set", f"optimizer.lr={v}"),
        f"optimizer.lr: {w} is not a finite number") for v, w in ((".inf", "inf"), ("-.inf", "-inf"), (".nan", "nan"))],
     ("lr: .inf in a study file", text_edit("lr: 1.0e-3", "lr: .inf"), "optimizer.lr: inf is not a finite number"),
+    # Issue 30, item 10: --set values were read without the limits study files are read with.
+    ("--set a recursive alias", args("run", "loss_epochs", "--profile", "smoke", "--set", "loss.foo=&a [*a]"),
+     "--set loss.foo=&a [*a]: the value: line 1: a YAML alias refers to a node that contains it"),
+    ("--set an alias bomb", args("run", "loss_epochs", "--profile", "smoke", "--set", "loss.foo=" + ALIAS_BOMB),
+     "expands to more than"),
+    ("--set a 5,000-digit integer", args("run", "loss_epochs", "--profile", "smoke", "--set",
+                                         "train.epochs=" + "1" * 5000), "(5013 characters): the value: Exceeds"),
+    ("evaluate --seed 2**64", npz_file(good_npz, "--seed", str(2**64)), "--seed 18446744073709551616: expected"),
     ("lr: null in a study file", text_edit("lr: 1.0e-3", "lr: null"),
      "optimizer.lr: null where optimizer 'adam' takes a number like 0.001"),
 ]

@@ -28,7 +28,7 @@ def test_values_are_read_as_yaml():
     (["train..epochs=3"], "expected key=value"),
     (["seed=4"], "seeds come from the study's `seeds:` list"),
     (["train.init=0123456789abcdef"], "set by a study's `chains:`"),
-    (["train.eval_epochs=[1"], "not valid YAML"),
+    (["train.eval_epochs=[1"], "YAML syntax error"),
     (["train.epochs=3", "train.epochs=4"], "given twice"),
     (["loss=null", "loss.margin=0.1"], "overlaps"),
 ])

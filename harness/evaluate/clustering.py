@@ -26,7 +26,8 @@ def mutual_information(cluster_ids: np.ndarray, labels: np.ndarray) -> dict[str,
 def kmeans_assign(x: np.ndarray, k: int, *, seed: int = 0) -> np.ndarray:
     """Index of the nearest of k faiss k-means centroids (100 iterations, seeded) for every row of x."""
     x = np.ascontiguousarray(x, dtype=np.float32)
-    kmeans = faiss.Kmeans(x.shape[1], k, niter=100, seed=seed, verbose=False)
+    # faiss takes a 32-bit seed; a run's seed may be up to 2**63 - 1 (seeds below 2**31 are passed as they are).
+    kmeans = faiss.Kmeans(x.shape[1], k, niter=100, seed=seed % 2**31, verbose=False)
     kmeans.train(x)
     _, found = kmeans.index.search(x, 1)
     return found[:, 0]
