@@ -79,6 +79,8 @@ def preflight(target: Target, study: Study, plan: planner.Plan, say: Say) -> Non
         datasets.load(name, target.data)
     for why in plan.corrupt.values():
         say(f"warning: {why} (it will be rerun)")
+    if plan.todo:  # the study's folder, where every lock and record goes (--results was checked, not this)
+        store.check_writable(store.run_dir(target.results, study.name, study.profile))
     for run in plan.todo:  # a link at a lock's name is refused, never written through
         store.check_lock(target.results, study.name, study.profile, run.run_id)
     for path in files.remove_stale_temporaries(store.run_dir(target.results, study.name, study.profile)):

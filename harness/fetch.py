@@ -29,7 +29,12 @@ from harness.errors import DataError, HarnessError, suggest
 from harness.files import file_hash
 
 CHUNK_BYTES = 1 << 20
-TIMEOUT_S = 60.0
+TIMEOUT_S = 60.0  # one read with nothing arriving
+# A whole file's budget: a server that sends a byte every few seconds never trips TIMEOUT_S; at this many bytes a
+# second the file would take longer than anyone waits. The transfer stops (its .part kept, so a rerun resumes).
+MIN_BYTES_PER_S = 20_000
+MIN_DEADLINE_S = 300.0
+PROGRESS_S = 30.0  # a line on how far a transfer is, this often
 ATTEMPTS = 4  # one transfer and up to three resumptions within one command
 RETRY_PAUSE_S = 1.0
 # The CUB archive itself (harness.data.folders.CUB_URL is the record's landing page).
@@ -44,6 +49,12 @@ class Remote:
     algorithm: str  # "md5", "sha256", or "sha256-prefix" (torch.hub's file names carry one)
     digest: str
     folder: str = ""  # relative to the destination root
+    # Upper bound of the file's size (the real one, rounded up): a server sending more is refused, never written.
+    max_bytes: int = 2_000_000_000
+
+    @property
+    def deadline_s(self) -> float:
+        return max(MIN_DEADLINE_S, self.max_bytes / MIN_BYTES_PER_S)
 
     @property
     def name(self) -> str:
@@ -64,8 +75,16 @@ def _mirror(url: str, mirror: str | None) -> str:
     if not mirror:
         return url
     base = urllib.parse.urlparse(mirror)
+    if base.username is not None or base.password is not None:
+        # Never echoed: a password in a URL would land in every progress and error line.
+        safe = base._replace(netloc=base.hostname + (f":{base.port}" if base.port else "")).geturl()
+        raise HarnessError(f"--mirror {safe}: a user name or password in the URL is not supported (it would be "
+                           "printed and not sent); use a mirror that needs none")
     if base.scheme not in ("http", "https") or not base.netloc:
         raise HarnessError(f"--mirror {mirror!r}: expected an http(s) base URL, e.g. https://mirror.example.org/data")
+    if base.query:
+        raise HarnessError(f"--mirror {mirror!r}: a query string would be dropped (each file's path goes after the "
+                           "mirror's); give the base URL without '?...'")
     original = urllib.parse.urlparse(url)
     return urllib.parse.urlunparse(base._replace(path=base.path.rstrip("/") + original.path, query=original.query))
 
@@ -78,8 +97,18 @@ def _verified(path: Path, remote: Remote) -> tuple[bool, str]:
     return actual == remote.digest, actual
 
 
-def _transfer(url: str, part: Path, say: Callable[[str], None]) -> None:
-    """Download url into part, continuing what part already holds; raises on a cut-off transfer."""
+class TooLarge(Exception):
+    """The server sends (or announces) more than the file can be."""
+
+
+class TooSlow(Exception):
+    """The file did not arrive within its deadline."""
+
+
+def _transfer(url: str, part: Path, say: Callable[[str], None], max_bytes: int = 2_000_000_000,
+              deadline_s: float = float("inf")) -> None:
+    """Download url into part, continuing what part already holds; raises on a cut-off transfer, TooLarge past
+    max_bytes and TooSlow past the deadline."""
     have = part.stat().st_size if part.exists() else 0
     headers = {"User-Agent": "harness-fetch", **({"Range": f"bytes={have}-"} if have else {})}
     request = urllib.request.Request(url, headers=headers)
@@ -95,9 +124,22 @@ def _transfer(url: str, part: Path, say: Callable[[str], None]) -> None:
             say(f"  {url}: the server does not resume transfers; starting over")
         expected = response.headers.get("Content-Length")
         total = (int(expected) + (have if resumed else 0)) if expected and expected.isdigit() else None
+        if total is not None and total > max_bytes:
+            raise TooLarge(f"the server announces {total:,} bytes")
+        start = last_said = time.monotonic()
         with open(part, "ab" if resumed else "wb") as out:
-            while chunk := response.read(CHUNK_BYTES):
+            written = out.tell()
+            while chunk := response.read1(CHUNK_BYTES):  # what has arrived: a slow server cannot stall a read
+                written += len(chunk)
+                if written > max_bytes:
+                    raise TooLarge(f"the server sent more than {max_bytes:,} bytes")
                 out.write(chunk)
+                now = time.monotonic()
+                if now - start > deadline_s:
+                    raise TooSlow(f"{written:,} bytes after {now - start:.0f} s")
+                if now - last_said > PROGRESS_S:
+                    say(f"  {written:,}" + (f" of {total:,}" if total else "") + f" bytes, {now - start:.0f} s")
+                    last_said = now
     size = part.stat().st_size
     if total is not None and size < total:
         raise http.client.IncompleteRead(b"", total - size)
@@ -118,8 +160,16 @@ def download(remote: Remote, folder: Path, *, mirror: str | None = None, say: Ca
         have = part.stat().st_size if part.exists() else 0
         say(f"  {url} -> {target}" + (f" (resuming at {have:,} bytes)" if have else ""))
         try:
-            _transfer(url, part, say)
+            _transfer(url, part, say, remote.max_bytes, remote.deadline_s)
             break
+        except TooLarge as exc:
+            part.unlink(missing_ok=True)
+            raise DataError(f"{url}: {exc}, more than {remote.name} can be ({remote.max_bytes:,} bytes at most); "
+                            "stopped and deleted what came: the server sends something else, use another --mirror"
+                            ) from None
+        except TooSlow as exc:
+            raise DataError(f"{url}: too slow ({exc}; {remote.name} gets {remote.deadline_s:.0f} s); the part is "
+                            f"kept: {rerun} to resume, or use another --mirror") from None
         except urllib.error.HTTPError as exc:
             hint = "the file is not at that address; try --mirror with a copy that has it" if exc.code == 404 \
                 else "the server refused it; try again later or use --mirror"
@@ -177,7 +227,9 @@ def _idx(name: str) -> Source:
              (idx.FASHION_MNIST, torchvision.datasets.FashionMNIST)}
     source, tv = known[name]
     folder = source.folders[0]  # where the loader looks first
-    return Source(name, tuple(Remote(tv.mirrors[0] + file, "md5", md5, folder) for file, md5 in tv.resources),
+    # The largest of the four files is Fashion-MNIST's training images, 26.4 MB.
+    return Source(name, tuple(Remote(tv.mirrors[0] + file, "md5", md5, folder, max_bytes=40_000_000)
+                              for file, md5 in tv.resources),
                   note=f"four .gz IDX files in <data root>/{folder}")
 
 
@@ -188,7 +240,7 @@ def _cifar(name: str) -> Source:
 
     source = {"cifar10": cifar.CIFAR10, "cifar100": cifar.CIFAR100}[name]
     tv = getattr(torchvision.datasets, source.torchvision_class)
-    return Source(name, (Remote(tv.url, "md5", tv.tgz_md5),),
+    return Source(name, (Remote(tv.url, "md5", tv.tgz_md5, max_bytes=200_000_000),),  # 170 MB and 169 MB
                   unpack=lambda archive, root: extract(archive, root, source.folder),
                   note=f"extracted to <data root>/{source.folder}")
 
@@ -200,7 +252,8 @@ def _cub() -> Source:
         folders._extract_cub(root)  # the loader's own unpacking: its md5 check, the 'data' filter, all or nothing
         return root / folders.CUB_FOLDER
 
-    return Source("cub200", (Remote(CUB_ARCHIVE_URL, "md5", folders.CUB_TGZ_MD5),), unpack=unpack,
+    archive = Remote(CUB_ARCHIVE_URL, "md5", folders.CUB_TGZ_MD5, max_bytes=1_300_000_000)  # 1.15 GB
+    return Source("cub200", (archive,), unpack=unpack,
                   note=f"extracted to <data root>/{folders.CUB_FOLDER}")
 
 
@@ -217,7 +270,8 @@ def weights_source(url: str) -> Source:
 
         return Path(torch.hub.get_dir()) / "checkpoints"
 
-    return Source("resnet50", (Remote(url, "sha256-prefix", prefix),), destination=destination,
+    return Source("resnet50", (Remote(url, "sha256-prefix", prefix, max_bytes=150_000_000),),  # about 100 MB
+                  destination=destination,
                   note="in torch.hub's checkpoints folder ($TORCH_HOME/hub/checkpoints)")
 
 

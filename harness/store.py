@@ -364,8 +364,12 @@ def claim(results: Path, study: str, profile: str, run_id: str) -> Iterator[bool
     Callers check `finished` again after claiming: a run may have been completed while they were waiting.
     """
     path = _lock_path(results, study, profile, run_id)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd = _open_lock(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = _open_lock(path)
+    except PermissionError:
+        raise RecordError(f"{path.parent}: not writable by this user (each run's lock and record go there); fix "
+                          "its permissions or choose another --results") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)

@@ -12,6 +12,7 @@ import pickle
 import struct
 import tarfile
 import threading
+import time
 import urllib.parse
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -31,6 +32,8 @@ class Server:
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
         self.cuts: dict[str, int] = {}
+        self.endless: set[str] = set()  # paths answered with no length and bytes that never end
+        self.slow: set[str] = set()  # paths answered one byte at a time, 50 ms apart
         self.requests: list[tuple[str, str | None]] = []  # (path, Range header)
         owner = self
 
@@ -41,6 +44,14 @@ class Server:
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = urllib.parse.urlparse(self.path).path
                 owner.requests.append((path, self.headers.get("Range")))
+                if path in owner.endless:
+                    self.send_response(200)
+                    self.end_headers()
+                    try:
+                        while True:
+                            self.wfile.write(b"\0" * 4096)
+                    except OSError:  # the client hung up
+                        return
                 if path not in owner.files:
                     self.send_error(404)
                     return
@@ -62,6 +73,15 @@ class Server:
                     self.wfile.write(body[start:start + (len(body) - start) // 2])
                     self.wfile.flush()
                     self.close_connection = True
+                    return
+                if path in owner.slow:
+                    try:
+                        for byte in body[start:]:
+                            self.wfile.write(bytes([byte]))
+                            self.wfile.flush()
+                            time.sleep(0.05)
+                    except OSError:
+                        pass
                     return
                 self.wfile.write(body[start:])
 
@@ -279,3 +299,50 @@ def test_a_missing_file_on_the_mirror_says_so(server, tmp_path: Path, run_cli):
     code, _, err = run_cli("fetch", "cifar100", "--data", tmp_path, "--mirror", server.url)
     assert code == 2 and "HTTP 404" in err and "try --mirror with a copy that has it" in err
     assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("mirror, words", [
+    ("http://alice:s3cret@mirror.example.org/data", "--mirror http://mirror.example.org/data: a user name or password"),
+    ("https://token@mirror.example.org", "a user name or password in the URL is not supported"),
+    ("https://mirror.example.org/data?key=1", "a query string would be dropped"),
+])
+def test_a_mirror_with_credentials_or_a_query_is_one_line_that_never_prints_the_password(mirror, words, tmp_path,
+                                                                                       run_cli):
+    """Issue 30, item 8: the password was printed in 8 lines and taken as part of the host name."""
+    code, out, err = run_cli("fetch", "mnist", "--data", tmp_path, "--mirror", mirror)
+    assert code == 2 and out == "" and err.count("\n") == 1 and words in err
+    assert "s3cret" not in err and "token" not in err and not list(tmp_path.iterdir())
+
+
+def small_source(monkeypatch, body: bytes, max_bytes: int) -> fetch.Remote:
+    remote = fetch.Remote("https://example.org/files/one.bin", "md5", md5(body), "one", max_bytes=max_bytes)
+    monkeypatch.setitem(fetch.SOURCES, "mnist", lambda: fetch.Source("mnist", (remote,)))
+    return remote
+
+
+def test_a_file_larger_than_it_can_be_is_refused_announced_or_not(server, monkeypatch, tmp_path, run_cli):
+    """Issue 30, item 4: an endless body filled a .part file far past the archive's size."""
+    remote = small_source(monkeypatch, b"x" * 5000, max_bytes=4096)
+    server.serve(remote.url, b"x" * 5000)  # announced: 5,000 bytes
+    code, _, err = run_cli("fetch", "mnist", "--data", tmp_path, "--mirror", server.url)
+    assert code == 2 and "the server announces 5,000 bytes, more than one.bin can be (4,096 bytes at most)" in err
+    server.endless.add(urllib.parse.urlparse(remote.url).path)  # no length, and it never ends
+    code, _, err = run_cli("fetch", "mnist", "--data", tmp_path, "--mirror", server.url)
+    assert code == 2 and "the server sent more than 4,096 bytes" in err.strip().splitlines()[-1]
+    assert not list((tmp_path / "one").glob("*"))  # nothing kept of it
+
+
+def test_a_server_too_slow_for_the_files_deadline_stops_with_the_part_kept(server, monkeypatch, tmp_path, run_cli):
+    """Issue 30, item 5: a byte every 20 s held the command past 400 s, saying nothing."""
+    body = b"y" * 200
+    remote = small_source(monkeypatch, body, max_bytes=1000)
+    monkeypatch.setattr(fetch, "MIN_DEADLINE_S", 0.5)
+    monkeypatch.setattr(fetch, "MIN_BYTES_PER_S", 10**9)
+    monkeypatch.setattr(fetch, "PROGRESS_S", 0.2)
+    server.serve(remote.url, body)
+    server.slow.add(urllib.parse.urlparse(remote.url).path)
+    code, _, err = run_cli("fetch", "mnist", "--data", tmp_path, "--mirror", server.url)
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "too slow (" in last and "one.bin gets 0 s); the part is kept" in last, err
+    assert any(line.strip().endswith(" s") and "bytes" in line for line in err.splitlines()[:-1])  # progress said
+    assert (tmp_path / "one" / "one.bin.part").exists()

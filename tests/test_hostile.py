@@ -308,3 +308,16 @@ def test_checkpoints_are_loaded_weights_only(tmp_path):
     path.write_bytes(pickle.dumps({"run_id": "x", "payload": Evil()}, protocol=2))
     assert checkpoint.load(path, "x") is None
     assert (tmp_path / "victim").exists()
+
+
+def test_a_study_folder_this_user_cannot_write_is_one_line(tmp_path, run_cli, monkeypatch):
+    """Issue 30, item 11: a writable --results holding an unwritable study folder gave a PermissionError traceback
+    from the lock (faked here: root writes anywhere)."""
+    def refused(path):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(store, "_open_lock", refused)
+    code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", tmp_path / "r", "--no-progress",
+                           "--shard", "1/17")
+    assert code == 2 and err.count("\n") <= 3 and "Traceback" not in err, err
+    assert "not writable by this user (each run's lock and record go there)" in err.splitlines()[-1]
