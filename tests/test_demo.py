@@ -378,6 +378,44 @@ def test_server_answers_and_keeps_serving_after_bad_input(server: DemoServer):
     assert status == 200 and answer["same"] is True and answer["distance"] < 1e-6
     assert server.process.poll() is None
 
+    # Issue 30, items 6 and 7: only the demo's own page, at its own address, with JSON; a body without a length is
+    # capped as it streams.
+    import http.client
+
+    port = int(server.url.rsplit(":", 1)[1])
+
+    def raw(headers: dict, body=b"{}", path="/api/neighbours", chunked=False) -> tuple[int, str]:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        connection.putrequest("POST", path, skip_host="Host" in headers)
+        for key, value in headers.items():
+            connection.putheader(key, value)
+        if chunked:
+            connection.putheader("Transfer-Encoding", "chunked")
+        connection.endheaders()
+        if chunked:
+            try:
+                for piece in body:
+                    connection.send(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                connection.send(b"0\r\n\r\n")
+            except OSError:  # the server answered and closed before the body ended
+                pass
+        else:
+            connection.send(body)
+        response = connection.getresponse()
+        return response.status, response.read().decode()
+
+    json_type = {"Content-Type": "application/json"}
+    status, text = raw({**json_type, "Host": "evil.example:80", "Content-Length": "2"})
+    assert status == 403 and "is not this demo's address" in text
+    status, text = raw({**json_type, "Origin": "http://evil.example", "Content-Length": "2"})
+    assert status == 403 and "requests from http://evil.example are not answered" in text
+    status, text = raw({"Content-Type": "text/plain", "Content-Length": "2"})
+    assert status == 415 and "send JSON" in text
+    megabyte = b"x" * 1_000_000
+    status, text = raw(json_type, body=(megabyte for _ in range(40)), chunked=True)
+    assert status == 422 and "the upload is larger than" in text
+    assert server.process.poll() is None and server.rss_mb() < 1000
+
 
 def test_demo_command_errors_are_one_line(study_dir: Path, tmp_path: Path):
     def demo(*args: str) -> tuple[int, str]:

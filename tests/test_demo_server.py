@@ -27,3 +27,10 @@ def test_the_page_and_its_endpoints_are_routed():
 
     paths = {getattr(route, "path", None) for route in server.create_app(Engine()).routes}
     assert {"/", "/static/{name}", "/api/info", "/api/neighbours", "/api/compare"} <= paths, paths
+
+
+def test_a_loopback_demo_answers_its_own_address_and_localhost_only():
+    assert server.allowed_hosts("127.0.0.1", 8000) == {"127.0.0.1:8000", "localhost:8000"}
+    assert server.allowed_hosts("::1", 8001) == {"[::1]:8001", "localhost:8001"}
+    assert server.allowed_hosts("192.168.1.5", 80) == {"192.168.1.5:80"}
+    assert server.allowed_hosts("0.0.0.0", 8000) is None  # every interface: the user chose to serve the network

@@ -12,6 +12,7 @@ import logging
 import socket
 import sys
 import traceback
+import urllib.parse
 from importlib import resources
 from typing import Any
 
@@ -27,9 +28,37 @@ STATIC = resources.files("harness.demo") / "static"
 log = logging.getLogger("harness.demo")
 
 
-def create_app(engine: Engine) -> FastAPI:
+def allowed_hosts(host: str, port: int) -> set[str] | None:
+    """The Host headers a demo bound to host:port answers: its own address (and localhost for a loopback one), so
+    that a web page cannot reach it through a name it re-points at this machine (DNS rebinding). None: any (bound
+    to every interface, the user chose to serve the network)."""
+    if host in ("0.0.0.0", "::", ""):
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    names = {shown} | ({"localhost"} if host in ("127.0.0.1", "::1") else set())
+    return {f"{name}:{port}" for name in names}
+
+
+def create_app(engine: Engine, hosts: set[str] | None = None) -> FastAPI:
+    """The page and its endpoints. `hosts`: the Host headers answered (allowed_hosts); None answers any."""
     # FastAPI reads the endpoints' annotations (Request) from this module's names: they are imported above.
     app = FastAPI(title="harness demo", docs_url=None, redoc_url=None, openapi_url=None)
+
+    @app.middleware("http")
+    async def same_origin(request: Request, call_next: Any) -> Response:
+        # Another site's page may send this browser's "simple" requests here (a form, text/plain): only the
+        # demo's own page, at the address the demo bound, is answered.
+        host = request.headers.get("host", "")
+        if hosts is not None and host not in hosts:
+            return JSONResponse({"error": f"Host {host!r} is not this demo's address"}, status_code=403)
+        origin = request.headers.get("origin")
+        if origin is not None and urllib.parse.urlparse(origin).netloc != host:
+            return JSONResponse({"error": f"requests from {origin} are not answered"}, status_code=403)
+        if request.method == "POST" and \
+                request.headers.get("content-type", "").split(";")[0].strip().lower() != "application/json":
+            return JSONResponse({"error": "send JSON (Content-Type: application/json)"}, status_code=415)
+        return await call_next(request)
+
     assets = {name: (STATIC / name).read_bytes() for name in ("index.html", "demo.js", "demo.css")}
     types = {"js": "text/javascript; charset=utf-8", "css": "text/css; charset=utf-8"}
     info = engine.info()
@@ -39,9 +68,13 @@ def create_app(engine: Engine) -> FastAPI:
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise InputError(f"the upload is {int(declared) / 1e6:.1f} MB; the demo takes images up to "
                              f"{MAX_UPLOAD_BYTES / 1e6:.0f} MB")
-        raw = await request.body()
-        if len(raw) > MAX_BODY_BYTES:
-            raise InputError(f"the upload is larger than {MAX_BODY_BYTES / 1e6:.0f} MB")
+        chunks, size = [], 0
+        async for chunk in request.stream():  # counted as it arrives: a body without a length is capped too
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                raise InputError(f"the upload is larger than {MAX_BODY_BYTES / 1e6:.0f} MB")
+            chunks.append(chunk)
+        raw = b"".join(chunks)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -126,7 +159,8 @@ def serve(engine: Engine, sock: socket.socket, say: Any = print) -> None:
 
     host, port = sock.getsockname()[:2]
     shown = f"[{host}]" if ":" in host else host
-    config = uvicorn.Config(create_app(engine), log_level="warning", access_log=False, lifespan="off")
+    config = uvicorn.Config(create_app(engine, allowed_hosts(host, port)), log_level="warning", access_log=False,
+                            lifespan="off")
     server = uvicorn.Server(config)
     say(f"serving {engine.chosen.study.name}/{engine.chosen.study.profile} run {engine.chosen.record.run_id} at "
         f"http://{shown}:{port}/  (Ctrl-C stops)")
