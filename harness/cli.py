@@ -175,7 +175,10 @@ def cmd_fetch(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="harness", description=__doc__)
+    parser = argparse.ArgumentParser(prog="harness", description=__doc__, epilog=(
+        "Every command that reads a study file imports the components it names by import path (a loss such as "
+        "pytorch_metric_learning.losses.SupConLoss), which runs their module's code; only installed packages are "
+        "imported."))
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run every missing run of a study's matrix")

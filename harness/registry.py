@@ -6,7 +6,9 @@ every check that needs only names) are known without importing torch.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.metadata
 import inspect
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Generic, TypeVar
@@ -42,6 +44,12 @@ def arguments(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k != "name"}
 
 
+@functools.cache
+def installed_packages() -> frozenset[str]:
+    """Top-level import names of the distributions installed in this environment (this project's included)."""
+    return frozenset(importlib.metadata.packages_distributions()) | {"harness"}
+
+
 class Registry(Generic[T]):
     """A dict of named factories whose misses list the known names and suggest the nearest one."""
 
@@ -65,6 +73,13 @@ class Registry(Generic[T]):
         if name in self._imported:
             return self._imported[name]
         module, _, attribute = name.rpartition(".")
+        top = module.partition(".")[0]
+        if top not in installed_packages():
+            # Importing runs a module's code: only installed packages (and this project) are imported, never a
+            # file that happens to sit in the working folder or beside a study, nor the standard library.
+            raise ConfigError(f"{self.kind} '{name}': '{top}' is not an installed package; a component named by "
+                              "import path must come from one (pip install it), e.g. "
+                              "pytorch_metric_learning.losses.SupConLoss")
         try:
             found = getattr(importlib.import_module(module), attribute)
         except (ImportError, AttributeError, ValueError) as exc:

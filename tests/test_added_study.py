@@ -84,8 +84,12 @@ def test_an_import_path_is_checked_like_a_registered_name(added):
     (added / "supcon.yaml").write_text(text.replace("losses.SupConLoss", "losses.SupConLos"))
     with pytest.raises(ConfigError, match=r"loss 'pytorch_metric_learning.losses.SupConLos': cannot import it"):
         spec.load("supcon", "smoke")
-    (added / "supcon.yaml").write_text(text.replace("pytorch_metric_learning.losses.SupConLoss", "os.path.join"))
+    (added / "supcon.yaml").write_text(text.replace("pytorch_metric_learning.losses.SupConLoss",
+                                                    "numpy.random.Generator"))
     with pytest.raises(ConfigError, match=r"is not a class derived from torch.nn.Module"):
+        spec.load("supcon", "smoke")
+    (added / "supcon.yaml").write_text(text.replace("pytorch_metric_learning.losses.SupConLoss", "os.path.join"))
+    with pytest.raises(ConfigError, match=r"'os' is not an installed package"):  # importing it would run it
         spec.load("supcon", "smoke")
 
 

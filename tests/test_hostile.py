@@ -321,3 +321,22 @@ def test_a_study_folder_this_user_cannot_write_is_one_line(tmp_path, run_cli, mo
                            "--shard", "1/17")
     assert code == 2 and err.count("\n") <= 3 and "Traceback" not in err, err
     assert "not writable by this user (each run's lock and record go there)" in err.splitlines()[-1]
+
+
+@pytest.mark.parametrize("module", ["this", "beside_the_study"])
+def test_a_component_path_outside_installed_packages_is_refused_before_it_runs(module, experiments, tmp_path,
+                                                                                run_cli, monkeypatch):
+    """Issue 30, item 9: `loss: {name: this.Nope}` printed the Zen of Python on `harness list`; a module beside
+    the study ran its top-level code."""
+    (experiments / "beside_the_study.py").write_text(
+        f"open({str(tmp_path / 'ran')!r}, 'w').write('code ran')\nclass Nope: pass\n")
+    monkeypatch.syspath_prepend(str(experiments))  # as if it sat in the working folder
+    monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
+    path = experiments / "loss_epochs.yaml"
+    doc = yaml.safe_load(path.read_text())
+    smoke_loss(name=f"{module}.Nope")(doc)
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, out, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", tmp_path / "r")
+    assert code == 2 and err.count("\n") == 1, err
+    assert f"'{module}' is not an installed package; a component named by import path must come from one" in err
+    assert "Zen" not in out and not (tmp_path / "ran").exists()
