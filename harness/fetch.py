@@ -172,8 +172,10 @@ def download(remote: Remote, folder: Path, *, mirror: str | None = None, say: Ca
                             f"kept: {rerun} to resume, or use another --mirror") from None
         except urllib.error.HTTPError as exc:
             hint = "the file is not at that address; try --mirror with a copy that has it" if exc.code == 404 \
+                else "the server redirects in a loop; use --mirror" if 300 <= exc.code < 400 \
                 else "the server refused it; try again later or use --mirror"
-            raise DataError(f"{url}: HTTP {exc.code} {exc.reason}; {hint}") from None
+            reason = " ".join(str(exc.reason).split())  # urllib's redirect-loop reason spans lines
+            raise DataError(f"{url}: HTTP {exc.code} {reason}; {hint}") from None
         except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
             reason = getattr(exc, "reason", None) or exc
             if attempt == ATTEMPTS:

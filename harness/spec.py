@@ -200,7 +200,13 @@ def describe(exc: ValidationError, model: type[BaseModel]) -> str:
 def folders(experiments: Path | None = None) -> list[Path]:
     """Where studies are looked up, first match first: one given folder, or $HARNESS_EXPERIMENTS's and then the
     project's."""
-    return [experiments] if experiments is not None else [*EXTRA_DIRS, EXPERIMENTS_DIR]
+    if experiments is not None:
+        return [experiments]
+    for folder in EXTRA_DIRS:  # a typo here would silently leave that lab's studies out
+        if not folder.is_dir():
+            raise ConfigError(f"$HARNESS_EXPERIMENTS names {folder}, which is not a folder; fix the path (folders "
+                              f"are separated by '{os.pathsep}') or unset it")
+    return [*EXTRA_DIRS, EXPERIMENTS_DIR]
 
 
 def list_studies(experiments: Path | None = None) -> list[str]:
@@ -213,7 +219,8 @@ def study_path(name: str, experiments: Path | None = None) -> Path:
         if (folder / f"{name}.yaml").is_file() and name != Path(DEFAULTS_FILE).stem:
             return folder / f"{name}.yaml"
     known = list_studies(experiments)
-    raise ConfigError(f"unknown study '{name}'{suggest(name, known)}; known: {', '.join(known)}")
+    raise ConfigError(f"unknown study '{name}'{suggest(name, known)}; known: {', '.join(known)} (looked in "
+                      f"{', '.join(str(f) for f in folders(experiments))})")
 
 
 def load_study_file(path: Path) -> StudyFile:

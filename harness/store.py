@@ -65,11 +65,12 @@ class RunError(_Model):
 
 
 class Timing(_Model):
-    train_s: float = 0.0
-    eval_s: float = 0.0
-    wall_s: float
-    train_images_per_s: float | None = None
-    peak_rss_mb: float | None = None
+    # Durations and rates are never negative: a record saying so is refused (cost estimates read them).
+    train_s: float = Field(default=0.0, ge=0)
+    eval_s: float = Field(default=0.0, ge=0)
+    wall_s: float = Field(ge=0)
+    train_images_per_s: float | None = Field(default=None, ge=0)
+    peak_rss_mb: float | None = Field(default=None, ge=0)
 
 
 class GitState(_Model):

@@ -128,3 +128,12 @@ def test_harness_experiments_adds_studies_for_a_new_process(added):
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "supcon: Supervised contrastive loss" in done.stdout and "arcface: " in done.stdout
+
+
+def test_a_mistyped_harness_experiments_folder_is_one_line_naming_it(tmp_path):
+    """Issue 30: a folder that does not exist was ignored, and its study then 'unknown' without naming where."""
+    env = {**os.environ, "HARNESS_EXPERIMENTS": str(tmp_path / "lab_studeis")}
+    done = subprocess.run([sys.executable, "-m", "harness", "run", "supcon"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1
+    assert f"$HARNESS_EXPERIMENTS names {tmp_path / 'lab_studeis'}, which is not a folder" in done.stderr

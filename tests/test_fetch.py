@@ -44,6 +44,12 @@ class Server:
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
                 path = urllib.parse.urlparse(self.path).path
                 owner.requests.append((path, self.headers.get("Range")))
+                if path.startswith("/loop"):  # redirects to itself, forever
+                    self.send_response(302)
+                    self.send_header("Location", path)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if path in owner.endless:
                     self.send_response(200)
                     self.end_headers()
@@ -346,3 +352,11 @@ def test_a_server_too_slow_for_the_files_deadline_stops_with_the_part_kept(serve
     assert code == 2 and "too slow (" in last and "one.bin gets 0 s); the part is kept" in last, err
     assert any(line.strip().endswith(" s") and "bytes" in line for line in err.splitlines()[:-1])  # progress said
     assert (tmp_path / "one" / "one.bin.part").exists()
+
+
+def test_a_redirect_loop_is_one_line(server, monkeypatch, tmp_path, run_cli):
+    small_source(monkeypatch, b"z", max_bytes=10)
+    code, _, err = run_cli("fetch", "mnist", "--data", tmp_path, "--mirror", server.url + "/loop")
+    last = err.strip().splitlines()[-1]
+    assert code == 2 and "HTTP 302" in last and "redirects in a loop; use --mirror" in last
+    assert sum(line.startswith("error:") for line in err.splitlines()) == 1 and "\n" not in last

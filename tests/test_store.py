@@ -127,3 +127,11 @@ def test_records_are_plain_sorted_json(tmp_path: Path):
     assert json.loads(text) == {**record.model_dump(mode="json"), "digest": record.content_digest()}
     assert text.endswith("\n")
     assert list(json.loads(text)) == sorted(json.loads(text))
+
+
+def test_a_negative_duration_is_not_a_record():
+    """Issue 30: a negative timing.wall_s was accepted and gave negative cost estimates."""
+    record = make_record()
+    record["timing"] = {"wall_s": -5.0}
+    with pytest.raises(store.RecordError, match="wall_s"):
+        store.validate(record)
