@@ -78,6 +78,12 @@ def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings,
     parent = os.getppid()
     current: list[str | None] = [None]
 
+    def tell(*event: Any) -> None:
+        try:
+            conn.send(event)
+        except OSError:  # the launch is gone (killed): nobody to tell and nothing to print; the run's lock is freed
+            raise SystemExit(0) from None
+
     def stopped() -> bool:  # told to stop, or the launch is gone
         return stop.is_set() or os.getppid() != parent
 
@@ -91,7 +97,7 @@ def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings,
         current[0] = run.run_id
         record = execute.run_one(settings.target, study, run, accelerator,
                                  keep_state=run.run_id in settings.keep_state,
-                                 on_claim=lambda: conn.send(("start", index, run.run_id, os.getpid())))
+                                 on_claim=lambda: tell("start", index, run.run_id, os.getpid()))
         current[0] = None
         return record
 
@@ -108,14 +114,13 @@ def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings,
                 # None: another worker or process has it, or it is recorded: its children are theirs too.
                 if record is None or record is execute.PARENT_UNFINISHED:
                     continue
-                conn.send(("done", index, run.run_id, record.status, record.timing.wall_s,
-                           execute.metrics_text(record),
-                           f"{record.error.type}: {record.error.message}" if record.error else ""))
+                tell("done", index, run.run_id, record.status, record.timing.wall_s, execute.metrics_text(record),
+                     f"{record.error.type}: {record.error.message}" if record.error else "")
     except HarnessError as exc:
-        conn.send(("fault", index, current[0], str(exc)))
+        tell("fault", index, current[0], str(exc))
     except Exception as exc:  # noqa: BLE001 (a fault outside any run: reported as one line, the launch stops)
         detail = " ".join(str(exc).split())[:200]
-        conn.send(("fault", index, current[0], f"worker {index + 1} stopped by {type(exc).__name__}: {detail}"))
+        tell("fault", index, current[0], f"worker {index + 1} stopped by {type(exc).__name__}: {detail}")
     finally:
         conn.close()
 

@@ -60,6 +60,9 @@ def parse(texts: Iterable[str] | None) -> tuple[Override, ...]:
             raise ConfigError(f"--set {shown}: {exc}{hint}") from None
         if isinstance(value, str) and _FLOAT.match(value.strip()):
             value = float(value)
+        for inner in _paths(key, value):  # `--set 'train={init: ...}'` reaches train.init as surely as its key
+            if inner in RESERVED:
+                raise ConfigError(f"--set {key}=...: sets {inner}, which cannot be overridden; {RESERVED[inner]}")
         if key in found:
             raise ConfigError(f"--set {key} given twice ({found[key].text} and {text}); give it once")
         if any(key.startswith(other + ".") or other.startswith(key + ".") for other in found):
@@ -67,6 +70,17 @@ def parse(texts: Iterable[str] | None) -> tuple[Override, ...]:
             raise ConfigError(f"--set {text}: overlaps --set {found[other].text}; set one of {other} and {key}")
         found[key] = Override(key, value, text)
     return tuple(found.values())
+
+
+def _paths(key: str, value: Any) -> list[str]:
+    """Every dotted key a value set at `key` reaches (a mapping's keys, nested)."""
+    if not isinstance(value, Mapping):
+        return []
+    found = []
+    for inner, item in value.items():
+        path = f"{key}.{inner}"
+        found += [path, *_paths(path, item)]
+    return found
 
 
 def _name(value: Any) -> Any:

@@ -221,6 +221,9 @@ CASES = [
     ("--set a 5,000-digit integer", args("run", "loss_epochs", "--profile", "smoke", "--set",
                                          "train.epochs=" + "1" * 5000), "(5013 characters): the value: Exceeds"),
     ("evaluate --seed 2**64", npz_file(good_npz, "--seed", str(2**64)), "--seed 18446744073709551616: expected"),
+    ("--set train={init: ...}", args("run", "loss_epochs", "--profile", "smoke", "--set",
+                                     "train={init: 0123456789abcdef, epochs: 1}"),
+     "sets train.init, which cannot be overridden; train.init is set by a study's `chains:`"),
     ("lr: null in a study file", text_edit("lr: 1.0e-3", "lr: null"),
      "optimizer.lr: null where optimizer 'adam' takes a number like 0.001"),
 ]

@@ -136,3 +136,21 @@ def test_a_worker_share_counts_the_cpus_this_process_may_use_not_the_machines(mo
     monkeypatch.setattr(os, "cpu_count", lambda: 64)
     monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5, 9}, raising=False)
     assert jobs.threads_per_job(2) == 1 and jobs.threads_per_job(1) == 2
+
+
+@pytest.mark.slow
+def test_workers_of_a_killed_launch_stop_without_a_traceback(tmp_path: Path, experiments):
+    """Issue 30: a SIGKILLed launcher left each worker printing BrokenPipe tracebacks as it reported its run."""
+    path = experiments / "loss_epochs.yaml"
+    path.write_text(yaml.safe_dump(corrected_only(yaml.safe_load(path.read_text()), ("nca", "contrastive"))))
+    env = {**os.environ, "HARNESS_EXPERIMENTS": str(experiments)}
+    process = _launch(tmp_path / "results", "--set", "train.epochs=6", env=env)
+    lines = []
+    for line in process.stderr:
+        lines.append(line)
+        if re.match(r"  w\d+ \(pid \d+\) starts", line):
+            os.kill(process.pid, signal.SIGKILL)  # the launcher, not the workers
+            break
+    rest = process.stderr.read()  # until every worker (which shares this pipe) has exited
+    process.wait(timeout=300)
+    assert "Traceback" not in rest and "BrokenPipe" not in rest, "".join(lines) + rest
