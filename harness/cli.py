@@ -71,8 +71,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from harness import show
 
+    from harness import overrides
+
+    sets = overrides.parse(args.set)
     for profile in [args.profile] if args.profile else list(spec.PROFILES):
-        show.status(spec.load(args.study, profile, components=False), args.results, sys.stdout, args.verbose)
+        show.status(spec.load(args.study, profile, components=bool(sets), overrides=sets), args.results, sys.stdout,
+                    args.verbose)
     return 0
 
 
@@ -83,9 +87,11 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise HarnessError(f"--tolerance {args.tolerance}: expected a finite number >= 0 (e.g. 1e-6)")
     if args.sample is not None and args.sample < 1:
         raise HarnessError(f"--sample {args.sample}: expected a number of runs >= 1 (leave it out to rerun all)")
+    from harness import overrides
+
     return 0 if verification.verify(args.study, args.profile, args.results, data=args.data,
                                     tolerance=args.tolerance, sample=args.sample, per_metric=args.per_metric,
-                                    progress=_progress_wanted(args)) else 1
+                                    progress=_progress_wanted(args), overrides=overrides.parse(args.set)) else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -203,6 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--profile", default=None, help="one profile (default: all)")
     status.add_argument("--results", type=Path, default=store.RESULTS_DIR)
     status.add_argument("-v", "--verbose", action="store_true", help="list missing runs too")
+    _add_overrides(status)
     status.set_defaults(func=cmd_status)
 
     verify = sub.add_parser("verify", help="rerun recorded runs in a scratch folder and compare them with the "
@@ -217,6 +224,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--per-metric", action="store_true",
                         help="also print every (epoch, metric) of every rerun, and every cell of every item")
     verify.add_argument("--no-progress", action="store_true")
+    _add_overrides(verify)
     verify.set_defaults(func=cmd_verify)
 
     render = sub.add_parser("render", help="tables, figures and the PDF from results/ (no training)")

@@ -121,9 +121,13 @@ def status(study: Study, results: Path, out: TextIO, verbose: bool = False) -> N
     done = [r for r in study.runs if r.run_id in scan.ok]
     failed = [r for r in study.runs if r.run_id in scan.failed]
     missing = [r for r in study.runs if r.run_id not in scan.ok and r.run_id not in scan.failed]
-    stale = [k for k in [*scan.ok, *scan.failed] if k not in wanted]
+    others = [r for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id not in wanted]
+    overridden = [r for r in others if r.provenance.overrides]  # made with --set: another matrix, not an older one
+    stale = [r for r in others if not r.provenance.overrides]
     print(f"{study.name}/{study.profile}: {len(done)} done, {len(failed)} failed, {len(missing)} missing "
           f"of {len(study.runs)}" + (f"; {len(stale)} records from an older version of the matrix" if stale else "")
+          + (f"; {len(overridden)} records of runs made with --set (give the same --set to status, show and verify"
+             " to see them)" if overridden else "")
           + (f"; {len(scan.corrupt)} corrupt" if scan.corrupt else ""), file=out)
     for run in failed:
         error = scan.failed[run.run_id].error

@@ -99,7 +99,8 @@ def recorded_threads(records: Sequence[RunRecord]) -> int | None:
 
 
 def verify(target: str, profile: str, results: Path, *, data: Path | None = None, tolerance: float = 1e-6,
-           sample: int | None = None, per_metric: bool = False, progress: bool = False) -> bool:
+           sample: int | None = None, per_metric: bool = False, progress: bool = False,
+           overrides: tuple = ()) -> bool:
     """`harness verify study[/item]`: rerun the recorded runs (all of the study's, or exactly those behind one
     table, figure or claim; the first `sample`) in a scratch folder, parents first, and compare. In the records'
     numerical environment every number must be identical (within `tolerance`); elsewhere the tables, figures and
@@ -114,7 +115,7 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
     from harness import plan as planner
 
     name, _, item = target.partition("/")
-    study = spec.load(name, profile)
+    study = spec.load(name, profile, overrides=overrides)  # with the --set the records were made with
     scan = store.scan(results, study.name, study.profile)
     recorded = [r for r in study.runs if r.run_id in scan.ok]
     if not recorded:

@@ -149,3 +149,19 @@ def test_records_written_before_overrides_existed_stay_intact(tmp_path: Path):
     edited = record.model_copy(update={"provenance": record.provenance.model_copy(
         update={"overrides": {"train.epochs": 3}})})
     assert not edited.intact()  # an override added by hand is an edit like any other
+
+
+def test_a_run_made_with_set_is_found_by_status_and_verify_given_the_same_set(tmp_path, run_cli):
+    """Issue 30: such a record was called 'from an older version of the matrix' and could not be verified."""
+    results = tmp_path / "results"
+    sets = ["--set", "train.epochs=1"]
+    code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
+                           "--shard", "1/17", *sets)
+    assert code == 0, err
+    _, out, _ = run_cli("status", "loss_epochs", "--profile", "smoke", "--results", results)
+    assert "1 records of runs made with --set (give the same --set" in out and "older version" not in out
+    _, out, _ = run_cli("status", "loss_epochs", "--profile", "smoke", "--results", results, *sets)
+    assert "loss_epochs/smoke: 1 done" in out
+    code, out, err = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
+                             *sets)
+    assert code == 0 and ": VERIFIED" in out, out + err
