@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -257,6 +258,8 @@ def check_profile(studies: Sequence[str], profile: str, results, paper) -> Profi
     searched for hand-typed result numbers."""
     from harness import spec
 
+    if not (Path(paper) / "main.tex").is_file():  # a mistyped --paper would otherwise check no prose and pass
+        raise HarnessError(f"--paper {paper}: no main.tex there; give the paper folder (the one holding main.tex)")
     problems, total, verdicts = [], 0, {}
     for name in studies:
         study = spec.load(name, profile, components=False)

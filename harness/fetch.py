@@ -148,7 +148,11 @@ def _transfer(url: str, part: Path, say: Callable[[str], None], max_bytes: int =
 def download(remote: Remote, folder: Path, *, mirror: str | None = None, say: Callable[[str], None] = print,
              what: str = "") -> Path:
     """The verified file in folder: already there, or downloaded (resuming a .part) and checked."""
-    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except (NotADirectoryError, FileExistsError, PermissionError) as exc:
+        raise DataError(f"{folder}: cannot make the folder the file goes in ({exc.strerror}); give --data a "
+                        "folder this user can write") from None
     target = folder / remote.name
     if target.is_file() and _verified(target, remote)[0]:
         say(f"  {target}: already there, {remote.algorithm} verified")

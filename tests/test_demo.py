@@ -411,6 +411,9 @@ def test_server_answers_and_keeps_serving_after_bad_input(server: DemoServer):
     assert status == 403 and "requests from http://evil.example are not answered" in text
     status, text = raw({"Content-Type": "text/plain", "Content-Length": "2"})
     assert status == 415 and "send JSON" in text
+    deep = b"[" * 100_000 + b"]" * 100_000
+    status, text = raw({**json_type, "Content-Length": str(len(deep))}, body=deep)
+    assert status == 422 and "nests too deep" in text
     megabyte = b"x" * 1_000_000
     status, text = raw(json_type, body=(megabyte for _ in range(40)), chunked=True)
     assert status == 422 and "the upload is larger than" in text

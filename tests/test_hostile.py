@@ -224,6 +224,15 @@ CASES = [
     ("--set train={init: ...}", args("run", "loss_epochs", "--profile", "smoke", "--set",
                                      "train={init: 0123456789abcdef, epochs: 1}"),
      "sets train.init, which cannot be overridden; train.init is set by a study's `chains:`"),
+    # Found in this round's own tries (see the session note): each was a traceback or a silent pass.
+    ("fetch --data is a file", lambda e, t: ((t / "file").write_text("x"), ["fetch", "mnist", "--data",
+                                                                           str(t / "file")])[1],
+     "cannot make the folder the file goes in"),
+    ("check --paper where there is no paper", lambda e, t: ["check", "--paper", str(t / "nopaper")],
+     "no main.tex there"),
+    ("evaluate NaN labels", npz_file(lambda p: np.savez(p, query=np.random.rand(10, 3).astype("float32"),
+                                                        query_labels=np.full(10, np.nan))),
+     "labels contain NaN or infinite values"),
     ("lr: null in a study file", text_edit("lr: 1.0e-3", "lr: null"),
      "optimizer.lr: null where optimizer 'adam' takes a number like 0.001"),
 ]

@@ -79,6 +79,8 @@ def create_app(engine: Engine, hosts: set[str] | None = None) -> FastAPI:
             body = json.loads(raw)
         except ValueError:
             raise InputError("the request is not JSON: send {\"image\": <data URL>}") from None
+        except RecursionError:  # [[[[...]]]] thousands deep
+            raise InputError("the request nests too deep: send {\"image\": <data URL>}") from None
         if not isinstance(body, dict):
             raise InputError("the request is not a JSON object")
         return body

@@ -19,6 +19,9 @@ def check_embeddings(name: str, x: Any, labels: Any) -> None:
     labels = np.asarray(labels)
     if labels.shape != (shape[0],):
         raise HarnessError(f"{name}: {shape[0]} embeddings but labels of shape {labels.shape}")
+    if np.issubdtype(labels.dtype, np.floating) and not np.isfinite(labels).all():
+        # NaN never equals itself: every NaN label would be a class of one, and the metrics would say otherwise
+        raise HarnessError(f"{name}: labels contain NaN or infinite values; give class ids")
     if hasattr(x, "isfinite"):  # a torch tensor: checked where it lives (a CUDA tensor stays on its GPU)
         finite = bool(x.isfinite().all())
     else:
