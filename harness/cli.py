@@ -100,7 +100,7 @@ def cmd_render(args: argparse.Namespace) -> int:
     args.paper = args.paper or render.PAPER_DIR
     if copied := render.prepare(args.paper):
         print(f"{args.paper}: copied {', '.join(copied)} from the project's paper/ (it had none)", file=sys.stderr)
-    studies = args.studies or spec.list_studies()
+    studies = list(dict.fromkeys(args.studies or spec.list_studies()))  # a study named twice is rendered once
     written = render.render(studies, args.profile, args.results, args.paper)
     print(f"rendered {len(written)} files for {', '.join(studies)} (profile {args.profile}) into "
           f"{args.paper / 'generated'}", file=sys.stderr)
@@ -116,7 +116,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from harness import claims, render
 
     paper = args.paper or render.PAPER_DIR
-    found = claims.check_profile(args.studies or spec.list_studies(), args.profile, args.results, paper)
+    studies = list(dict.fromkeys(args.studies or spec.list_studies()))  # a study named twice is checked once
+    found = claims.check_profile(studies, args.profile, args.results, paper)
     for line in found.problems:
         print(f"check: {line}", file=sys.stderr)
     if found.problems:
