@@ -1,6 +1,6 @@
-"""What every report kind's `verify` shares: the comparison of one item as recorded and as rerun (its cells against their
-recorded 95 % intervals, what a reader would see change), the frames both are drawn from, and what a kind is given
-to render and to verify an item."""
+"""What every report kind's `verify` shares: one item as recorded against as rerun (its cells against their recorded
+95 % intervals, what a reader would see change), the frames both are drawn from (Rerun), and the runs an item
+reads (rows_behind)."""
 
 from __future__ import annotations
 
