@@ -73,6 +73,9 @@ SAMPLERS: Registry = Registry("sampler", {"random": "harness.sampling:random_ord
 SPLITS: Registry = Registry("class split", {"all": "harness.splits:all_classes", "first": "harness.splits:first",
                                             "random": "harness.splits:random_classes"})
 
+# Where datasets are looked for, as every command's --data says (harness.data.data_root resolves it).
+DATA_ROOT_HELP = "dataset root (default: $HARNESS_DATA or ./data)"
+
 # The baselines every table shows: values of the reserved matrix axis `baseline` and what each sets. Neither
 # trains (0 epochs, evaluated "after epoch 0"): the raw input scored with the study's distance, and the study's
 # own model at initialisation. A study may also give a {label, set} value of its own on this axis.

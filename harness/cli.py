@@ -4,13 +4,12 @@ code 2."""
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import sys
 from pathlib import Path
 
-from harness import catalog, spec, store
+from harness import catalog, overrides, spec, store
 from harness import plan as planner
 from harness.errors import HarnessError
 
@@ -22,7 +21,7 @@ def _add_common(parser: argparse.ArgumentParser) -> None:
 
 
 def _add_data(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+    parser.add_argument("--data", type=Path, default=None, help=catalog.DATA_ROOT_HELP)
 
 
 def _progress_wanted(args: argparse.Namespace) -> bool:
@@ -30,7 +29,7 @@ def _progress_wanted(args: argparse.Namespace) -> bool:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness import execute, jobs, overrides, show
+    from harness import execute, jobs, show
 
     jobs.check_count(args.jobs)
     study = spec.load(args.study, args.profile, overrides=overrides.parse(args.set))
@@ -71,8 +70,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from harness import show
 
-    from harness import overrides
-
     sets = overrides.parse(args.set)
     for profile in [args.profile] if args.profile else list(spec.PROFILES):
         show.status(spec.load(args.study, profile, components=bool(sets), overrides=sets), args.results, sys.stdout,
@@ -87,8 +84,6 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise HarnessError(f"--tolerance {args.tolerance}: expected a finite number >= 0 (e.g. 1e-6)")
     if args.sample is not None and args.sample < 1:
         raise HarnessError(f"--sample {args.sample}: expected a number of runs >= 1 (leave it out to rerun all)")
-    from harness import overrides
-
     return 0 if verification.verify(args.study, args.profile, args.results, data=args.data,
                                     tolerance=args.tolerance, sample=args.sample, per_metric=args.per_metric,
                                     progress=_progress_wanted(args), overrides=overrides.parse(args.set)) else 1
@@ -129,41 +124,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_evaluate(args: argparse.Namespace) -> int:
-    from harness import evaluate
-    from harness.evaluate import npz
-
-    if not 0 <= args.seed < 2**63:  # as a run's seed (harness.schema.RunConfig)
-        raise HarnessError(f"--seed {args.seed}: expected an integer from 0 to 2**63 - 1")
-    arrays = npz.embeddings(args.file)
-    values = evaluate.evaluate(arrays["query"], arrays["query_labels"], arrays.get("reference"),
-                               arrays.get("reference_labels"), metrics=args.metrics, knn_k=args.knn_k,
-                               recall_ks=args.k, distance=args.distance, seed=args.seed,
-                               progress=sys.stderr.isatty() and not args.no_progress,
-                               n_way=args.n_way, k_shot=args.k_shot, n_episodes=args.episodes)
-    print(json.dumps(values, indent=1))
-    return 0
-
-
-def cmd_list(args: argparse.Namespace) -> int:
-    from harness import show
-
-    broken = show.listing(sys.stdout)
-    if broken:
-        print(f"{broken} study file(s) cannot be loaded (above); fix them or move them out of the studies' folder",
-              file=sys.stderr)
-    return 1 if broken else 0
-
-
-def _add_overrides(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config key of every run (a YAML value: --set train.epochs=3 --set "
-                             "loss.neg_margin=0.2); a new run_id, recorded in provenance; a matrix axis keeps its "
-                             "own values (README: Overrides)")
-
-
 def cmd_show(args: argparse.Namespace) -> int:
-    from harness import overrides, show
+    from harness import show
 
     sets = overrides.parse(args.set)
     study = spec.load(args.study, args.profile, components=bool(sets), overrides=sets)
@@ -171,13 +133,6 @@ def cmd_show(args: argparse.Namespace) -> int:
         show.run(study, args.results, args.run, sys.stdout)
     else:
         show.matrix(study, args.results, sys.stdout)
-    return 0
-
-
-def cmd_fetch(args: argparse.Namespace) -> int:
-    from harness import data, fetch
-
-    fetch.fetch(args.dataset, data.data_root(args.data), mirror=args.mirror, say=fetch.stderr)
     return 0
 
 
@@ -200,7 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="train N runs at a time in N worker processes on this machine (each gets cores/N threads; "
                           "on one GPU they share it); runs are claimed through the same locks as --shard")
-    _add_overrides(run)
+    overrides.add_argument(run)
     run.add_argument("--dry-run", action="store_true", help="print what would run and its estimated cost; train "
                                                             "nothing")
     run.set_defaults(func=cmd_run)
@@ -210,7 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
     status.add_argument("--profile", default=None, help="one profile (default: all)")
     status.add_argument("--results", type=Path, default=store.RESULTS_DIR)
     status.add_argument("-v", "--verbose", action="store_true", help="list missing runs too")
-    _add_overrides(status)
+    overrides.add_argument(status)
     status.set_defaults(func=cmd_status)
 
     verify = sub.add_parser("verify", help="rerun recorded runs in a scratch folder and compare them with the "
@@ -225,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--per-metric", action="store_true",
                         help="also print every (epoch, metric) of every rerun, and every cell of every item")
     verify.add_argument("--no-progress", action="store_true")
-    _add_overrides(verify)
+    overrides.add_argument(verify)
     verify.set_defaults(func=cmd_verify)
 
     render = sub.add_parser("render", help="tables, figures and the PDF from results/ (no training)")
@@ -242,45 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--paper", type=Path, default=None, help="paper folder whose prose is checked")
     check.set_defaults(func=cmd_check)
 
-    ev = sub.add_parser("evaluate", help="score your own embeddings (.npz) with the thesis's metrics; JSON on stdout")
-    ev.add_argument("file", type=Path, help="arrays query, query_labels [, reference, reference_labels]")
-    ev.add_argument("--metrics", nargs="+", default=["precision_at_1", "recall_at_k", "map_at_r", "r_precision",
-                                                      "knn_accuracy"],
-                    help=f"any of: {' '.join(catalog.METRICS)}")
-    ev.add_argument("--k", type=int, nargs="+", default=list(catalog.DEFAULT_RECALL_KS),
-                    help="K values of Recall@K")
-    ev.add_argument("--knn-k", type=int, default=3, help="neighbours voting in knn_accuracy (default 3)")
-    ev.add_argument("--distance", choices=catalog.DISTANCES, default="euclidean")
-    ev.add_argument("--seed", type=int, default=0, help="for k-means, pair, triplet and episode sampling")
-    ev.add_argument("--n-way", type=int, default=5, help="classes per episode (episode_accuracy)")
-    ev.add_argument("--k-shot", type=int, default=1, help="support items per class (episode_accuracy)")
-    ev.add_argument("--episodes", type=int, default=600, help="episodes (episode_accuracy)")
-    ev.add_argument("--no-progress", action="store_true")
-    ev.set_defaults(func=cmd_evaluate)
-
     show_cmd = sub.add_parser("show", help="the expanded matrix (recorded / failed / missing), one run's resolved "
                                            "config (--run), and the estimated cost of what is missing")
     show_cmd.add_argument("study")
     _add_common(show_cmd)
     show_cmd.add_argument("--run", default=None, metavar="RUN_ID", help="one run (its id or a unique prefix)")
-    _add_overrides(show_cmd)
+    overrides.add_argument(show_cmd)
     show_cmd.set_defaults(func=cmd_show)
 
-    from harness.fetch import SOURCES
-
-    fetch_cmd = sub.add_parser("fetch", help=f"download, verify and unpack a dataset of the full profiles or the "
-                                             f"resnet50 weights ({', '.join(SOURCES)}); resumable")
-    fetch_cmd.add_argument("dataset")
-    _add_data(fetch_cmd)
-    fetch_cmd.add_argument("--mirror", default=None, metavar="URL",
-                           help="a base URL that replaces the source's host (the file's path is kept after it)")
-    fetch_cmd.set_defaults(func=cmd_fetch)
-
-    listing = sub.add_parser("list", help="the studies and their matrix sizes")
-    listing.set_defaults(func=cmd_list)
-
+    # Commands that live beside what they run (each module's add_parser and command).
+    from harness import fetch, show
     from harness.demo import command as demo  # the page of seed 004's similarity app (harness/demo)
+    from harness.evaluate import command as evaluate
 
+    evaluate.add_parser(sub)
+    fetch.add_parser(sub)
+    show.add_list_parser(sub)
     demo.add_parser(sub)
     return parser
 

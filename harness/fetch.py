@@ -23,8 +23,10 @@ import urllib.parse
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 from pathlib import Path
 
+from harness.catalog import DATA_ROOT_HELP
 from harness.errors import DataError, HarnessError, suggest
 from harness.files import file_hash
 
@@ -323,3 +325,21 @@ def fetch(name: str, root: Path, *, mirror: str | None = None, say: Callable[[st
 
 def stderr(line: str) -> None:
     print(line, file=sys.stderr, flush=True)
+
+
+def add_parser(sub: Any) -> None:
+    """`harness fetch DATASET`: its arguments (argparse's subparsers, from harness.cli)."""
+    fetch_cmd = sub.add_parser("fetch", help=f"download, verify and unpack a dataset of the full profiles or the "
+                                             f"resnet50 weights ({', '.join(SOURCES)}); resumable")
+    fetch_cmd.add_argument("dataset")
+    fetch_cmd.add_argument("--data", type=Path, default=None, help=DATA_ROOT_HELP)
+    fetch_cmd.add_argument("--mirror", default=None, metavar="URL",
+                           help="a base URL that replaces the source's host (the file's path is kept after it)")
+    fetch_cmd.set_defaults(func=command)
+
+
+def command(args: Any) -> int:
+    from harness import data
+
+    fetch(args.dataset, data.data_root(args.data), mirror=args.mirror, say=stderr)
+    return 0

@@ -147,3 +147,11 @@ def origin(overrides: tuple[Override, ...], loc: Iterable[str]) -> Override | No
     if key == "train.eval_epochs":  # cut by --set train.epochs (see apply)
         return next((o for o in overrides if o.key == "train.epochs"), None)
     return None
+
+
+def add_argument(parser: Any) -> None:
+    """`--set KEY=VALUE` on a command (an argparse parser)."""
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key of every run (a YAML value: --set train.epochs=3 --set "
+                             "loss.neg_margin=0.2); a new run_id, recorded in provenance; a matrix axis keeps its "
+                             "own values (README: Overrides)")

@@ -155,3 +155,18 @@ def listing(out: TextIO) -> int:
             continue
         print(f"{name}: {study_file.title} ({sizes})", file=out)
     return broken
+
+
+def add_list_parser(sub: Any) -> None:
+    """`harness list`: its (empty) arguments (argparse's subparsers, from harness.cli)."""
+    sub.add_parser("list", help="the studies and their matrix sizes").set_defaults(func=list_command)
+
+
+def list_command(args: Any) -> int:
+    import sys
+
+    broken = listing(sys.stdout)
+    if broken:
+        print(f"{broken} study file(s) cannot be loaded (above); fix them or move them out of the studies' folder",
+              file=sys.stderr)
+    return 1 if broken else 0

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from harness import spec, store
+from harness.catalog import DATA_ROOT_HELP
 
 # The study served when none is named: the thesis convnet on Fashion-MNIST, closest to the seed's MNIST app.
 DEFAULT_STUDY = "loss_epochs"
@@ -19,7 +20,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                       help="a recorded run of the study (default: the profile's demo run)")
     demo.add_argument("--profile", default=spec.DEFAULT_PROFILE, help=f"one of {', '.join(spec.PROFILES)}")
     demo.add_argument("--results", type=Path, default=store.RESULTS_DIR, help="results folder (default: results)")
-    demo.add_argument("--data", type=Path, default=None, help="dataset root (default: $HARNESS_DATA or ./data)")
+    demo.add_argument("--data", type=Path, default=None, help=DATA_ROOT_HELP)
     demo.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1, this machine "
                                                           "only)")
     demo.add_argument("--port", type=int, default=8000, help="port (default 8000; 0 picks a free one)")

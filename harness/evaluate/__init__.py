@@ -28,17 +28,21 @@ Distances: "euclidean" or "cosine" for all of them.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from harness.catalog import DEFAULT_RECALL_KS, DISTANCES, METRICS
 from harness.errors import HarnessError
 from harness.evaluate.checks import check_embeddings
 
+if TYPE_CHECKING:  # torch is imported where it is used: `harness --help` reads this package's command, not torch
+    import torch
+
 
 def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
+    import torch
+
     if isinstance(x, torch.Tensor):
         return x.detach()
     try:
@@ -49,6 +53,8 @@ def _as_array(name: str, x: Any) -> np.ndarray | torch.Tensor:
 
 def classification_accuracy(logits: Any, labels: Any) -> float:
     """Fraction of items whose largest logit is their label (a tie goes to the smaller class index)."""
+    import torch
+
     logits = torch.as_tensor(logits)
     labels = torch.as_tensor(labels, device=logits.device)
     if logits.ndim != 2 or len(logits) != len(labels) or len(labels) == 0:
@@ -65,6 +71,8 @@ def evaluate(query: Any, query_labels: Any, reference: Any = None, reference_lab
     Embeddings may be numpy arrays or torch tensors (CUDA tensors are ranked on their GPU). Bad input raises
     HarnessError with one line: NaN/inf, mismatched lengths, wrong dimensions, empty arrays, a single class.
     """
+    import torch
+
     for name in metrics:
         METRICS.get(name)
     if distance not in DISTANCES:
