@@ -17,9 +17,9 @@ import pandas as pd
 
 from harness import aggregate, store
 from harness.catalog import BASELINE_AXIS
-from harness.plan import study_records
+from harness.plan import records_of
 from harness.errors import HarnessError
-from harness.report import ClaimCell, ClaimSpec, where_for
+from harness.report import LABEL_PLACEHOLDER, ClaimCell, ClaimSpec, where_for
 from harness import units
 
 
@@ -79,10 +79,6 @@ def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str,
                                trained_only=BASELINE_AXIS not in where)
 
 
-def per_seed(data: pd.DataFrame) -> dict[Any, float]:
-    return aggregate.seed_values(data).to_dict()
-
-
 def verdict_of(claim: ClaimSpec, parts: Sequence[Part]) -> str:
     """reproduced: every difference's interval on the side the original predicts; contradicted: every one on the
     other side; otherwise not reproduced (no evidence either way, or mixed). With expect "same": reproduced while
@@ -130,7 +126,7 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
             if rows.empty:
                 raise HarnessError(f"claim '{claim.name}': no record for cell {name}{where}; run the study "
                                    f"(or fix the cell's where/metric/epoch)")
-        pa, pb = per_seed(a), per_seed(b)
+        pa, pb = aggregate.seed_values(a).to_dict(), aggregate.seed_values(b).to_dict()
         parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
     runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
     return Result(claim, parts, verdict_of(claim, parts), runs, cell_labels(claim, {"a": a_rows, "b": b_rows}, order))
@@ -140,8 +136,6 @@ def cell_labels(claim: ClaimSpec, rows: Mapping[str, pd.DataFrame],
                 order: Mapping[str, Sequence[Any]] | None) -> dict[str, str]:
     """The {a_<axis>} / {b_<axis>} placeholders of a claim's sentence: the labels its cell's runs carry on that
     axis, in the profile's declared order."""
-    from harness.report import LABEL_PLACEHOLDER
-
     labels = {}
     for placeholder in re.findall(r"\{(\w*)\}", claim.sentence):
         if found := LABEL_PLACEHOLDER.match(placeholder):
@@ -204,8 +198,8 @@ def study_results(study, results) -> tuple[list[Result], list[str]]:  # noqa: AN
     edited after it was written, a run a claim reads that is missing, unreadable, failed or not finite (for every
     seed the study declares), a verdict the records no longer give."""
     problems, computed = [], []
-    frame = aggregate.long_frame(study_records(study, results))
-    scan = store.scan(results, study.name, study.profile)
+    scan = store.scan(results, study.name, study.profile)  # read once: the claims and the integrity check share it
+    frame = aggregate.long_frame(records_of(study, scan))
     for claim in study.spec.report.claims:
         if unread := unread_runs(claim, study, scan):
             more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""

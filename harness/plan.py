@@ -96,7 +96,11 @@ def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_fa
 
 def study_records(study: Study, results: Path) -> list[store.RunRecord]:
     """The records of a study's current matrix (finished and failed), labelled as the study file labels them now."""
-    scan = store.scan(results, study.name, study.profile)
+    return records_of(study, store.scan(results, study.name, study.profile))
+
+
+def records_of(study: Study, scan: store.Scan) -> list[store.RunRecord]:
+    """study_records from a scan already made."""
     for why in scan.corrupt.values():
         print(f"warning: skipped {why}")
     # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables. Their

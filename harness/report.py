@@ -3,11 +3,10 @@ with its own schema and checks; this module is where the spec stage and the rest
 
 from __future__ import annotations
 
-from harness.kinds import KINDS, ReportSpec, check_report  # noqa: F401 (the report schema's entry points)
-from harness.kinds.claim import (LABEL_PLACEHOLDER, PLACEHOLDERS, VERDICTS, ClaimCell,  # noqa: F401
-                                 ClaimSpec, Verdict)
+from harness.kinds import ReportSpec, check_report  # noqa: F401 (the report schema's entry points)
+from harness.kinds.claim import LABEL_PLACEHOLDER, ClaimCell, ClaimSpec  # noqa: F401
 from harness.kinds.figure import FigureSpec  # noqa: F401
 from harness.kinds.protocols import ProtocolCell, ProtocolClaim, ProtocolSpec  # noqa: F401
 from harness.kinds.reference import Comparison, ReferenceSpec  # noqa: F401
-from harness.kinds.shared import RANKED, SelectSpec, epoch_rule, where_for  # noqa: F401
+from harness.kinds.shared import SelectSpec, where_for  # noqa: F401
 from harness.kinds.table import TableSpec  # noqa: F401

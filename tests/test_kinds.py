@@ -10,7 +10,7 @@ from harness import kinds
 from harness.render import items
 from harness.report import ReportSpec
 
-INTERFACE = ("NAME", "FIELD", "FIELD_TYPE", "FIELD_DEFAULT", "SECTION", "check", "inputs", "write", "runs_behind",
+INTERFACE = ("NAME", "FIELD", "FIELD_TYPE", "FIELD_DEFAULT", "SECTION", "check", "stem", "write", "runs_behind",
              "verify")
 
 

@@ -10,7 +10,6 @@ import pytest
 from PIL import Image
 
 from harness import rehearsal
-from harness.data import folders
 
 
 def test_a_class_of_generated_images_is_seeded_photo_sized_and_in_cub_layout(tmp_path: Path):
@@ -38,4 +37,3 @@ def test_decode_rates_are_positive_for_every_stage_and_leave_a_cache_at_the_trai
     for cached in (tmp_path / "cache").iterdir():
         with Image.open(cached) as image:
             assert min(image.size) == rehearsal.CACHE_SHORT_SIDE
-    assert folders.CUB_FOLDER  # generate() writes under the loader's own folder name

@@ -7,8 +7,9 @@ small interface that every stage handling items goes through:
                                            optional item (None) that captions name by NAME
     SECTION                                where a generated chapter inputs it: results, compared or findings
     check(items, checker)                  its items against the study's axes and metrics, at load
-    inputs(report) -> [file stem]          the files a chapter inputs for its items
-    write(chapter, facts) -> [file]        its files in a chapter (harness.render.chapter.Chapter)
+    stem(spec) -> file stem                the file a chapter inputs for an item (items may share one)
+    write(chapter, specs, facts) -> [file] its items' files in a chapter (harness.render.chapter.Chapter);
+                                           shared.each(write_one) where each item has files of its own
     runs_behind(spec, frame, profile, order) -> {run_id}     the runs it is drawn from (verify study/item)
     verify(spec, rerun) -> ItemCheck|None  it, recorded against rerun (harness.render.compare.Rerun)
 
@@ -56,7 +57,8 @@ def items(report: Any) -> list[tuple[ModuleType, Any]]:
 
 def inputs(report: Any, section: str) -> list[str]:
     """The files of every kind placed in `section` of a generated chapter, in KINDS order."""
-    return [stem for kind in KINDS if kind.SECTION == section for stem in kind.inputs(report)]
+    return list(dict.fromkeys(kind.stem(spec) for kind in KINDS if kind.SECTION == section
+                              for spec in specs(kind, report)))
 
 
 def check_report(path: Any, report: Any, order: Any, anywhere: set[str]) -> None:

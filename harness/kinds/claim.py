@@ -15,7 +15,6 @@ from harness.prose import hand_typed
 from harness.schema import Strict
 
 if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
-    from harness.kinds import ReportSpec
     from harness.render.compare import ItemCheck, Rerun
 
 NAME = "claim"
@@ -104,13 +103,14 @@ def check(claims: list[ClaimSpec], checker: Checker) -> None:
             checker.cell(f"{where}.{side}", cell, ranked=True)
 
 
-def inputs(report: ReportSpec) -> list[str]:
-    return ["findings"] if report.claims else []
+def stem(spec: ClaimSpec) -> str:
+    return "findings"  # one file for every claim of a chapter
 
 
-def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
+def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[str]:
     """findings.tex: each claim's sentence, its numbers as macros (defined in the same file from the records),
-    its verdict and the original's claim it addresses. A claim this profile's records cannot compute says so."""
+    its verdict and the original's claim it addresses. A claim this profile's records cannot compute says so.
+    (chapter.data.claims holds these claims computed once.)"""
     from harness import claims
 
     items = []

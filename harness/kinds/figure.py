@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import Field, model_validator
 
 from harness.errors import ConfigError
-from harness.kinds.shared import Checker, SelectSpec
+from harness.kinds.shared import Checker, SelectSpec, each
 from harness.schema import Strict
 
 if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
-    from harness.kinds import ReportSpec
     from harness.render.compare import ItemCheck, Rerun
 
 NAME = "figure"
@@ -59,15 +58,11 @@ def check(items: list[FigureSpec], checker: Checker) -> None:
         checker.grid_item(FIELD, i, item)
 
 
-def inputs(report: ReportSpec) -> list[str]:
-    return [f"figure_{spec.name}" for spec in report.figures]
+def stem(spec: FigureSpec) -> str:
+    return f"figure_{spec.name}"
 
 
-def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
-    return [name for item in chapter.study.spec.report.figures for name in _write(chapter, item, facts)]
-
-
-def _write(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
+def write_one(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
     from harness.render import figures
 
     name = f"figure_{item.name}"
@@ -79,6 +74,9 @@ def _write(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str]:
                                          runs=plot.runs,
                                          path=f"generated/{chapter.study.name}/{name}.pdf",
                                          baseline_note=figures.note(plot, item))]
+
+
+write = each(write_one)
 
 
 def runs_behind(spec: FigureSpec, frame: Any, profile: str, order: Any) -> set[str]:

@@ -8,11 +8,10 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, field_validator
 
 from harness.errors import ConfigError
-from harness.kinds.shared import Checker, SelectSpec, epoch_rule, where_for
+from harness.kinds.shared import Checker, SelectSpec, each, epoch_rule, where_for
 from harness.schema import Strict
 
 if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
-    from harness.kinds import ReportSpec
     from harness.render.compare import ItemCheck, Rerun
 
 NAME = "protocols"
@@ -88,19 +87,16 @@ def check(protocols: ProtocolSpec | None, checker: Checker) -> None:
                           "found")
 
 
-def inputs(report: ReportSpec) -> list[str]:
-    return [NAME] if report.protocols is not None else []
+def stem(spec: ProtocolSpec) -> str:
+    return NAME
 
 
-def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
+def write_one(chapter: Any, spec: ProtocolSpec, facts: dict[str, Any]) -> list[str]:
     import pandas as pd
 
     from harness.render import protocols
     from harness.render.axes import axis_name
 
-    spec = chapter.study.spec.report.protocols
-    if spec is None:
-        return []
     if absent := chapter.absent(*spec.rows):
         return chapter.omitted("protocols.tex", absent)
     original = pd.read_csv(chapter.study.path.parent / spec.file)
@@ -112,6 +108,9 @@ def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
                           axes=[axis_name(a, chapter.names) for a in spec.rows],
                           several=len({r.claim for r in rows}) > 1, ns=sorted({r.n for r in rows}),
                           notes=[c for c in spec.claims if c.note])]
+
+
+write = each(write_one)
 
 
 def runs_behind(spec: ProtocolSpec, frame: Any, profile: str, order: Any) -> set[str]:

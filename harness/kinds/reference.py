@@ -10,11 +10,10 @@ from pydantic import model_validator
 
 from harness.catalog import BASELINE_AXIS
 from harness.errors import ConfigError
-from harness.kinds.shared import Checker, where_for
+from harness.kinds.shared import Checker, each, where_for
 from harness.schema import Strict
 
 if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
-    from harness.kinds import ReportSpec
     from harness.render.compare import ItemCheck, Rerun
 
 NAME = "reference"
@@ -71,19 +70,16 @@ def check(ref: ReferenceSpec | None, checker: Checker) -> None:
         raise ConfigError(f"{checker.path}: report.reference.file: {checker.path.parent / ref.file} not found")
 
 
-def inputs(report: ReportSpec) -> list[str]:
-    return [NAME] if report.reference is not None else []
+def stem(spec: ReferenceSpec) -> str:
+    return NAME
 
 
-def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
+def write_one(chapter: Any, ref: ReferenceSpec, facts: dict[str, Any]) -> list[str]:
     import pandas as pd
 
     from harness.render import tables
     from harness.render.axes import axis_name
 
-    ref = chapter.study.spec.report.reference
-    if ref is None:
-        return []
     if absent := chapter.absent(ref.axis):
         return chapter.omitted("reference.tex", absent)
     original = pd.read_csv(chapter.study.path.parent / ref.file)
@@ -94,6 +90,9 @@ def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
                           # null (runs without that axis) is a filter, not a setting: the caption leaves it out
                           shown_where={k: v for k, v in where_for(ref, chapter.study.profile).items()
                                        if v is not None})]
+
+
+write = each(write_one)
 
 
 def runs_behind(spec: ReferenceSpec, frame: Any, profile: str, order: Any) -> set[str]:

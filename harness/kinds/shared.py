@@ -3,6 +3,7 @@ checks every kind runs against the study's axes and the metric names when a stud
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,14 @@ def where_for(item: Any, profile: str,
     return where
 
 
+def each(write_one: Any) -> Any:
+    """A kind's `write` (chapter, its items, facts) from a function that writes one item's files."""
+    def write(chapter: Any, specs: Sequence[Any], facts: dict[str, Any]) -> list[str]:
+        return [name for spec in specs for name in write_one(chapter, spec, facts)]
+
+    return write
+
+
 RANKED = ("first", "last")  # {order: first|last}: a label named by its place in the profile's declared order
 
 
@@ -75,8 +84,12 @@ class Checker:
             raise ConfigError(f"{self.path}: {where}: unknown axis '{value}'{suggest(value, axes)}; "
                               f"axes: {', '.join(sorted(axes))}")
 
+    @functools.cached_property
+    def known_metrics(self) -> list[str]:  # built once per study file checked, not once per metric named
+        return catalog.result_names()
+
     def metric(self, where: str, metric: str) -> None:
-        known = catalog.result_names()
+        known = self.known_metrics
         if metric not in known:
             raise ConfigError(f"{self.path}: {where}: unknown metric '{metric}'{suggest(metric, known)}")
 

@@ -7,11 +7,10 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import field_validator
 
-from harness.kinds.shared import Checker, SelectSpec, epoch_rule
+from harness.kinds.shared import Checker, SelectSpec, each, epoch_rule
 from harness.schema import Strict
 
 if TYPE_CHECKING:  # the behaviour's types, read at render and verify time (imported inside the functions)
-    from harness.kinds import ReportSpec
     from harness.render.compare import ItemCheck, Rerun
 
 NAME = "table"
@@ -63,16 +62,11 @@ def check(items: list[TableSpec], checker: Checker) -> None:
             checker.row_label(f"report.{FIELD}[{i}].compare_to", item.compare_to, item.rows)
 
 
-def inputs(report: ReportSpec) -> list[str]:
-    """The files a chapter inputs for this kind's items."""
-    return [f"table_{spec.name}" for spec in report.tables]
+def stem(spec: TableSpec) -> str:
+    return f"table_{spec.name}"
 
 
-def write(chapter: Any, facts: dict[str, Any]) -> list[str]:
-    return [name for item in chapter.study.spec.report.tables for name in _write(chapter, item, facts)]
-
-
-def _write(chapter: Any, item: TableSpec, facts: dict[str, Any]) -> list[str]:
+def write_one(chapter: Any, item: TableSpec, facts: dict[str, Any]) -> list[str]:
     from harness.render import baselines, tables
     from harness.render.axes import axis_name
     from harness.render.facts import failed_axes
@@ -92,6 +86,9 @@ def _write(chapter: Any, item: TableSpec, facts: dict[str, Any]) -> list[str]:
                               cell.wild for cell in data.cells.values()) else "",
                           baseline_note=baselines.table_note(data.baseline_rows, data.baseline_columns,
                                                              item.columns == "epoch"))]
+
+
+write = each(write_one)
 
 
 def runs_behind(spec: TableSpec, frame: Any, profile: str, order: Any) -> set[str]:

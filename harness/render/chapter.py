@@ -215,7 +215,7 @@ def write_chapter(chapter: Chapter) -> list[str]:
     facts = setup_facts(chapter.records, study.profile, study.description)
     names.append(chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=len(study.runs)))
     for kind in KINDS:  # tables, figures, the reference, the protocols table, the findings
-        names += kind.write(chapter, facts)
+        names += kind.write(chapter, kinds.specs(kind, chapter.study.spec.report), facts)
     return names
 
 

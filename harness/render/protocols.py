@@ -42,10 +42,6 @@ def cell_values(frame: pd.DataFrame, cell: ProtocolCell, claim: ProtocolClaim, p
                                order, faithful_epochs=epochs)
 
 
-def per_seed(data: pd.DataFrame) -> pd.Series:
-    return aggregate.seed_values(data)
-
-
 def difference_text(interval: aggregate.Interval) -> tuple[str, int]:
     """'$+1.23$ [$-0.40$, $+2.86$]' in percentage points, and the sign of the interval (0 when it contains 0)."""
     if interval.n == 0 or not np.isfinite(interval.mean):
@@ -101,7 +97,7 @@ def protocol_rows(frame: pd.DataFrame, spec: ProtocolSpec, original: pd.DataFram
             epochs = faithful.groupby("seed")["epoch"].min()
             corrected = cell_values(aggregate.in_row(frame, spec.rows, labels), claim.corrected, claim, profile, names, order,
                                     epochs)
-            f_values, c_values = per_seed(faithful), per_seed(corrected)
+            f_values, c_values = aggregate.seed_values(faithful), aggregate.seed_values(corrected)
             difference = aggregate.paired_difference(c_values.to_dict(), f_values.to_dict())
             text, sign = difference_text(difference)
             rows.append(Row(claim.label, [label_text(v) for v in labels],
