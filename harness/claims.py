@@ -6,6 +6,7 @@ the same results, so a number in the prose is never typed by hand."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -19,8 +20,11 @@ from harness import aggregate, store
 from harness.catalog import BASELINE_AXIS
 from harness.plan import records_of
 from harness.errors import HarnessError
-from harness.report import LABEL_PLACEHOLDER, ClaimCell, ClaimSpec, where_for
+from harness.report import LABEL_PLACEHOLDER, NOT_TESTABLE, OUTCOMES, ClaimCell, ClaimSpec, where_for, words
 from harness import units
+
+
+ALPHA = 0.05  # each test's level; the family's (a profile's claims) is held at it by Holm's adjustment
 
 
 @dataclass(frozen=True)
@@ -33,21 +37,105 @@ class Part:
     difference: aggregate.Interval
 
     @property
+    def differences(self) -> np.ndarray:
+        return aggregate.paired_differences(self.a, self.b)
+
+    @property
     def side(self) -> int:
-        """+1 / -1: the interval lies above / below 0; 0: it contains 0 (or cannot be computed)."""
+        """+1 / -1: the 95 % interval lies above / below 0; 0: it contains 0 (or cannot be computed)."""
         d = self.difference
         if d.n < 2 or not np.isfinite(d.half):
             return 0
         return 1 if d.low > 0 else -1 if d.high < 0 else 0
+
+    @property
+    def p(self) -> float:
+        """Two-sided paired t-test of a difference of 0. Every seed moving by the same amount is exact: 0 when
+        that amount is not 0 (NaN when it is: the cells coincide; fewer than two seeds: NaN)."""
+        d = self.differences
+        if len(d) >= 2 and np.all(d == d[0]):
+            return 0.0 if d[0] != 0 else float("nan")
+        return aggregate.t_test_p(d)
+
+    def p_same(self, margin: float) -> float:
+        """Equivalence within +-margin (a fraction) by two one-sided tests; no spread is exact."""
+        d = self.differences
+        if len(d) >= 2 and np.all(d == d[0]):
+            return 0.0 if abs(d[0]) < margin else 1.0
+        return aggregate.tost_p(d, margin)
+
+
+@dataclass(frozen=True)
+class Test:
+    """One member of the profile's family of tests: what it would show, its p-value and, once the family is
+    known, its Holm-adjusted p-value."""
+
+    shows: str  # "different": a difference (on the side the parts take); "same": equivalence within the margin
+    p: float
+    adjusted: float | None = None
+
+    def passes(self, adjusted: bool = True) -> bool:
+        value = self.adjusted if adjusted and self.adjusted is not None else self.p
+        return bool(np.isfinite(value) and value < ALPHA)
 
 
 @dataclass(frozen=True)
 class Result:
     claim: ClaimSpec
     parts: list[Part]
-    verdict: str
     runs: frozenset[str] = frozenset()  # the run_ids its cells read
     labels: dict[str, str] = field(default_factory=dict)  # {a_<axis>}: a cell's labels on an axis, in words
+    untestable: str = ""  # why the effect cannot act in this setting (computed, or the claim's declared reason)
+    on_original: bool = False  # tested on the original's data at a comparable budget (the profile says so)
+    tests: tuple[Test, ...] = ()  # in the family; adjusted by `family`
+    family_size: int = 0  # the number of tests Holm adjusted over (0: not adjusted yet)
+
+    def outcome(self, adjusted: bool = True) -> str:
+        """holds / undecided / fails (OUTCOMES), "answered" for a question, or "not testable"."""
+        if self.untestable:
+            return "not testable"
+        if self.claim.kind == "question":
+            return "answered"
+        shown = {t.shows for t in self.tests if t.passes(adjusted)}
+        if self.claim.expect == "same":
+            return "holds" if "same" in shown else "fails" if "different" in shown else "undecided"
+        expected = 1 if self.claim.expect == "higher" else -1
+        sides = {int(np.sign(p.difference.mean)) for p in self.parts}
+        if "different" not in shown or len(sides) != 1:
+            return "undecided"
+        return "holds" if sides == {expected} else "fails"
+
+    def verdict_at(self, adjusted: bool = True) -> str:
+        outcome = self.outcome(adjusted)
+        if outcome == "not testable":
+            return NOT_TESTABLE
+        if outcome == "answered":
+            return "answered"
+        return words(self.claim.kind, self.on_original)[OUTCOMES.index(outcome)]
+
+    @property
+    def verdict(self) -> str:
+        """The verdict on Holm-adjusted p-values (unadjusted until `family` has adjusted them)."""
+        return self.verdict_at(adjusted=True)
+
+    @property
+    def inside(self) -> bool | None:
+        """Whether the original's reported difference lies inside the 95 % interval (None: it reported none)."""
+        if self.claim.reported is None or len(self.parts) != 1 or not np.isfinite(self.parts[0].difference.half):
+            return None
+        d, effect = self.parts[0].difference, self.claim.reported.effect / units.PERCENT
+        return bool(d.low <= effect <= d.high)
+
+    def p_text(self) -> str:
+        """The claim's p-values in words: adjusted (with the family's size) and unadjusted."""
+        if not self.tests:
+            return ""
+        def fmt(p: float | None) -> str:
+            return "n/a" if p is None or not np.isfinite(p) else "< 0.001" if p < 0.001 else f"= {p:.3f}"
+        parts = [f"{'equivalence' if t.shows == 'same' else 'difference'}: Holm-adjusted p {fmt(t.adjusted)} "
+                 f"(unadjusted {fmt(t.p)})" if t.adjusted is not None else
+                 f"{'equivalence' if t.shows == 'same' else 'difference'}: p {fmt(t.p)}" for t in self.tests]
+        return "; ".join(parts)
 
     def numbers(self) -> dict[str, str]:
         """The sentence's placeholders as text (percentage points, two decimals; signed for differences)."""
@@ -71,6 +159,43 @@ class Result:
                 "n": str(min(d.n for d in diffs)), **self.labels}
 
 
+def tests_of(claim: ClaimSpec, parts: Sequence[Part]) -> tuple[Test, ...]:
+    """The claim's members of the family. A directional claim needs every part on one side: its p-value is the
+    largest of its parts' (an intersection-union test). "same" is two members: equivalence of every part (the
+    largest TOST p) and a difference in any part (the smallest p, Bonferroni over the parts). A question is
+    answered, not tested; a claim whose cells coincide tests nothing."""
+    if claim.kind == "question" or not parts:
+        return ()
+    def worst(values: list[float]) -> float:
+        return float("nan") if any(not np.isfinite(v) for v in values) else max(values)
+    p_diff = [part.p for part in parts]
+    if claim.expect != "same":
+        return (Test("different", worst(p_diff)),)
+    assert claim.margin is not None
+    finite = [v for v in p_diff if np.isfinite(v)]
+    any_diff = min(1.0, len(parts) * min(finite)) if finite else float("nan")
+    return (Test("same", worst([part.p_same(claim.margin / units.PERCENT) for part in parts])),
+            Test("different", any_diff))
+
+
+def family(results: Sequence[Result | HarnessError]) -> list[Result | HarnessError]:
+    """A profile's claims as one family: every test of every claim Holm-adjusted together, so that the chance of
+    any false verdict in the profile stays at ALPHA. A test without a p-value (one seed; a claim the records
+    cannot compute, which counts as one test) enters as p = 1: it can only make the others stricter."""
+    members = [(i, j) for i, r in enumerate(results) if isinstance(r, Result) for j in range(len(r.tests))]
+    unknown = sum(1 for r in results if isinstance(r, HarnessError))
+    p = [results[i].tests[j].p for i, j in members]  # type: ignore[union-attr]
+    p = [v if np.isfinite(v) else 1.0 for v in p] + [1.0] * unknown
+    adjusted = aggregate.holm(p)
+    out = list(results)
+    for (i, j), value in zip(members, adjusted):
+        r = out[i]
+        tests = list(r.tests)  # type: ignore[union-attr]
+        tests[j] = dataclasses.replace(tests[j], adjusted=value)
+        out[i] = dataclasses.replace(r, tests=tuple(tests), family_size=len(p))  # type: ignore[arg-type]
+    return out
+
+
 def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str,
                order: Mapping[str, Sequence[Any]] | None = None) -> pd.DataFrame:
     """The rows of a cell's runs (strict `where`; baselines only when asked for), its metric at its epoch rule."""
@@ -79,31 +204,25 @@ def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str,
                                trained_only=BASELINE_AXIS not in where)
 
 
-def verdict_of(claim: ClaimSpec, parts: Sequence[Part]) -> str:
-    """reproduced: every difference's interval on the side the original predicts; contradicted: every one on the
-    other side; otherwise not reproduced (no evidence either way, or mixed). With expect "same": reproduced while
-    every interval contains 0, contradicted once one excludes it."""
-    sides = [p.side for p in parts]
-    if claim.expect == "same":
-        computable = [p for p in parts if p.difference.n >= 2 and np.isfinite(p.difference.half)]
-        if not computable or len(computable) < len(parts):
-            return "not reproduced"
-        return "reproduced" if all(s == 0 for s in sides) else "contradicted"
-    expected = 1 if claim.expect == "higher" else -1
-    if sides and all(s == expected for s in sides):
-        return "reproduced"
-    if sides and all(s == -expected for s in sides):
-        return "contradicted"
-    return "not reproduced"
+def coincide(claim: ClaimSpec, parts: Sequence[Part], a_rows: pd.DataFrame, frame: pd.DataFrame) -> str:
+    """Why the effect cannot act here, when the two cells give the same value in every seed ("" otherwise): an
+    epoch chosen by a metric that was still at its best on the last evaluated epoch of every run."""
+    if not parts or any(len(p.differences) < 2 or np.any(p.differences != 0) for p in parts):
+        return ""
+    cell = claim.a if isinstance(claim.a.epoch, str) and claim.a.epoch.startswith("best:") else claim.b
+    if cell is not None and isinstance(cell.epoch, str) and cell.epoch.startswith("best:"):
+        metric = cell.epoch.removeprefix("best:")
+        return (f"in every run the epoch of the best {metric} is its last evaluated epoch (the metric was still "
+                "rising when training stopped), so choosing the epoch changes nothing")
+    return "the two cells give the same value in every seed"
 
 
 def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
-            order: Mapping[str, Sequence[Any]] | None = None) -> Result:
-    """A claim's differences and verdict from a frame of every record (baselines included). A cell without values
-    is a HarnessError naming the claim: a record it needs is missing."""
-    if claim.verdict == "not testable here":
-        return Result(claim, [], "not testable here")
-    assert claim.a is not None and claim.b is not None
+            order: Mapping[str, Sequence[Any]] | None = None, on_original: bool = False) -> Result:
+    """A claim's differences, tests and (unadjusted) verdict from a frame of every record (baselines included).
+    A cell without values is a HarnessError naming the claim: a record it needs is missing."""
+    if claim.a is None or claim.b is None:
+        return Result(claim, [], untestable=claim.reason, on_original=on_original)
     if frame.empty:
         raise HarnessError(f"claim '{claim.name}': no records; run the study")
     a_rows, b_rows = cell_frame(frame, claim.a, profile, order), cell_frame(frame, claim.b, profile, order)
@@ -129,7 +248,9 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
         pa, pb = aggregate.seed_values(a).to_dict(), aggregate.seed_values(b).to_dict()
         parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
     runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
-    return Result(claim, parts, verdict_of(claim, parts), runs, cell_labels(claim, {"a": a_rows, "b": b_rows}, order))
+    untestable = coincide(claim, parts, a_rows, frame)
+    return Result(claim, parts, runs, cell_labels(claim, {"a": a_rows, "b": b_rows}, order), untestable,
+                  on_original, () if untestable else tests_of(claim, parts))
 
 
 def cell_labels(claim: ClaimSpec, rows: Mapping[str, pd.DataFrame],
@@ -193,31 +314,64 @@ def unread_runs(claim: ClaimSpec, study, scan: store.Scan) -> list[str]:  # noqa
     return list(dict.fromkeys(found))
 
 
-def study_results(study, results) -> tuple[list[Result], list[str]]:  # noqa: ANN001 (spec.Study, Path)
-    """Every claim of one study recomputed from its records, and the problems found (one line each): a record
-    edited after it was written, a run a claim reads that is missing, unreadable, failed or not finite (for every
-    seed the study declares), a verdict the records no longer give."""
+def on_original(study, claim: ClaimSpec) -> bool:  # noqa: ANN001 (spec.Study)
+    """Whether the study's profile declares that it tests this claim on the original's data at a comparable
+    budget (its `claims_on_original`); otherwise the profile is a stand-in for it."""
+    declared = study.spec.profiles[study.profile].claims_on_original
+    return declared == "all" or claim.name in declared
+
+
+def study_claims(study, frame: pd.DataFrame) -> list[Result | HarnessError]:  # noqa: ANN001 (spec.Study)
+    """Every claim of a study computed from its results frame (unadjusted); the error where it cannot be."""
+    out: list[Result | HarnessError] = []
+    for claim in study.spec.report.claims:
+        try:
+            out.append(compute(claim, frame, study.profile, study.axes, on_original(study, claim)))
+        except HarnessError as exc:
+            out.append(exc)
+    return out
+
+
+def stand_in(study, claim: ClaimSpec) -> str:  # noqa: ANN001 (spec.Study)
+    """The setting a claim was tested on, from its cells' resolved configs: dataset(s) and epochs trained."""
+    configs = [run.config for cell in (claim.a, claim.b) if cell is not None for run in cell_runs(cell, study)]
+    trained = [c for c in configs if c.train.epochs > 0]
+    datasets = ", ".join(dict.fromkeys(c.data.dataset for c in configs)) or "--"
+    epochs = sorted({c.train.epochs for c in trained})
+    span = "" if not epochs else f", {epochs[0]}" + (f" to {epochs[-1]}" if len(epochs) > 1 else "") + " epochs"
+    return datasets + span
+
+
+def cell_runs(cell: ClaimCell, study) -> list:  # noqa: ANN001 (spec.Study)
+    """The planned runs a cell's `where` names (baselines only when it names one)."""
+    where = where_for(cell, study.profile, study.axes)
+    runs = [r for r in study.runs if all(aggregate.matches(r.axes.get(axis), wanted) if wanted is not None
+                                         else axis not in r.axes for axis, wanted in where.items())]
+    if BASELINE_AXIS not in where:
+        runs = [r for r in runs if BASELINE_AXIS not in r.axes]
+    return runs
+
+
+def study_results(study, results) -> tuple[list[Result | HarnessError], list[str]]:  # noqa: ANN001
+    """Every claim of one study computed from its records (unadjusted: `family` adjusts a profile's claims
+    together), and the problems found (one line each): a record edited after it was written, a run a claim
+    reads that is missing, unreadable, failed or not finite (for every seed the study declares)."""
     problems, computed = [], []
     scan = store.scan(results, study.name, study.profile)  # read once: the claims and the integrity check share it
     frame = aggregate.long_frame(records_of(study, scan))
-    for claim in study.spec.report.claims:
+    for claim, result in zip(study.spec.report.claims, study_claims(study, frame)):
         if unread := unread_runs(claim, study, scan):
             more = f" (and {len(unread) - 1} more)" if len(unread) > 1 else ""
             problems.append(f"{study.name}: claim '{claim.name}': {unread[0]}{more}; run `harness run {study.name} "
                             f"--profile {study.profile}` (a bad file: delete it first), or restore it from git")
+            computed.append(HarnessError(unread[0]))
             continue
-        try:
-            result = compute(claim, frame, study.profile, study.axes)
-        except HarnessError as exc:
-            problems.append(f"{study.name}: {exc}")
-            continue
+        if isinstance(result, HarnessError):
+            problems.append(f"{study.name}: {result}")
         computed.append(result)
-        if result.verdict != claim.verdict:
-            problems.append(f"{study.name}: claim '{claim.name}': the records give '{result.verdict}', the study "
-                            f"file declares '{claim.verdict}' ({describe(result)})")
     for record in [*scan.ok.values(), *scan.failed.values()]:  # as written, before relabelling
         if not record.intact():
-            readers = [r.claim.name for r in computed if record.run_id in r.runs]
+            readers = [r.claim.name for r in computed if isinstance(r, Result) and record.run_id in r.runs]
             which = f"claim{'s' if len(readers) > 1 else ''} '{', '.join(readers)}': " if readers else ""
             problems.append(f"{study.name}: {which}record {record.run_id} {record.axes} was edited after it was "
                             f"written (its digest does not match its content); restore it (git checkout) or "
@@ -225,13 +379,32 @@ def study_results(study, results) -> tuple[list[Result], list[str]]:  # noqa: AN
     return computed, problems
 
 
+def verdict_problems(study, results: Sequence[Result | HarnessError]) -> list[str]:  # noqa: ANN001
+    """A verdict (adjusted within the family) that differs from the one the study file declares for this
+    profile, or a computed verdict the study file does not declare."""
+    problems = []
+    for claim, result in zip(study.spec.report.claims, results):
+        if isinstance(result, HarnessError):
+            continue
+        declared = claim.verdict.get(study.profile)
+        if declared is None and result.verdict != "answered":
+            problems.append(f"{study.name}: claim '{claim.name}': the records give '{result.verdict}' and the "
+                            f"study file declares no verdict for profile {study.profile}; declare it "
+                            f"(verdict: {{{study.profile}: {result.verdict}}})")
+        elif declared is not None and result.verdict != declared:
+            problems.append(f"{study.name}: claim '{claim.name}': the records give '{result.verdict}', the study "
+                            f"file declares '{declared}' ({describe(result)})")
+    return problems
+
+
 def describe(result: Result) -> str:
     """The differences behind a verdict, in one line."""
-    return "; ".join(
+    text = "; ".join(
         ("" if p.label is None else f"{p.label}: ")
         + f"{units.fixed(p.difference.mean, sign=True)} [{units.fixed(p.difference.low, sign=True)}, "
           f"{units.fixed(p.difference.high, sign=True)}] pp"
         for p in result.parts) or "nothing computed"
+    return f"{text}; {result.p_text()}" if result.tests else text
 
 
 @dataclass(frozen=True)
@@ -241,28 +414,48 @@ class ProfileCheck:
     problems: list[str]
     total: int
     verdicts: dict[str, int]
+    family: int = 0  # the tests Holm adjusted over
 
     @property
     def summary(self) -> str:
         return ", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items())) or "none computed"
 
 
-def check_profile(studies: Sequence[str], profile: str, results, paper) -> ProfileCheck:  # noqa: ANN001 (Path)
-    """Every claim of these studies recomputed from the profile's records, and the chapters' prose in `paper`
-    searched for hand-typed result numbers."""
+def profile_claims(studies: Sequence[str], profile: str, results) -> tuple[dict, list[str]]:  # noqa: ANN001
+    """Every claim of every study of a profile, computed and judged as one family: {study: (Study, [Result or
+    HarnessError])} for every study the experiments folder holds (the family), and the problems found."""
     from harness import spec
 
+    found, problems = {}, []
+    for name in spec.list_studies():
+        study = spec.load(name, profile, components=False)
+        computed, trouble = study_results(study, results)
+        found[name] = (study, computed)
+        if name in studies:
+            problems += trouble
+    flat = family([r for _, computed in found.values() for r in computed])
+    for name, (study, computed) in found.items():
+        found[name] = (study, flat[:len(computed)])
+        flat = flat[len(computed):]
+    return found, problems
+
+
+def check_profile(studies: Sequence[str], profile: str, results, paper) -> ProfileCheck:  # noqa: ANN001 (Path)
+    """Every claim of these studies recomputed from the profile's records (Holm-adjusted over every study's
+    claims), and the chapters' prose in `paper` searched for hand-typed result numbers."""
     if not (Path(paper) / "main.tex").is_file():  # a mistyped --paper would otherwise check no prose and pass
         raise HarnessError(f"--paper {paper}: no main.tex there; give the paper folder (the one holding main.tex)")
-    problems, total, verdicts = [], 0, {}
+    found, problems = profile_claims(studies, profile, results)
+    total, verdicts, size = 0, {}, 0
     for name in studies:
-        study = spec.load(name, profile, components=False)
-        computed, found = study_results(study, results)
-        problems += found
+        study, computed = found[name]
+        problems += verdict_problems(study, computed)
         total += len(study.spec.report.claims)
         for result in computed:
-            verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
-    return ProfileCheck(problems + prose_problems(paper), total, verdicts)
+            if isinstance(result, Result):
+                verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
+                size = max(size, result.family_size)
+    return ProfileCheck(problems + prose_problems(paper), total, verdicts, size)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)

@@ -119,7 +119,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"check: {len(found.problems)} problem(s) in {found.total} claims (profile {args.profile}; "
               f"{found.summary})", file=sys.stderr)
         return 1
-    print(f"check: {found.total} claims hold on the records of profile {args.profile} ({found.summary}); every "
+    print(f"check: {found.total} claims give their declared verdicts on the records of profile {args.profile} "
+          f"({found.summary}; decided on Holm-adjusted p-values over the profile's {found.family} tests); every "
           f"record is intact; no result number typed into {paper}")
     return 0
 

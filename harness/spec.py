@@ -88,6 +88,9 @@ class ProfileSpec(Strict):
     baselines: BaselineSpec | None = None  # replaces the study's
     chains: list[ChainSpec] | None = None  # replaces the study's
     demo: DemoSpec | None = None  # the run `harness demo` serves by default (harness.demo)
+    # The claims (by name, or all) this profile tests on the original's data at a comparable budget; on the
+    # others it is a stand-in, and their verdicts say consistent / inconsistent rather than reproduced.
+    claims_on_original: list[str] | Literal["all"] = []
 
 
 class StudyFile(Strict):
@@ -112,7 +115,33 @@ class StudyFile(Strict):
             raise ConfigError(f"profiles: a study declares exactly {', '.join(PROFILES)}"
                               + (f"; missing {', '.join(missing)}" if missing else "")
                               + (f"; unknown {', '.join(extra)}{suggest(extra[0], PROFILES)}" if extra else ""))
+        self._verdict_words()
         return self
+
+    def _verdict_words(self) -> None:
+        """A declared verdict is a word of its claim's kind on that profile's evidence (report.claims)."""
+        from harness.report import NOT_TESTABLE, words
+
+        names = [c.name for c in self.report.claims]
+        for profile, chosen in self.profiles.items():
+            if chosen.claims_on_original != "all":
+                for name in chosen.claims_on_original:
+                    if name not in names:
+                        raise ConfigError(f"profiles.{profile}.claims_on_original: no claim '{name}'"
+                                          f"{suggest(name, names)}")
+        for claim in self.report.claims:
+            for profile, word in claim.verdict.items():
+                if profile not in PROFILES:
+                    raise ConfigError(f"report.claims '{claim.name}'.verdict: unknown profile '{profile}'"
+                                      f"{suggest(profile, PROFILES)}")
+                declared = self.profiles[profile].claims_on_original
+                original = declared == "all" or claim.name in declared
+                allowed = (*words(claim.kind, original), NOT_TESTABLE)
+                if word not in allowed:
+                    setting = "the original's data" if original else "a stand-in"
+                    raise ConfigError(f"report.claims '{claim.name}'.verdict.{profile}: '{word}' is not said of a "
+                                      f"claim of kind {claim.kind} tested on {setting} (profiles.{profile}."
+                                      f"claims_on_original); one of {', '.join(dict.fromkeys(allowed))}")
 
 
 @dataclass(frozen=True)

@@ -26,12 +26,13 @@ Order = Mapping[str, Sequence[Any]]
 
 def check(report: ReportSpec, study: str, profile: str, order: Order, recorded: Sequence[RunRecord],
           reruns: Mapping[str, RunRecord], items: Iterable[str] | None = None, tolerance: float = 0.0,
-          names: Mapping[str, str] | None = None) -> list[ItemCheck]:
+          names: Mapping[str, str] | None = None, others: Mapping[tuple[str, str], Any] | None = None,
+          on_original: Any = ()) -> list[ItemCheck]:
     """Every item of a report (or the named ones) computed from the records and again with the reruns in place
     of the records they reran, each by its kind (harness.kinds); a claim is checked whenever it reads a
     rerun run, the original-versus-ours tables when asked for by name."""
     rerun = Rerun(study, profile, order, names or {}, recorded, reruns, tolerance,
-                  None if items is None else set(items))
+                  None if items is None else set(items), others or {}, on_original)
     return [found for kind, spec in kinds.items(report) if (found := kind.verify(spec, rerun)) is not None]
 
 
@@ -168,8 +169,14 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
                      f", largest metric difference {largest:.2e}"))
             for line, _ in diffs if per_metric else ():
                 print(line)
+    from harness import claims
+
+    found, _ = claims.profile_claims([study.name], study.profile, results)  # the family the claims are judged in
+    others = {(name, claim.name): result for name, (one, computed) in found.items()
+              for claim, result in zip(one.spec.report.claims, computed)}
     checks = check(study.spec.report, study.name, study.profile, study.axes, records, reruns,
-                   [item] if item else None, tolerance, study.spec.report.axis_labels)
+                   [item] if item else None, tolerance, study.spec.report.axis_labels, others,
+                   study.spec.profiles[study.profile].claims_on_original)
     for one in checks:
         print("\n".join(report_lines(one, per_metric)))
     differing = [c.name for c in checks if not c.holds]

@@ -21,9 +21,9 @@ from tests.conftest import REPO, frame
 
 
 def claim(**fields) -> ClaimSpec:
-    return ClaimSpec(**{"name": "c", "original": "o", "sentence": "{mean} [{low}, {high}]", "verdict": "reproduced",
-                        "a": {"where": {"loss": "a"}, "metric": "acc"}, "b": {"where": {"baseline": "raw_input"},
-                                                                               "metric": "acc"}, **fields})
+    return ClaimSpec(**{"name": "c", "kind": "hypothesis", "statement": "s", "sentence": "{mean} [{low}, {high}]",
+                        "expect": "higher", "a": {"where": {"loss": "a"}, "metric": "acc"},
+                        "b": {"where": {"baseline": "raw_input"}, "metric": "acc"}, **fields})
 
 
 def rows(values: dict, metric: str = "acc", epoch: int = 5) -> list[tuple]:
@@ -43,7 +43,7 @@ def test_a_difference_paired_by_seed_against_a_baseline_and_its_sentence_numbers
                        (("loss", "b"),): [0.10, 0.10, 0.10]}))
     result = claims.compute(claim(), data, "quick")
     mean, low, high = interval([0.10, 0.13, 0.08])
-    assert result.verdict == "reproduced" and len(result.parts) == 1
+    assert result.verdict == "supported" and len(result.parts) == 1
     assert result.numbers()["mean"] == f"{mean * 100:+.2f}" and result.numbers()["low"] == f"{low * 100:+.2f}"
     assert result.numbers()["high"] == f"{high * 100:+.2f}" and result.numbers()["a"] == "82.67"
     assert result.numbers()["n"] == "3"
@@ -51,16 +51,76 @@ def test_a_difference_paired_by_seed_against_a_baseline_and_its_sentence_numbers
 
 
 @pytest.mark.parametrize("a_values,expect,verdict", [
-    ([0.80, 0.85, 0.83], "higher", "reproduced"),
+    ([0.80, 0.85, 0.83], "higher", "supported"),
     ([0.60, 0.62, 0.61], "higher", "contradicted"),
-    ([0.80, 0.60, 0.75], "higher", "not reproduced"),  # the interval contains 0
-    ([0.60, 0.62, 0.61], "lower", "reproduced"),
-    ([0.71, 0.70, 0.76], "same", "reproduced"),
+    ([0.80, 0.60, 0.75], "higher", "inconclusive"),  # the interval contains 0
+    ([0.60, 0.62, 0.61], "lower", "supported"),
+    ([0.703, 0.718, 0.752], "same", "supported"),  # within 1 point of the baseline, by two one-sided tests
+    ([0.71, 0.70, 0.76], "same", "inconclusive"),  # the interval holds 0 but is wider than the margin
     ([0.80, 0.85, 0.83], "same", "contradicted"),
 ])
 def test_the_verdict_rule(a_values, expect, verdict):
     data = frame(rows({(("loss", "a"),): a_values, (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
-    assert claims.compute(claim(expect=expect), data, "quick").verdict == verdict
+    margin = {"margin": 1.0} if expect == "same" else {}
+    assert claims.compute(claim(expect=expect, **margin), data, "quick").verdict == verdict
+
+
+def test_the_verdict_says_what_was_claimed_and_on_what_evidence():
+    data = frame(rows({(("loss", "a"),): [0.80, 0.85, 0.83], (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
+    original = claim(kind="original", quote={"text": "t", "source": "seed 000, abstract"})
+    assert claims.compute(original, data, "quick").verdict == "consistent"  # a stand-in
+    assert claims.compute(original, data, "quick", on_original=True).verdict == "reproduced"
+    against = claim(kind="original", quote={"text": "t", "source": "s"}, expect="lower")
+    assert claims.compute(against, data, "quick").verdict == "inconsistent"
+    assert claims.compute(against, data, "quick", on_original=True).verdict == "contradicted"
+    question = claim(kind="question", expect=None)
+    result = claims.compute(question, data, "quick")
+    assert result.verdict == "answered" and result.tests == () and result.numbers()["mean"] == "+10.33"
+    with pytest.raises(ConfigError, match="quotes it"):
+        claim(kind="original")
+    with pytest.raises(ConfigError, match="predicts nothing"):
+        claim(kind="question")
+    with pytest.raises(ConfigError, match="needs a `margin`"):
+        claim(expect="same")
+    with pytest.raises(ConfigError, match="is not a verdict of a claim of kind hypothesis"):
+        claim(verdict={"quick": "reproduced"})
+
+
+def test_the_original_reported_difference_is_set_against_the_interval():
+    data = frame(rows({(("loss", "a"),): [0.80, 0.85, 0.83], (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
+    mean, low, high = interval([0.10, 0.13, 0.08])
+    inside = claims.compute(claim(reported={"effect": mean * 100, "source": "s"}), data, "quick")
+    outside = claims.compute(claim(reported={"effect": (high + 0.01) * 100, "source": "s"}), data, "quick")
+    assert inside.inside is True and outside.inside is False
+    assert claims.compute(claim(), data, "quick").inside is None
+
+
+def test_an_effect_that_cannot_act_is_not_testable_with_its_reason():
+    """The best epoch by the test metric is the last one in every run: choosing it changes nothing."""
+    data = frame(rows({(("loss", "a"),): [0.5, 0.6, 0.55]}, epoch=1) + rows({(("loss", "a"),): [0.7, 0.8, 0.75]}))
+    spec = claim(a={"where": {"loss": "a"}, "metric": "acc", "epoch": "best:acc"},
+                 b={"where": {"loss": "a"}, "metric": "acc"})
+    result = claims.compute(spec, data, "quick")
+    assert result.verdict == "not testable here" and result.tests == ()
+    assert "epoch of the best acc is its last evaluated epoch" in result.untestable
+
+
+def test_a_profiles_claims_are_one_family_adjusted_by_holm():
+    """Alone, a claim at p between 0.025 and 0.05 holds; in a family of two such claims neither does (Holm
+    doubles the smaller p, and stops there), and a claim the records cannot compute counts as a test with p = 1."""
+    data = frame(rows({(("loss", "a"),): [0.80, 0.83, 0.85], (("loss", "b"),): [0.73, 0.75, 0.80],
+                       (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
+    strong = claims.compute(claim(), data, "quick")
+    weak = claims.compute(claim(a={"where": {"loss": "b"}, "metric": "acc"}), data, "quick")
+    assert 2 * strong.tests[0].p < 0.025 < weak.tests[0].p < 0.05
+    assert (strong.verdict, weak.verdict) == ("supported", "supported")
+    adjusted = claims.family([weak, weak])
+    assert [r.verdict for r in adjusted] == ["inconclusive", "inconclusive"]
+    assert [r.verdict_at(adjusted=False) for r in adjusted] == ["supported", "supported"]
+    assert adjusted[0].tests[0].adjusted == pytest.approx(2 * weak.tests[0].p) and adjusted[0].family_size == 2
+    assert [r.verdict for r in claims.family([strong, weak])] == ["supported", "supported"]  # step-down
+    with_unknown = claims.family([weak, HarnessError("no records")])
+    assert with_unknown[0].family_size == 2 and with_unknown[0].verdict == "inconclusive"
 
 
 def test_per_label_every_label_must_agree_and_a_baseline_over_the_axis_pairs_by_label():
@@ -69,11 +129,11 @@ def test_per_label_every_label_must_agree_and_a_baseline_over_the_axis_pairs_by_
                        (("baseline", "raw_input"), ("split", "y")): [0.40, 0.41, 0.42]}))
     spec = claim(a={"metric": "acc"}, per="split", sentence="{min} to {max}, lowest end {lowest}")
     result = claims.compute(spec, data, "quick", {"split": ["x", "y"]})
-    assert [p.label for p in result.parts] == ["x", "y"] and result.verdict == "reproduced"
+    assert [p.label for p in result.parts] == ["x", "y"] and result.verdict == "supported"
     assert result.numbers()["min"] == f"{interval([0.10, 0.11, 0.09])[0] * 100:+.2f}"  # y against y's baseline
     data = frame(rows({(("split", "x"),): [0.80, 0.85, 0.83], (("split", "y"),): [0.40, 0.30, 0.45],
                        (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))  # one baseline for every label
-    assert claims.compute(spec, data, "quick", {"split": ["x", "y"]}).verdict == "not reproduced"
+    assert claims.compute(spec, data, "quick", {"split": ["x", "y"]}).verdict == "inconclusive"
 
 
 def test_epochs_selection_and_a_missing_cell():
@@ -95,7 +155,7 @@ def test_claims_are_checked_at_load():
     with pytest.raises(ConfigError, match="types a result number"):
         claim(sentence="ArcFace gains 1.2 points")
     with pytest.raises(ConfigError, match="needs a `reason`"):
-        claim(verdict="not testable here", a=None, b=None)
+        claim(a=None, b=None)
 
 
 def test_hand_typed_numbers_are_percentages_not_settings_or_confidence_levels():
@@ -124,7 +184,8 @@ def committed(tmp_path: Path) -> Path:
 def test_check_passes_on_the_committed_records(run_cli):
     code, out, err = run_cli("check")
     assert code == 0, err
-    assert "claims hold on the records of profile quick" in out and "every record is intact" in out
+    assert "claims give their declared verdicts on the records of profile quick" in out
+    assert "Holm-adjusted" in out and "every record is intact" in out
 
 
 def test_editing_a_metric_of_a_committed_record_fails_the_check_naming_the_claim(committed, run_cli):
@@ -152,8 +213,8 @@ def test_a_verdict_the_records_no_longer_give_fails_the_check(committed, run_cli
             store.write(committed, record.model_copy(update={"metrics": metrics}))
     code, _, err = run_cli("check", "--studies", "arcface", "--results", committed)
     assert code == 1
-    assert ("claim 'arcface_beats_softmax_original_settings': the records give 'reproduced', the study file "
-            "declares 'not reproduced'") in err
+    assert ("claim 'arcface_beats_softmax_original_settings': the records give 'consistent', the study file "
+            "declares 'inconclusive'") in err
 
 
 def test_a_missing_record_and_typed_prose_fail_the_check(committed, run_cli, tmp_path):
@@ -253,9 +314,15 @@ def with_offsets(data, rows, offsets):
     return data
 
 
+# Per-seed offsets: a clear effect (every seed moves by about 0.1), none (they cancel: the interval holds 0 but
+# is wider than a one-point margin) and a negligible one (well inside a one-point margin).
+SMALL = (0.0005, -0.0005, 0.001, -0.001, 0.0)
+
+
 @pytest.mark.parametrize("profile", ["full", "quick", "smoke"])
 def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_follows_the_data(profile):
     from harness import spec
+    from harness.report import where_for, words
 
     checked, wrong, skipped = 0, [], []
     for name in spec.list_studies():
@@ -263,11 +330,9 @@ def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_fol
         base = made_up_frame(study)
         several = len({r.seed for r in study.runs}) > 1
         for c in study.spec.report.claims:
-            if c.verdict == "not testable here":
+            if c.a is None:
                 continue
             where = f"{name}/{profile}: {c.name}"
-            from harness.report import where_for
-
             absent = {axis for cell in (c.a, c.b) for axis in where_for(cell, profile, study.axes)
                       if axis not in study.axes and axis != "baseline"}
             if absent:  # an axis this profile does not vary (cub_cars's smoke has no dim): render says so
@@ -279,20 +344,26 @@ def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_fol
                 wrong.append(f"{where}: cell {'a' if a.empty else 'b'} names no run of this profile's matrix")
                 continue
             assert not set(a.index) & set(b.index), f"{where}: its two cells read the same rows"
+            original = claims.on_original(study, c)
             higher = with_offsets(base, a[a["metric"] == c.a.metric].index, EFFECT)  # a above b on every seed
             lower = with_offsets(base, b[b["metric"] == c.b.metric].index, EFFECT)  # b above a
-            neither = with_offsets(base, a[a["metric"] == c.a.metric].index, NO_EFFECT)
-            verdicts = [claims.compute(c, data, profile, study.axes).verdict for data in (higher, lower, neither)]
+            neither = with_offsets(base, a[a["metric"] == c.a.metric].index,
+                                   SMALL if c.expect == "same" else NO_EFFECT)
+            verdicts = [claims.compute(c, data, profile, study.axes, original).verdict
+                        for data in (higher, lower, neither)]
             checked += 1
-            if not several:  # one seed has no interval: nothing is decided, but every cell was found
-                expected = ["not reproduced"] * 3
+            holds, undecided, fails = words(c.kind, original)
+            if c.kind == "question":
+                expected = ["answered"] * 3
+            elif not several:  # one seed has no interval: nothing is decided, but every cell was found
+                expected = [undecided] * 3
             else:
-                expected = {"higher": ["reproduced", "contradicted", "not reproduced"],
-                            "lower": ["contradicted", "reproduced", "not reproduced"],
-                            "same": ["contradicted", "contradicted", "reproduced"]}[c.expect]
-                # The best epoch of some runs is never below their last: raising the last epoch makes it the best.
-                if c.a.epoch == f"best:{c.a.metric}" and set(a["run_id"]) == set(b["run_id"]):
-                    expected[1] = "not reproduced"
+                expected = {"higher": [holds, fails, undecided], "lower": [fails, holds, undecided],
+                            "same": [fails, fails, holds]}[c.expect]
+            # The best epoch of some runs is never below their last: raising the last epoch makes it the best,
+            # and the two cells then read the same value in every seed.
+            if c.a.epoch == f"best:{c.a.metric}" and set(a["run_id"]) == set(b["run_id"]) and several:
+                expected[1] = "not testable here"
             if verdicts != expected:
                 wrong.append(f"{where}: {verdicts}, expected {expected}")
     assert not wrong, "\n".join(wrong)

@@ -163,7 +163,9 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert (paper / "build" / "main.pdf").exists()
     verdicts = (paper / "generated" / "verdicts.tex").read_text()
     declared = sum(len(spec.load(s, "quick", components=False).spec.report.claims) for s in spec.list_studies())
-    assert verdicts.count("\\nolinkurl") == declared == 18 and "contradicted" in verdicts  # the conclusion's table
+    assert verdicts.count("\\nolinkurl") == declared == 19  # the conclusion's table: every claim, by kind
+    assert "& inconsistent" in verdicts and "reproduced \\\\" not in verdicts  # stand-ins: never reproduced
+    assert verdicts.index("originals' claims") < verdicts.index("hypotheses") < verdicts.index("questions")
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs
     assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()

@@ -62,13 +62,13 @@ def test_a_rerun_within_seed_noise_holds_and_a_tampered_cell_outside_it_fails():
 
 def test_a_verdict_that_no_longer_follows_is_a_change():
     study, records = arcface()
-    # ArcFace at the original's settings far ahead of softmax on every seed: 'not reproduced' becomes 'reproduced'.
+    # ArcFace at the original's settings far ahead of softmax on every seed: 'inconclusive' becomes 'consistent'.
     reruns = {r.run_id: shifted(r, "classification_accuracy", 0.05) for r in records
               if r.axes == {"head": "arcface", "m": 0.4, "s": 2}}
     checks = {c.name: c for c in check(study, records, reruns)}
     changes = checks["arcface/arcface_beats_softmax_original_settings"].changes
-    assert "verdict not reproduced -> reproduced" in changes
-    assert any("the study declares 'not reproduced'" in c for c in changes)
+    assert "verdict inconclusive -> consistent" in changes
+    assert any("the study declares 'inconclusive'" in c for c in changes)
 
 
 def record_with(numerics):

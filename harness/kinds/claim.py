@@ -22,8 +22,20 @@ FIELD = "claims"  # its key in a study's `report:`
 SECTION = "findings"
 
 
-Verdict = Literal["reproduced", "not reproduced", "contradicted", "not testable here"]
-VERDICTS = ("reproduced", "not reproduced", "contradicted", "not testable here")
+Kind = Literal["original", "question", "hypothesis"]
+# The verdict's words say what was claimed and on which evidence (holds, undecided, fails). An original's claim
+# tested on its own data at a comparable budget is reproduced or contradicted; tested on a stand-in (other data,
+# another budget) the records can only be consistent or inconsistent with it. A hypothesis of this thesis is
+# supported or contradicted wherever it is tested. A question gets its answer (the effect and its interval), no
+# verdict. An effect that cannot act in a setting is "not testable here", with the reason computed or declared.
+WORDS = {("original", True): ("reproduced", "not reproduced", "contradicted"),
+         ("original", False): ("consistent", "inconclusive", "inconsistent"),
+         ("hypothesis", True): ("supported", "inconclusive", "contradicted"),
+         ("hypothesis", False): ("supported", "inconclusive", "contradicted"),
+         ("question", True): ("answered",) * 3,
+         ("question", False): ("answered",) * 3}
+NOT_TESTABLE = "not testable here"
+OUTCOMES = ("holds", "undecided", "fails")  # the order of each WORDS entry
 # What a sentence may refer to: {mean}, {low}, {high} of the difference in percentage points (one cell pair);
 # with `per`: {min} and {max} of the per-label mean differences and {lowest}/{highest} interval ends; always {a}
 # and {b} (the cells' means in percent; with `per`, their ranges) and {n} (seed pairs).
@@ -31,6 +43,11 @@ PLACEHOLDERS = ("mean", "low", "high", "min", "max", "lowest", "highest", "a", "
 # {a_<axis>} / {b_<axis>}: the labels of that axis among a cell's runs, read from the records, so that a sentence
 # names the budget, split or setting each profile compares instead of typing it.
 LABEL_PLACEHOLDER = re.compile(r"^([ab])_(\w+)$")
+
+
+def words(kind: str, on_original: bool) -> tuple[str, str, str]:
+    """The verdict words (holds, undecided, fails) of a claim of this kind on this evidence."""
+    return WORDS[(kind, on_original)]
 
 
 class ClaimCell(Strict):
@@ -44,36 +61,73 @@ class ClaimCell(Strict):
     select: SelectSpec | None = None
 
 
+class Quote(Strict):
+    """An original's own words (a short quotation, translated where the source is not in English) and where they
+    stand in its seed document."""
+
+    text: str
+    source: str  # e.g. "seed 000, abstract"
+
+
+class Reported(Strict):
+    """The difference a - b an original reported for this claim, in percentage points, and where it reported it:
+    each finding then says whether that difference lies inside the interval the records give."""
+
+    effect: float
+    source: str
+
+
 class ClaimSpec(Strict):
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")  # stable: check messages and macros use it
-    original: str  # the original's claim this addresses, in words
+    kind: Kind  # original: an original said so; question: an assignment asks it; hypothesis: this thesis's own
+    statement: str  # what is claimed or asked, in words
+    quote: Quote | None = None  # an original's claim: its words and where they stand (required)
+    reported: Reported | None = None  # the original's own difference, where it gave one
     sentence: str  # the finding, with {placeholders} for its numbers (no number typed by hand)
     a: ClaimCell | None = None
     b: ClaimCell | None = None  # the difference computed is a - b
     per: str | None = None  # one difference per label of this axis (among a's runs); the verdict needs them all
-    # what the original's claim predicts of a against b; "same": that they do not differ (reproduced while the
-    # interval contains 0, contradicted when it excludes it)
-    expect: Literal["higher", "lower", "same"] = "higher"
-    verdict: Verdict  # what the records are expected to give; `harness check` fails when they stop giving it
-    reason: str = ""  # why, for "not testable here"
+    # what the claim predicts of a against b (a question predicts nothing); "same": that they differ by less than
+    # `margin` points, decided by two one-sided tests
+    expect: Literal["higher", "lower", "same"] | None = None
+    margin: float | None = Field(default=None, gt=0)  # percentage points; with expect "same" only
+    verdict: dict[str, str] = {}  # profile -> the verdict its records give; `harness check` fails when they stop
+    reason: str = ""  # why, for a claim declared not testable here (no cells)
 
     @model_validator(mode="after")
     def _shape(self) -> ClaimSpec:
-        if self.verdict == "not testable here":
+        where = f"report.claims '{self.name}'"
+        if self.a is None and self.b is None:
             if not self.reason:
-                raise ConfigError(f"report.claims '{self.name}': a claim not testable here needs a `reason`")
-            if self.a is not None or self.b is not None:
-                raise ConfigError(f"report.claims '{self.name}': a claim not testable here computes nothing "
-                                  "(no `a`, `b`)")
+                raise ConfigError(f"{where}: a claim without cells is not testable here and needs a `reason`")
         elif self.a is None or self.b is None:
-            raise ConfigError(f"report.claims '{self.name}': give the cells `a` and `b` (the difference a - b)")
+            raise ConfigError(f"{where}: give the cells `a` and `b` (the difference a - b)")
+        elif self.reason:
+            raise ConfigError(f"{where}: `reason` is for a claim not testable here (no `a`, `b`); this one computes")
+        if self.kind == "original" and self.quote is None:
+            raise ConfigError(f"{where}: an original's claim quotes it: quote: {{text: ..., source: <seed, place>}}")
+        if self.kind == "question" and self.expect is not None:
+            raise ConfigError(f"{where}: a question predicts nothing (no `expect`): its answer is the effect")
+        if self.kind != "question" and self.expect is None and self.a is not None:
+            raise ConfigError(f"{where}: `expect` (higher, lower or same): what the claim predicts of a against b")
+        if (self.expect == "same") != (self.margin is not None):
+            raise ConfigError(f"{where}: " + ("expect same needs a `margin` (points): the difference that still "
+                                              "counts as the same" if self.margin is None else
+                                              "a `margin` goes with expect same only"))
+        if self.reported is not None and self.per is not None:
+            raise ConfigError(f"{where}: `reported` is one difference; a claim with `per` has one per label")
+        allowed = {w for on in (True, False) for w in words(self.kind, on)} | {NOT_TESTABLE}
+        for profile, word in self.verdict.items():
+            if word not in allowed:
+                raise ConfigError(f"{where}.verdict.{profile}: '{word}' is not a verdict of a claim of kind "
+                                  f"{self.kind}; one of {', '.join(sorted(allowed))}")
         for field in re.findall(r"\{(\w*)\}", self.sentence):
             if field not in PLACEHOLDERS and not LABEL_PLACEHOLDER.match(field):
-                raise ConfigError(f"report.claims '{self.name}': sentence placeholder {{{field}}} is not one of "
+                raise ConfigError(f"{where}: sentence placeholder {{{field}}} is not one of "
                                   f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}, or {{a_<axis>}} / "
                                   "{b_<axis>} (a cell's labels on that axis)")
         if hand_typed(self.sentence):
-            raise ConfigError(f"report.claims '{self.name}': the sentence types a result number "
+            raise ConfigError(f"{where}: the sentence types a result number "
                               f"({hand_typed(self.sentence)[0]!r}); use a placeholder")
         return self
 
@@ -109,8 +163,10 @@ def stem(spec: ClaimSpec) -> str:
 
 def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[str]:
     """findings.tex: each claim's sentence, its numbers as macros (defined in the same file from the records),
-    its verdict and the original's claim it addresses. A claim this profile's records cannot compute says so.
-    (chapter.data.claims holds these claims computed once.)"""
+    its verdict in the words of its kind and evidence (with the setting where that is a stand-in), its p-values
+    (Holm-adjusted over the profile's claims, and unadjusted), the original's reported difference against our
+    interval, and what it addresses: an original's words, a question, or this thesis's hypothesis. A claim this
+    profile's records cannot compute says so. (chapter.data.claims holds these claims, adjusted as a family.)"""
     from harness import claims
 
     items = []
@@ -121,7 +177,10 @@ def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[s
         numbers = result.numbers()
         macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}
         items.append({"claim": claim, "verdict": result.verdict, "numbers": numbers, "macros": macros,
-                      "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name)})
+                      "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name),
+                      "untestable": result.untestable, "p": result.p_text(), "inside": result.inside,
+                      "unadjusted": result.verdict_at(adjusted=False),
+                      "setting": None if result.on_original else chapter.data.settings.get(claim.name)})
     if not items:
         return []
     return [chapter.write("findings.tex", "findings.tex.j2", items=items, profile=chapter.study.profile)]
@@ -147,15 +206,22 @@ def verify(spec: ClaimSpec, rerun: Rerun) -> ItemCheck | None:
     from harness.render.axes import label_text
     from harness.render.compare import CellDiff, ItemCheck, slack
 
+    original = rerun.on_original == "all" or spec.name in rerun.on_original
+
+    def judged(frame: Any) -> Any:  # computed, then adjusted within the rest of the profile's family
+        result = claims.compute(spec, frame, rerun.profile, rerun.order, original)
+        rest = [r for key, r in rerun.others.items() if key != (rerun.study, spec.name)]
+        return claims.family([*rest, result])[-1]
+
     try:
-        was = claims.compute(spec, rerun.before.all, rerun.profile, rerun.order)
+        was = judged(rerun.before.all)
     except HarnessError:  # the records cannot compute it (harness check says why): nothing to compare
         return None
     if not rerun.asked(spec.name) and not (was.runs & set(rerun.reruns)):
         return None
     item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, scale=units.PERCENT)
     try:
-        now = claims.compute(spec, rerun.after.with_axes(rerun.before).all, rerun.profile, rerun.order)
+        now = judged(rerun.after.with_axes(rerun.before).all)
     except HarnessError as exc:  # a rerun it reads did not finish
         item.changes.append(f"not computable from the reruns ({exc})")
         return item
@@ -165,6 +231,7 @@ def verify(spec: ClaimSpec, rerun: Rerun) -> ItemCheck | None:
                                    slack(rerun.tolerance, item)))
     if now.verdict != was.verdict:
         item.changes.append(f"verdict {was.verdict} -> {now.verdict}")
-    if now.verdict != spec.verdict:
-        item.changes.append(f"the rerun gives '{now.verdict}', the study declares '{spec.verdict}'")
+    declared = spec.verdict.get(rerun.profile)
+    if declared is not None and now.verdict != declared:
+        item.changes.append(f"the rerun gives '{now.verdict}', the study declares '{declared}'")
     return item

@@ -10,7 +10,7 @@ import shutil
 import sys
 import tempfile
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,16 +39,30 @@ class StudyData:
 
     @functools.cached_property
     def claims(self) -> list[tuple[Any, Any]]:
-        """(claim, its result) per declared claim; the result is the HarnessError when the records cannot give it."""
+        """(claim, its result) per declared claim; the result is the HarnessError when the records cannot give it.
+        Unadjusted until `judge` has adjusted the profile's claims as one family."""
         from harness import claims
 
-        computed = []
-        for claim in self.study.spec.report.claims:
-            try:
-                computed.append((claim, claims.compute(claim, self.frame, self.study.profile, self.study.axes)))
-            except HarnessError as exc:
-                computed.append((claim, exc))
-        return computed
+        return list(zip(self.study.spec.report.claims, claims.study_claims(self.study, self.frame)))
+
+    @functools.cached_property
+    def settings(self) -> dict[str, str]:
+        """claim name -> the setting it was tested on, from its cells' resolved configs (dataset, epochs)."""
+        from harness import claims
+
+        return {c.name: claims.stand_in(self.study, c) for c in self.study.spec.report.claims if c.a is not None}
+
+
+def judge(data: Mapping[str, StudyData]) -> None:
+    """Adjust every claim of the profile as one family (claims.family, Holm) and keep the adjusted results in
+    each study's data, where the findings and the verdict table read them."""
+    from harness import claims
+
+    flat = claims.family([result for d in data.values() for _, result in d.claims])
+    for d in data.values():
+        n = len(d.claims)
+        d.__dict__["claims"] = [(claim, result) for (claim, _), result in zip(d.claims, flat[:n])]  # the cache
+        flat = flat[n:]
 
 
 def read_study(name: str, profile: str, results: Path) -> StudyData:
@@ -62,7 +76,9 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     """Write every study's generated files; a study with no records gets a note saying how to produce them."""
     env = latex.environment(paper / "templates")
     generated, written = paper / "generated", []
-    data = {name: read_study(name, profile, results) for name in studies}
+    # The family of tests is every claim of the profile: each study is read, rendered or not.
+    data = {name: read_study(name, profile, results) for name in dict.fromkeys([*studies, *spec.list_studies()])}
+    judge(data)
     for name in studies:
         written.extend(render_study(data[name], generated, env))
     # The document is one profile: a chapter left from another profile's render would sit beside this one's.
@@ -70,9 +86,6 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     # thesis (verdicts, compute, artifact) then cover every study the document holds, not only those rendered.
     kept = drop_other_profiles(generated, profile)
     present = [*studies, *(name for name in kept if name not in studies)]
-    for name in present:
-        if name not in data:
-            data[name] = read_study(name, profile, results)
     target = generated / "verdicts.tex"
     files.atomic_write(target, env.get_template("verdicts.tex.j2").render(
         rows=[row for name in present for row in claim_rows(data[name])], profile=profile))
@@ -139,10 +152,33 @@ def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
 
 
 def claim_rows(data: StudyData) -> list[dict[str, Any]]:
-    """One row per claim of a study for the conclusion's table: the original's claim and the verdict."""
-    return [{"study": data.study.name, "claim": claim.name, "original": claim.original,
-             "verdict": "no records" if isinstance(result, HarnessError) else result.verdict}
-            for claim, result in data.claims]
+    """One row per claim of a study for the conclusion's tables: its kind, statement, effect and verdict."""
+    rows = []
+    for claim, result in data.claims:
+        row = {"study": data.study.name, "claim": claim.name, "kind": claim.kind, "statement": claim.statement}
+        if isinstance(result, HarnessError):
+            rows.append({**row, "verdict": "no records", "effect": ""})
+            continue
+        rows.append({**row, "verdict": result.verdict, "effect": effect_text(result),
+                     "setting": "" if result.on_original or not result.parts else data.settings.get(claim.name, ""),
+                     "adjusted": min((t.adjusted for t in result.tests if t.adjusted is not None), default=None),
+                     "unadjusted": result.verdict_at(adjusted=False)})
+    return rows
+
+
+def effect_text(result: Any) -> str:
+    """A claim's difference(s) in points with the 95 % interval: one, or the range over its parts."""
+    from harness import units
+
+    if not result.parts:
+        return ""
+    diffs = [p.difference for p in result.parts]
+    if len(diffs) == 1:
+        d = diffs[0]
+        return (f"{units.fixed(d.mean, sign=True)} [{units.fixed(d.low, sign=True)}, "
+                f"{units.fixed(d.high, sign=True)}]")
+    return (f"{units.fixed(min(d.mean for d in diffs), sign=True)} to {units.fixed(max(d.mean for d in diffs), sign=True)}"
+            f" [{units.fixed(min(d.low for d in diffs), sign=True)}, {units.fixed(max(d.high for d in diffs), sign=True)}]")
 
 
 def render_study(data: StudyData, generated: Path, env: jinja2.Environment) -> list[Path]:

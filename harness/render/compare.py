@@ -118,6 +118,10 @@ class Rerun:
     reruns: Mapping[str, RunRecord]
     tolerance: float
     wanted: set[str] | None  # the items asked for (None: all of them)
+    # The profile's claims as the records give them ((study, claim) -> claims.Result or the error), the family
+    # a claim's verdict is adjusted in, and the claims this profile tests on the original's data.
+    others: Mapping[tuple[str, str], Any] = field(default_factory=dict)
+    on_original: Any = ()
     before: Frames = field(init=False)
     after: Frames = field(init=False)
 
