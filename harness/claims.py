@@ -64,13 +64,22 @@ class Part:
             return 0.0 if abs(d[0]) < margin else 1.0
         return aggregate.tost_p(d, margin)
 
+    def p_below(self, margin: float) -> float:
+        """One-sided test that the mean difference is below +margin (a fraction); no spread is exact."""
+        d = self.differences
+        if len(d) >= 2 and np.all(d == d[0]):
+            return 0.0 if d[0] < margin else 1.0
+        return aggregate.t_test_p(d, margin, "less")
+
 
 @dataclass(frozen=True)
 class Test:
     """One member of the profile's family of tests: what it would show, its p-value and, once the family is
     known, its Holm-adjusted p-value."""
 
-    shows: str  # "different": a difference (on the side the parts take); "same": equivalence within the margin
+    # "different": a difference (on the side the parts take); "same": equivalence within the margin; "not higher":
+    # a below b + margin
+    shows: str
     p: float
     adjusted: float | None = None
 
@@ -97,10 +106,13 @@ class Result:
         if self.claim.kind == "question":
             return "answered"
         shown = {t.shows for t in self.tests if t.passes(adjusted)}
+        sides = {int(np.sign(p.difference.mean)) for p in self.parts}
         if self.claim.expect == "same":
             return "holds" if "same" in shown else "fails" if "different" in shown else "undecided"
+        if self.claim.expect == "not higher":
+            return ("holds" if "not higher" in shown else
+                    "fails" if "different" in shown and sides == {1} else "undecided")
         expected = 1 if self.claim.expect == "higher" else -1
-        sides = {int(np.sign(p.difference.mean)) for p in self.parts}
         if "different" not in shown or len(sides) != 1:
             return "undecided"
         return "holds" if sides == {expected} else "fails"
@@ -132,9 +144,9 @@ class Result:
             return ""
         def fmt(p: float | None) -> str:
             return "n/a" if p is None or not np.isfinite(p) else "< 0.001" if p < 0.001 else f"= {p:.3f}"
-        parts = [f"{'equivalence' if t.shows == 'same' else 'difference'}: Holm-adjusted p {fmt(t.adjusted)} "
-                 f"(unadjusted {fmt(t.p)})" if t.adjusted is not None else
-                 f"{'equivalence' if t.shows == 'same' else 'difference'}: p {fmt(t.p)}" for t in self.tests]
+        names = {"same": "equivalence", "different": "difference", "not higher": "at most the margin above"}
+        parts = [f"{names[t.shows]}: Holm-adjusted p {fmt(t.adjusted)} (unadjusted {fmt(t.p)})"
+                 if t.adjusted is not None else f"{names[t.shows]}: p {fmt(t.p)}" for t in self.tests]
         return "; ".join(parts)
 
     def numbers(self) -> dict[str, str]:
@@ -169,9 +181,12 @@ def tests_of(claim: ClaimSpec, parts: Sequence[Part]) -> tuple[Test, ...]:
     def worst(values: list[float]) -> float:
         return float("nan") if any(not np.isfinite(v) for v in values) else max(values)
     p_diff = [part.p for part in parts]
-    if claim.expect != "same":
+    if claim.expect in ("higher", "lower"):
         return (Test("different", worst(p_diff)),)
     assert claim.margin is not None
+    if claim.expect == "not higher":
+        return (Test("not higher", worst([part.p_below(claim.margin / units.PERCENT) for part in parts])),
+                Test("different", worst(p_diff)))
     finite = [v for v in p_diff if np.isfinite(v)]
     any_diff = min(1.0, len(parts) * min(finite)) if finite else float("nan")
     return (Test("same", worst([part.p_same(claim.margin / units.PERCENT) for part in parts])),

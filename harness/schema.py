@@ -37,6 +37,9 @@ class DataConfig(Strict):
     val_classes: int | None = Field(default=None, gt=0)
     image_size: int = Field(default=224, ge=16)  # crop size of image-file datasets (CUB, Cars); unused by tensors
     split: dict[str, Any] = {"name": "all"}  # which classes are seen in training (harness.splits)
+    # The training items' labels shuffled among them (one permutation from subset_seed, the same for every run
+    # seed): a network trained so learns nothing about classes, the control that says what training alone does.
+    permute_labels: bool = False
 
     @field_validator("split")
     @classmethod

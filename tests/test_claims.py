@@ -406,3 +406,17 @@ def test_a_cell_placed_by_order_and_a_label_placeholder_are_checked_at_load(expe
     path.write_text(yaml.safe_dump(doc))
     with pytest.raises(ConfigError, match=r"sentence \{a_budgett\}: unknown axis 'budgett'"):
         spec.load("loss_epochs", "quick", experiments, components=False)
+
+
+def test_a_control_that_should_learn_nothing_is_not_higher_within_its_margin():
+    """expect "not higher": holds when a one-sided test shows a below b + margin; fails when a is shown higher."""
+    base = [0.70, 0.72, 0.75, 0.71, 0.73]
+    spec = claim(expect="not higher", margin=1.0)
+    for a_values, verdict in (([0.696, 0.712, 0.748, 0.705, 0.722], "supported"),  # a little below b
+                              ([0.60, 0.61, 0.66, 0.62, 0.60], "supported"),  # far below: also not higher
+                              ([0.80, 0.83, 0.85, 0.80, 0.82], "contradicted"),
+                              ([0.72, 0.70, 0.78, 0.71, 0.75], "inconclusive")):
+        data = frame(rows({(("loss", "a"),): a_values, (("baseline", "raw_input"),): base}))
+        assert claims.compute(spec, data, "quick").verdict == verdict, a_values
+    with pytest.raises(ConfigError, match="expect not higher needs a `margin`"):
+        claim(expect="not higher")

@@ -176,3 +176,20 @@ def test_validation_classes_leave_earlier_run_ids_alone():
     config = {"data": {"dataset": "digits", "val_classes": None}, "train": {}, "eval": {}}
     assert identity.run_id(config) == identity.run_id({"data": {"dataset": "digits"}, "train": {}, "eval": {}})
     assert identity.run_id({**config, "data": {"dataset": "digits", "val_classes": 2}}) != identity.run_id(config)
+
+
+def test_shuffled_labels_keep_every_image_and_class_size_and_only_the_training_split_changes():
+    from harness.schema import DataConfig
+
+    cfg = DataConfig(dataset="digits", split={"name": "first", "seen": 4}, train_per_class=5)
+    plain = data.run_splits(six_classes(), cfg)
+    shuffled = data.run_splits(six_classes(), cfg.model_copy(update={"permute_labels": True}))
+    assert torch.equal(plain.train.images, shuffled.train.images)  # the same images, in the same order
+    assert torch.equal(torch.bincount(plain.train.labels), torch.bincount(shuffled.train.labels))
+    assert not torch.equal(plain.train.labels, shuffled.train.labels)
+    assert torch.equal(plain.unseen.labels, shuffled.unseen.labels) and torch.equal(plain.test.labels,
+                                                                                      shuffled.test.labels)
+    again = data.run_splits(six_classes(), cfg.model_copy(update={"permute_labels": True}))
+    assert torch.equal(again.train.labels, shuffled.train.labels)  # seeded by subset_seed
+    other = data.run_splits(six_classes(), cfg.model_copy(update={"permute_labels": True, "subset_seed": 1}))
+    assert not torch.equal(other.train.labels, shuffled.train.labels)

@@ -8,6 +8,8 @@ hold image paths decoded per epoch by the input pipeline (harness.pipeline).
 
 from __future__ import annotations
 
+import dataclasses
+
 import functools
 import http.client
 import os
@@ -160,6 +162,13 @@ class RunSplits:
     val_classes: list[int] = field(default_factory=list)  # held out whole for validation (data.val_classes)
 
 
+def permuted(labels: torch.Tensor, seed: int) -> torch.Tensor:
+    """The labels in a seeded random order: each item keeps an image and gets another item's label, so every
+    class keeps its size and the images of a class no longer share anything but chance."""
+    generator = torch.Generator().manual_seed(seed + 7919)  # not the subset's stream: another permutation
+    return labels[torch.randperm(len(labels), generator=generator).to(labels.device)]
+
+
 def run_splits(dataset: Dataset, data_cfg: object, device: torch.device | str = "cpu") -> RunSplits:
     """Class split, subsets and device placement of one run, from its data config."""
     from harness import splits
@@ -181,9 +190,12 @@ def run_splits(dataset: Dataset, data_cfg: object, device: torch.device | str = 
     seen_test = torch.isin(test_labels, torch.tensor(seen))
     # Test items of validation classes are scored nowhere: model selection must not touch the test classes.
     unseen_test = ~seen_test & ~torch.isin(test_labels, torch.tensor(held_out, dtype=test_labels.dtype))
+    train = dataset.train.subset(train_idx, device)
+    if getattr(data_cfg, "permute_labels", False):
+        train = dataclasses.replace(train, labels=permuted(train.labels, data_cfg.subset_seed))
     return RunSplits(
         seen=seen,
-        train=dataset.train.subset(train_idx, device),
+        train=train,
         test=dataset.test.subset(test_idx[seen_test], device),
         val=dataset.train.subset(val_idx, device) if val_idx is not None else None,
         unseen=dataset.test.subset(test_idx[unseen_test], device) if unseen_test.any() else None,

@@ -1,5 +1,5 @@
 """Report kinds as plug-ins. Each module here is one kind of item a study's `report:` declares (table, figure,
-reference, protocols, claim): its schema, checked when the study file is read, and its behaviour, behind one
+reference, protocols, claim, calibration): its schema, checked when the study file is read, and its behaviour, behind one
 small interface that every stage handling items goes through:
 
     NAME, FIELD                            the kind, and its key in `report:`
@@ -25,12 +25,12 @@ from typing import Any
 
 from pydantic import create_model
 
-from harness.kinds import claim, figure, protocols, reference, table
+from harness.kinds import calibration, claim, figure, protocols, reference, table
 from harness.kinds.shared import Checker
 from harness.schema import Strict
 
 # The order in which a study file lists them, a chapter writes them and verify reports them.
-KINDS: tuple[ModuleType, ...] = (table, figure, reference, protocols, claim)
+KINDS: tuple[ModuleType, ...] = (table, figure, reference, protocols, claim, calibration)
 
 # A study's `report:` section: how tables and figures name the axes, then each kind's items.
 ReportSpec = create_model(

@@ -88,9 +88,10 @@ class ClaimSpec(Strict):
     b: ClaimCell | None = None  # the difference computed is a - b
     per: str | None = None  # one difference per label of this axis (among a's runs); the verdict needs them all
     # what the claim predicts of a against b (a question predicts nothing); "same": that they differ by less than
-    # `margin` points, decided by two one-sided tests
-    expect: Literal["higher", "lower", "same"] | None = None
-    margin: float | None = Field(default=None, gt=0)  # percentage points; with expect "same" only
+    # `margin` points, decided by two one-sided tests; "not higher": that a is at most `margin` points above b,
+    # decided by one one-sided test (a control that should learn nothing)
+    expect: Literal["higher", "lower", "same", "not higher"] | None = None
+    margin: float | None = Field(default=None, gt=0)  # percentage points; with expect "same" or "not higher"
     verdict: dict[str, str] = {}  # profile -> the verdict its records give; `harness check` fails when they stop
     reason: str = ""  # why, for a claim declared not testable here (no cells)
 
@@ -110,10 +111,10 @@ class ClaimSpec(Strict):
             raise ConfigError(f"{where}: a question predicts nothing (no `expect`): its answer is the effect")
         if self.kind != "question" and self.expect is None and self.a is not None:
             raise ConfigError(f"{where}: `expect` (higher, lower or same): what the claim predicts of a against b")
-        if (self.expect == "same") != (self.margin is not None):
-            raise ConfigError(f"{where}: " + ("expect same needs a `margin` (points): the difference that still "
-                                              "counts as the same" if self.margin is None else
-                                              "a `margin` goes with expect same only"))
+        if (self.expect in ("same", "not higher")) != (self.margin is not None):
+            raise ConfigError(f"{where}: " + (f"expect {self.expect} needs a `margin` (points): the difference "
+                                              "that still counts as none" if self.margin is None else
+                                              "a `margin` goes with expect same or not higher only"))
         if self.reported is not None and self.per is not None:
             raise ConfigError(f"{where}: `reported` is one difference; a claim with `per` has one per label")
         allowed = {w for on in (True, False) for w in words(self.kind, on)} | {NOT_TESTABLE}

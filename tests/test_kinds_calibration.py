@@ -1,0 +1,40 @@
+"""The calibration kind: an A/A check of the paired rule. Runs that differ only by seed, split at random into two
+groups paired by position, are called different at about the rule's nominal 5 %; runs that do differ are not."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from harness.errors import HarnessError
+from harness.kinds import calibration
+
+
+def test_same_distribution_is_called_different_at_about_five_percent():
+    rng = np.random.default_rng(3)
+    values = rng.normal(0.3, 0.01, size=20).tolist()
+    different, splits = calibration.false_positives(values, 5, 2000, seed=0)
+    rate, low, high = calibration.rate_interval(different, splits)
+    assert splits == 2000 and 0.02 < rate < 0.09 and low < rate < high
+
+
+def test_the_draw_is_seeded_and_uses_disjoint_groups():
+    values = list(np.linspace(0.1, 0.2, 20))
+    assert calibration.false_positives(values, 5, 300, 1) == calibration.false_positives(values, 5, 300, 1)
+    # Ten runs far apart from the other ten: a split that puts them in different groups is called different.
+    split = [0.1] * 10 + [0.9] * 10
+    split = [v + 0.001 * i for i, v in enumerate(split)]
+    assert calibration.false_positives(split, 5, 300, 1)[0] > 0
+
+
+def test_too_few_runs_is_one_clear_error():
+    with pytest.raises(HarnessError, match="needs at least 10 runs, found 9"):
+        calibration.false_positives([0.1] * 9, 5, 200, 0)
+
+
+def test_the_exact_binomial_interval():
+    from scipy import stats
+
+    rate, low, high = calibration.rate_interval(50, 1000)
+    ci = stats.binomtest(50, 1000).proportion_ci(0.95, method="exact")
+    assert rate == 0.05 and (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
