@@ -283,6 +283,37 @@ def cell_labels(claim: ClaimSpec, rows: Mapping[str, pd.DataFrame],
     return labels
 
 
+def config_values(claim: ClaimSpec, study) -> dict[str, str]:  # noqa: ANN001 (spec.Study)
+    """The {a.<config key>} / {b.<config key>} placeholders of a claim's sentence: that setting among the cell's
+    planned runs (their resolved configs), in words; "--" where no run of the cell sets it."""
+    from harness.report import CONFIG_PLACEHOLDER, FIELDS
+
+    found = {}
+    for field in FIELDS.findall(claim.sentence):
+        if not (match := CONFIG_PLACEHOLDER.match(field)):
+            continue
+        side, key = match.groups()
+        cell = claim.a if side == "a" else claim.b
+        values = []
+        for run in cell_runs(cell, study) if cell is not None else []:
+            value: Any = run.config_dict()
+            for part in key.split("."):
+                value = value.get(part) if isinstance(value, dict) else None
+            if value is not None and value not in values:
+                values.append(value)
+        found[field] = ", ".join(setting_text(v) for v in values) or "--"
+    return found
+
+
+def setting_text(value: Any) -> str:
+    """A config value in words: a run of consecutive integers as first-last, a list joined, else as written."""
+    if isinstance(value, list):
+        if value and all(isinstance(v, int) for v in value) and value == list(range(value[0], value[0] + len(value))):
+            return f"{value[0]}-{value[-1]}" if len(value) > 1 else str(value[0])
+        return ", ".join(setting_text(v) for v in value)
+    return aggregate.label_text(value)
+
+
 def macro_name(study: str, claim: str, field: str) -> str:
     return f"claim:{study}:{claim}:{field}"
 
@@ -367,12 +398,15 @@ def cell_runs(cell: ClaimCell, study) -> list:  # noqa: ANN001 (spec.Study)
     return runs
 
 
-def study_results(study, results) -> tuple[list[Result | HarnessError], list[str]]:  # noqa: ANN001
+def study_results(study, results, unrun_ok: bool = False) -> tuple[list[Result | HarnessError], list[str]]:  # noqa: ANN001
     """Every claim of one study computed from its records (unadjusted: `family` adjusts a profile's claims
     together), and the problems found (one line each): a record edited after it was written, a run a claim
-    reads that is missing, unreadable, failed or not finite (for every seed the study declares)."""
+    reads that is missing, unreadable, failed or not finite (for every seed the study declares). With `unrun_ok`
+    (a pre-registered profile), a study with no record at all is not run yet, not a problem."""
     problems, computed = [], []
     scan = store.scan(results, study.name, study.profile)  # read once: the claims and the integrity check share it
+    if unrun_ok and not (scan.ok or scan.failed or scan.corrupt):
+        return [HarnessError(f"{study.name}/{study.profile}: not run yet") for _ in study.spec.report.claims], []
     frame = aggregate.long_frame(records_of(study, scan))
     for claim, result in zip(study.spec.report.claims, study_claims(study, frame)):
         if unread := unread_runs(claim, study, scan):
@@ -394,15 +428,17 @@ def study_results(study, results) -> tuple[list[Result | HarnessError], list[str
     return computed, problems
 
 
-def verdict_problems(study, results: Sequence[Result | HarnessError]) -> list[str]:  # noqa: ANN001
+def verdict_problems(study, results: Sequence[Result | HarnessError],  # noqa: ANN001
+                     registered: bool = False) -> list[str]:
     """A verdict (adjusted within the family) that differs from the one the study file declares for this
-    profile, or a computed verdict the study file does not declare."""
+    profile, or a computed verdict the study file does not declare (a pre-registered profile's claims are held
+    by its frozen file instead: their verdicts are found, not declared)."""
     problems = []
     for claim, result in zip(study.spec.report.claims, results):
         if isinstance(result, HarnessError):
             continue
         declared = claim.verdict.get(study.profile)
-        if declared is None and result.verdict != "answered":
+        if declared is None and result.verdict != "answered" and not registered:
             problems.append(f"{study.name}: claim '{claim.name}': the records give '{result.verdict}' and the "
                             f"study file declares no verdict for profile {study.profile}; declare it "
                             f"(verdict: {{{study.profile}: {result.verdict}}})")
@@ -430,13 +466,15 @@ class ProfileCheck:
     total: int
     verdicts: dict[str, int]
     family: int = 0  # the tests Holm adjusted over
+    registered: str | None = None  # the profile's pre-registration file, where it has one
 
     @property
     def summary(self) -> str:
         return ", ".join(f"{n} {v}" for v, n in sorted(self.verdicts.items())) or "none computed"
 
 
-def profile_claims(studies: Sequence[str], profile: str, results) -> tuple[dict, list[str]]:  # noqa: ANN001
+def profile_claims(studies: Sequence[str], profile: str, results,  # noqa: ANN001
+                   unrun_ok: bool = False) -> tuple[dict, list[str]]:
     """Every claim of every study of a profile, computed and judged as one family: {study: (Study, [Result or
     HarnessError])} for every study the experiments folder holds (the family), and the problems found."""
     from harness import spec
@@ -444,7 +482,7 @@ def profile_claims(studies: Sequence[str], profile: str, results) -> tuple[dict,
     found, problems = {}, []
     for name in spec.list_studies():
         study = spec.load(name, profile, components=False)
-        computed, trouble = study_results(study, results)
+        computed, trouble = study_results(study, results, unrun_ok)
         found[name] = (study, computed)
         if name in studies:
             problems += trouble
@@ -460,17 +498,23 @@ def check_profile(studies: Sequence[str], profile: str, results, paper) -> Profi
     claims), and the chapters' prose in `paper` searched for hand-typed result numbers."""
     if not (Path(paper) / "main.tex").is_file():  # a mistyped --paper would otherwise check no prose and pass
         raise HarnessError(f"--paper {paper}: no main.tex there; give the paper folder (the one holding main.tex)")
-    found, problems = profile_claims(studies, profile, results)
+    from harness import preregistration, spec
+
+    registered = preregistration.read(spec.EXPERIMENTS_DIR, profile) is not None
+    found, problems = profile_claims(studies, profile, results, unrun_ok=registered)
+    problems += preregistration.problems(studies, profile, results)
     total, verdicts, size = 0, {}, 0
     for name in studies:
         study, computed = found[name]
-        problems += verdict_problems(study, computed)
+        problems += verdict_problems(study, computed, registered)
         total += len(study.spec.report.claims)
         for result in computed:
             if isinstance(result, Result):
                 verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
                 size = max(size, result.family_size)
-    return ProfileCheck(problems + prose_problems(paper), total, verdicts, size)
+    where = preregistration.path_for(spec.EXPERIMENTS_DIR, profile) if registered else None
+    return ProfileCheck(problems + prose_problems(paper), total, verdicts, size,
+                        None if where is None else str(where))
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)

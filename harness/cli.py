@@ -119,9 +119,14 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"check: {len(found.problems)} problem(s) in {found.total} claims (profile {args.profile}; "
               f"{found.summary})", file=sys.stderr)
         return 1
+    if found.registered and not found.verdicts:
+        print(f"check: profile {args.profile} is pre-registered ({found.registered}): its {found.total} claims and "
+              f"every study's seeds match it; no record of it yet; no result number typed into {paper}")
+        return 0
+    registered = f"; pre-registered in {found.registered}, every record under it" if found.registered else ""
     print(f"check: {found.total} claims give their declared verdicts on the records of profile {args.profile} "
-          f"({found.summary}; decided on Holm-adjusted p-values over the profile's {found.family} tests); every "
-          f"record is intact; no result number typed into {paper}")
+          f"({found.summary}; decided on Holm-adjusted p-values over the profile's {found.family} tests){registered}; "
+          f"every record is intact; no result number typed into {paper}")
     return 0
 
 
@@ -207,12 +212,13 @@ def build_parser() -> argparse.ArgumentParser:
     show_cmd.set_defaults(func=cmd_show)
 
     # Commands that live beside what they run (each module's add_parser and command).
-    from harness import fetch, show
+    from harness import fetch, preregistration, show
     from harness.demo import command as demo  # the page of seed 004's similarity app (harness/demo)
     from harness.evaluate import command as evaluate
 
     evaluate.add_parser(sub)
     fetch.add_parser(sub)
+    preregistration.add_parser(sub)
     show.add_list_parser(sub)
     demo.add_parser(sub)
     return parser

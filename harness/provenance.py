@@ -98,7 +98,8 @@ def versions() -> dict[str, str | None]:
 
 
 def collect(accelerator: Any, dataset: Any, *, command: list[str] | None, started: datetime,
-            finished: datetime, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+            finished: datetime, overrides: dict[str, Any] | None = None,
+            preregistration: str | None = None) -> dict[str, Any]:
     gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
     state = accelerator.state
     return {
@@ -123,6 +124,7 @@ def collect(accelerator: Any, dataset: Any, *, command: list[str] | None, starte
         "finished": finished.isoformat(),
         "overrides": overrides or None,  # the --set key=value pairs this run took
         "numerics": numerics(),
+        "preregistration": preregistration,  # the sha256 of the profile's pre-registration, where it has one
     }
 
 

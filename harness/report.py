@@ -4,7 +4,8 @@ with its own schema and checks; this module is where the spec stage and the rest
 from __future__ import annotations
 
 from harness.kinds import ReportSpec, check_report  # noqa: F401 (the report schema's entry points)
-from harness.kinds.claim import LABEL_PLACEHOLDER, NOT_TESTABLE, OUTCOMES, ClaimCell, ClaimSpec, words  # noqa: F401
+from harness.kinds.claim import (  # noqa: F401
+    CONFIG_PLACEHOLDER, FIELDS, LABEL_PLACEHOLDER, NOT_TESTABLE, OUTCOMES, ClaimCell, ClaimSpec, words)
 from harness.kinds.figure import FigureSpec  # noqa: F401
 from harness.kinds.protocols import ProtocolCell, ProtocolClaim, ProtocolSpec  # noqa: F401
 from harness.kinds.reference import Comparison, ReferenceSpec  # noqa: F401

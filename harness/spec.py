@@ -156,6 +156,8 @@ class Run:
     execution: ExecutionConfig = ExecutionConfig()
     # The --set overrides this run took ({key: value}); already in `config`, kept apart for the record.
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # The sha256 of its profile's pre-registration file (harness.preregistration), None without one.
+    preregistration: str | None = None
 
     @property
     def seed(self) -> int:
@@ -303,6 +305,9 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
     if not seeds:
         raise ConfigError(f"{path}: seeds: empty list (the matrix would have no runs)")
 
+    from harness import preregistration
+
+    registered = preregistration.sha256_of(path.parent, profile)
     origins = _Origins(path, profile, chosen.config, spec.config, blocks, defaults, defaults_path, overrides)
     runs: dict[str, Run] = {}  # in matrix order (dicts keep insertion order)
     checked: set[str] = set()
@@ -315,7 +320,7 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
             used.update(applied)
             try:
                 _add_run(runs, Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes,
-                                   config, execution, applied), path)
+                                   config, execution, applied, registered), path)
             except ConfigError as exc:
                 if not applied:
                     raise

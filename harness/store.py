@@ -99,6 +99,9 @@ class Provenance(_Model):
     # same numerical environment must be bit-identical; elsewhere `verify` compares at the table level. None in
     # records written before it was recorded.
     numerics: dict[str, Any] | None = None
+    # The sha256 of the profile's pre-registration file (harness.preregistration) the run was made under; None
+    # where the profile has none, and in records written before it was recorded.
+    preregistration: str | None = None
 
 
 class SavedWeights(_Model):
@@ -166,7 +169,7 @@ class RunRecord(_Model):
         # A record without saved weights hashes as records did before the field existed.
         exclude = {"digest"} | ({"weights"} if self.weights is None else set())
         # Likewise a run without --set overrides, and one written before numerics were recorded.
-        later = {key for key in ("overrides", "numerics") if getattr(self.provenance, key) is None}
+        later = {key for key in ("overrides", "numerics", "preregistration") if getattr(self.provenance, key) is None}
         if later:
             exclude = {**dict.fromkeys(exclude, True), "provenance": later}
         text = json.dumps(self.model_dump(mode="json", exclude=exclude), sort_keys=True, allow_nan=False,

@@ -424,5 +424,6 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
         "peak_rss_mb": _peak_rss_mb(),
     }
     record["provenance"] = provenance.collect(accelerator, dataset, command=command, started=started,
-                                              finished=finished, overrides=run.overrides)
+                                              finished=finished, overrides=run.overrides,
+                                              preregistration=run.preregistration)
     return store.validate(record)

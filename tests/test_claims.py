@@ -348,7 +348,7 @@ def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_fol
             higher = with_offsets(base, a[a["metric"] == c.a.metric].index, EFFECT)  # a above b on every seed
             lower = with_offsets(base, b[b["metric"] == c.b.metric].index, EFFECT)  # b above a
             neither = with_offsets(base, a[a["metric"] == c.a.metric].index,
-                                   SMALL if c.expect == "same" else NO_EFFECT)
+                                   SMALL if c.expect in ("same", "not higher") else NO_EFFECT)
             verdicts = [claims.compute(c, data, profile, study.axes, original).verdict
                         for data in (higher, lower, neither)]
             checked += 1
@@ -359,11 +359,15 @@ def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_fol
                 expected = [undecided] * 3
             else:
                 expected = {"higher": [holds, fails, undecided], "lower": [fails, holds, undecided],
-                            "same": [fails, fails, holds]}[c.expect]
+                            "same": [fails, fails, holds], "not higher": [fails, holds, holds]}[c.expect]
             # The best epoch of some runs is never below their last: raising the last epoch makes it the best,
             # and the two cells then read the same value in every seed.
             if c.a.epoch == f"best:{c.a.metric}" and set(a["run_id"]) == set(b["run_id"]) and several:
                 expected[1] = "not testable here"
+                # Noise alone: the best epoch is never below the last, so the difference is >= 0 in every seed
+                # and may be shown above 0 (the inflation the claim is about) or not, depending on the seeds.
+                if verdicts[2] in (holds, undecided):
+                    expected[2] = verdicts[2]
             if verdicts != expected:
                 wrong.append(f"{where}: {verdicts}, expected {expected}")
     assert not wrong, "\n".join(wrong)

@@ -38,3 +38,20 @@ def test_the_exact_binomial_interval():
     rate, low, high = calibration.rate_interval(50, 1000)
     ci = stats.binomtest(50, 1000).proportion_ci(0.95, method="exact")
     assert rate == 0.05 and (low, high) == (pytest.approx(ci.low), pytest.approx(ci.high))
+
+
+def test_the_ideal_reference_applies_the_same_rule_and_centres_on_five_percent():
+    """ideal_rates decides |t| > t(0.975, n - 1) in one vectorised step: the paired interval's rule
+    (aggregate.paired_difference excludes 0) on the same differences; over many normal samples it averages 5 %."""
+    from scipy import stats
+
+    from harness import aggregate
+
+    rng = np.random.default_rng(0)
+    critical = stats.t.ppf(0.975, 4)
+    for _ in range(200):
+        d = rng.normal(0.3, 1.0, size=5)
+        t = d.mean() / (d.std(ddof=1) / np.sqrt(5))
+        assert (abs(t) > critical) == (aggregate.paired_difference(dict(enumerate(d)), dict.fromkeys(range(5), 0.0)).sign != 0)
+    rates = calibration.ideal_rates(20, 5, 500, samples=300, seed=1)
+    assert 0.045 < float(np.mean(rates)) < 0.055 and min(rates) < 0.05 < max(rates)

@@ -76,3 +76,20 @@ def test_one_render_reads_each_study_once(tmp_path: Path, monkeypatch):
     studies = spec.list_studies()
     rendering.render(studies, "quick", REPO / "results", paper)
     assert calls == {"load": 2 * len(studies), "scan": 2 * len(studies), "study_records": 2 * len(studies)}, calls
+
+
+def test_learning_shows_cell_by_cell_against_every_baseline_with_its_exceptions():
+    """The conclusion's count: a trained cell is learned when its paired interval lies above every baseline of its
+    table; the others are listed. On the committed quick records: loss_epochs's NCA after one epoch is below the
+    raw pixels (an exception); arcface's tuned cells are above both."""
+    from harness.render import learning
+
+    data = chapter.read_study("loss_epochs", "quick", REPO / "results")
+    cells = learning.study_cells(data)
+    knn = {(c.row, c.column): c for c in cells if c.table == "knn_accuracy"}
+    assert knn[("nca", 1)].against["raw_input"] == -1 and not knn[("nca", 1)].learned
+    assert knn[("contrastive", 10)].learned and set(knn[("contrastive", 10)].against) == {"raw_input", "untrained"}
+    found = learning.summary([data, chapter.read_study("arcface", "quick", REPO / "results")])
+    assert found["cells"] == found["learned"] + len(found["exceptions"])
+    assert not [e for e in found["exceptions"] if e.startswith("arcface/")]
+    assert "loss_epochs/knn_accuracy: nca, 1: below raw input" in "\n".join(found["exceptions"])

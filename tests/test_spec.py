@@ -19,7 +19,7 @@ def edit(experiments: Path, study: str, change) -> None:
 
 
 def test_profiles_expand_to_the_declared_matrix():
-    for profile, seeds, budgets in (("full", 3, 5), ("quick", 3, 3), ("smoke", 1, 2)):
+    for profile, seeds, budgets in (("full", 36, 5), ("quick", 3, 3), ("smoke", 1, 2)):  # full: pre-registered
         study = spec.load("loss_epochs", profile)
         # five losses the corrected way, five losses x the budgets the original's way, then the two baselines
         assert len(study.runs) == (5 + 5 * budgets + 2) * seeds
@@ -234,9 +234,9 @@ def test_report_names_are_checked_at_load(experiments):
 def test_new_studies_load_in_every_profile():
     sizes = {(name, p): len(spec.load(name, p).runs) for name in ("arcface", "one_shot") for p in spec.PROFILES}
     # two datasets: softmax over 6 learning rates x 5 momenta (the same budget as ArcFace's grid), the grid, two baselines
-    assert sizes[("arcface", "full")] == 2 * (6 * 5 + 5 * 6 + 2) * 3
+    assert sizes[("arcface", "full")] == 2 * (6 * 5 + 5 * 6 + 2) * 9  # nine pre-registered seeds
     assert sizes[("arcface", "quick")] == (4 + 2 * 2 + 2) * 5  # five seeds in quick
-    assert sizes[("one_shot", "full")] == 10 * (2 + 2) * 3  # per split: two distances, two baselines
+    assert sizes[("one_shot", "full")] == 10 * (2 + 2) * 5  # per split: two distances, two baselines; 5 seeds
     one_shot = spec.load("one_shot", "full").runs
     euclid = next(r for r in one_shot if r.axes == {"split": "30-70", "distance": "euclidean"})
     assert euclid.config.data.split == {"name": "first", "seen": 30}
@@ -266,10 +266,10 @@ def test_a_run_reached_from_two_blocks_is_one_run_with_both_labels(experiments):
 def test_cub_cars_sweeps_share_their_baseline():
     runs = spec.load("cub_cars", "full").runs
     baseline = [r for r in runs if r.axes.get("dim") == 512 and r.axes.get("margin") == 0.5]
-    assert len(baseline) == 2 * 3  # two datasets, three seeds
+    assert len(baseline) == 2 * 9  # two datasets, nine seeds (the pre-registration's)
     assert all(r.axes["batch"] == 100 and r.axes["loss"] == "contrastive" for r in baseline)
     # the sweeps' 31 settings, the two read by three epoch rules (CUB only) and two baselines per dataset
-    assert len(runs) == (31 + 2 + 2 * 2) * 3
+    assert len(runs) == (31 + 2 + 2 * 2) * 9
     rules = [r for r in runs if r.axes.get("protocol") == "epoch_rules"]
     assert {r.axes["loss"] for r in rules} == {"contrastive", "proxy_anchor"}
     assert all(r.config.data.val_classes == 20 and r.config.train.eval_epochs == list(range(1, r.config.train.epochs + 1))

@@ -73,6 +73,25 @@ def false_positives(values: Sequence[float], group: int, splits: int, seed: int)
     return int(different), splits
 
 
+def ideal_rates(runs: int, group: int, splits: int, samples: int = 400, seed: int = 0) -> list[float]:
+    """The same A/A procedure applied to `samples` sets of `runs` values drawn from one normal distribution (the
+    rule is scale-free, so a standard normal stands for any): the rate each sample gives. One sample's rate
+    varies around the nominal 5 % because its splits share its runs; these rates say how far."""
+    import numpy as np
+    from scipy import stats
+
+    rng = np.random.default_rng(seed)
+    critical = stats.t.ppf(0.975, group - 1)
+    rates = []
+    for _ in range(samples):
+        values = rng.standard_normal(runs)
+        order = np.argsort(rng.random((splits, runs)), axis=1)[:, :2 * group]  # a permutation's first 2 x group
+        d = values[order[:, :group]] - values[order[:, group:]]
+        t = d.mean(axis=1) / (d.std(axis=1, ddof=1) / np.sqrt(group))
+        rates.append(float(np.mean(np.abs(t) > critical)))
+    return rates
+
+
 def rate_interval(different: int, splits: int) -> tuple[float, float, float]:
     """The share called different and its exact (Clopper-Pearson) 95 % binomial interval. The splits reuse the
     same runs, so they are not independent: the interval is narrower than the runs alone could support."""
@@ -96,6 +115,9 @@ def values_of(spec: CalibrationSpec, frame: Any, profile: str, order: Any) -> An
 def write(chapter: Any, specs: list[CalibrationSpec], facts: dict[str, Any]) -> list[str]:
     """calibration.tex: each check's rate and interval as \\claimval{<study>}{<name>}{<field>} macros, and a
     sentence saying what was computed."""
+    import numpy as np
+    from scipy import stats
+
     from harness.errors import HarnessError
 
     items = []
@@ -107,8 +129,12 @@ def write(chapter: Any, specs: list[CalibrationSpec], facts: dict[str, Any]) -> 
             items.append({"spec": spec, "missing": str(exc)})
             continue
         rate, low, high = rate_interval(different, splits)
+        ideal = np.percentile(ideal_rates(len(values), spec.group, spec.splits, seed=spec.seed), [2.5, 50, 97.5])
         items.append({"spec": spec, "runs": len(values), "different": different, "splits": splits,
-                      "rate": f"{100 * rate:.1f}", "low": f"{100 * low:.1f}", "high": f"{100 * high:.1f}"})
+                      "rate": f"{100 * rate:.1f}", "low": f"{100 * low:.1f}", "high": f"{100 * high:.1f}",
+                      "ideal_low": f"{100 * ideal[0]:.1f}", "ideal_median": f"{100 * ideal[1]:.1f}",
+                      "ideal_high": f"{100 * ideal[2]:.1f}", "side": int(np.sign(rate - ideal[0]) + np.sign(rate - ideal[2])) // 2
+                      if not ideal[0] <= rate <= ideal[2] else 0, "shapiro": f"{stats.shapiro(values.to_numpy()).pvalue:.3f}"})
     return [chapter.write("calibration.tex", "calibration.tex.j2", items=items, profile=chapter.study.profile)]
 
 

@@ -43,6 +43,10 @@ PLACEHOLDERS = ("mean", "low", "high", "min", "max", "lowest", "highest", "a", "
 # {a_<axis>} / {b_<axis>}: the labels of that axis among a cell's runs, read from the records, so that a sentence
 # names the budget, split or setting each profile compares instead of typing it.
 LABEL_PLACEHOLDER = re.compile(r"^([ab])_(\w+)$")
+# {a.<config key>} / {b.<config key>}: a setting of a cell's runs read from their resolved configs (the N of an
+# N-way task, the classes it draws from), so that a sentence never types what a profile sets.
+CONFIG_PLACEHOLDER = re.compile(r"^([ab])\.([a-z_]+(?:\.[a-z_]+)*)$")
+FIELDS = re.compile(r"\{([\w.]*)\}")  # every {placeholder} of a sentence
 
 
 def words(kind: str, on_original: bool) -> tuple[str, str, str]:
@@ -122,18 +126,19 @@ class ClaimSpec(Strict):
             if word not in allowed:
                 raise ConfigError(f"{where}.verdict.{profile}: '{word}' is not a verdict of a claim of kind "
                                   f"{self.kind}; one of {', '.join(sorted(allowed))}")
-        for field in re.findall(r"\{(\w*)\}", self.sentence):
-            if field not in PLACEHOLDERS and not LABEL_PLACEHOLDER.match(field):
+        for field in FIELDS.findall(self.sentence):
+            if field not in PLACEHOLDERS and not LABEL_PLACEHOLDER.match(field) and not CONFIG_PLACEHOLDER.match(field):
                 raise ConfigError(f"{where}: sentence placeholder {{{field}}} is not one of "
-                                  f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}, or {{a_<axis>}} / "
-                                  "{b_<axis>} (a cell's labels on that axis)")
+                                  f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}, {{a_<axis>}} / "
+                                  "{b_<axis>} (a cell's labels on that axis), or {a.<config key>} / {b.<config key>}")
         if hand_typed(self.sentence):
             raise ConfigError(f"{where}: the sentence types a result number "
                               f"({hand_typed(self.sentence)[0]!r}); use a placeholder")
         return self
 
 
-FIELD_TYPE, FIELD_DEFAULT = list[ClaimSpec], []  # how ReportSpec holds this kind's items
+FIELD_TYPE, FIELD_DEFAULT = list[ClaimSpec], []
+CONFIG_SECTIONS = ("data", "model", "loss", "miner", "optimizer", "train", "eval", "seed")  # a run config's keys  # how ReportSpec holds this kind's items
 
 
 def check(claims: list[ClaimSpec], checker: Checker) -> None:
@@ -145,9 +150,12 @@ def check(claims: list[ClaimSpec], checker: Checker) -> None:
         where = f"report.claims '{claim.name}'"
         if claim.per is not None:
             checker.axis(f"{where}.per", claim.per, anywhere)
-        for field in re.findall(r"\{(\w*)\}", claim.sentence):
+        for field in FIELDS.findall(claim.sentence):
             if found := LABEL_PLACEHOLDER.match(field):
                 checker.axis(f"{where}.sentence {{{field}}}", found.group(2), anywhere)
+            elif (found := CONFIG_PLACEHOLDER.match(field)) and found.group(2).split(".")[0] not in CONFIG_SECTIONS:
+                raise ConfigError(f"{checker.path}: {where}.sentence {{{field}}}: '{found.group(2)}' is not a "
+                                  f"config key; they start with one of {', '.join(CONFIG_SECTIONS)}")
         for side in ("a", "b"):
             cell = getattr(claim, side)
             if cell is None:
@@ -175,7 +183,7 @@ def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[s
         if isinstance(result, HarnessError):
             items.append({"claim": claim, "missing": str(result)})
             continue
-        numbers = result.numbers()
+        numbers = {**result.numbers(), **claims.config_values(claim, chapter.study)}
         macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}
         items.append({"claim": claim, "verdict": result.verdict, "numbers": numbers, "macros": macros,
                       "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name),
@@ -191,7 +199,7 @@ def sentence_tex(sentence: str, study: str, claim: str) -> str:
     """A claim's sentence as LaTeX: its text escaped, each {placeholder} the macro of that number."""
     from harness.render import latex
 
-    parts = re.split(r"\{(\w+)\}", sentence)
+    parts = re.split(r"\{([\w.]+)\}", sentence)
     return "".join(latex.latex_escape(part) if i % 2 == 0 else f"\\claimval{{{study}}}{{{claim}}}{{{part}}}"
                    for i, part in enumerate(parts))
 

@@ -95,7 +95,40 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     artifact = generated / "artifact.tex"
     files.atomic_write(artifact, env.get_template("artifact.tex.j2").render(
         rows=[row for name in present for row in artifact_rows(data[name])], profile=profile))
-    return [*written, target, compute, artifact, write_chapter_list(present, paper, env)]
+    from harness.render import learning
+
+    learned = generated / "learning.tex"
+    files.atomic_write(learned, env.get_template("learning.tex.j2").render(
+        s=learning.summary([data[name] for name in present]), profile=profile))
+    return [*written, target, compute, artifact, learned, *write_preregistrations(generated, env),
+            write_chapter_list(present, paper, env)]
+
+
+def write_preregistrations(generated: Path, env: jinja2.Environment) -> list[Path]:
+    """generated/preregistration.tex: every profile's pre-registration (harness.preregistration), for the
+    appendix; empty where none was written."""
+    from harness import preregistration
+
+    parts = []
+    for profile in spec.PROFILES:
+        doc = preregistration.read(spec.EXPERIMENTS_DIR, profile)
+        if doc is None:
+            continue
+        path = preregistration.path_for(spec.EXPERIMENTS_DIR, profile)
+        parts.append(env.get_template("preregistration.tex.j2").render(
+            doc=doc, profile=profile, path=str(path.relative_to(spec.EXPERIMENTS_DIR.parent)),
+            digest=preregistration.sha256_of(spec.EXPERIMENTS_DIR, profile), cell=cell_words))
+    target = generated / "preregistration.tex"
+    files.atomic_write(target, "\n".join(parts))
+    return [target]
+
+
+def cell_words(cell: Mapping[str, Any]) -> str:
+    """A frozen claim cell in words: its runs (the `where`), metric and epoch rule."""
+    where = ", ".join(f"{k} = {'none' if v is None else v}" for k, v in cell["where"].items()) or "every run"
+    epoch = "" if cell["epoch"] == "last" else f" at epoch {cell['epoch']}"
+    chosen = f", best of {'/'.join(cell['select']['axes'])} by {cell['select']['by']}" if cell.get("select") else ""
+    return f"[{where}] {cell['metric']}{epoch}{chosen}"
 
 
 PROFILE_STAMP = "profile.txt"  # in each generated/<study>/: the profile it was rendered from
