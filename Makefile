@@ -60,9 +60,11 @@ table: venv
 	$(HARNESS) render --profile $(PROFILE) || exit $$?; exit $$status
 
 ## check: recompute every claim from the committed records (fails on a changed verdict, an edited or missing
-## record, or a result number typed into the prose); CI runs it after the tests
+## record, or a result number typed into the prose); then the full profile against its pre-registration (fails on
+## a claim, its cells or seeds that moved since it was frozen, or a record made under another one); CI runs it
 check: venv
 	$(HARNESS) check --profile $(PROFILE)
+	$(if $(filter full,$(PROFILE)),,$(HARNESS) check --profile full)
 
 ## demo: the interactive similarity page (seed 004's app) on a recorded run, served on localhost and offline;
 ## STUDY=<study> (default loss_epochs), RUN=<run_id> (default: the profile's demo run), PORT=<port> (default 8000)

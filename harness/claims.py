@@ -219,16 +219,21 @@ def cell_frame(frame: pd.DataFrame, cell: ClaimCell, profile: str,
                                trained_only=BASELINE_AXIS not in where)
 
 
-def coincide(claim: ClaimSpec, parts: Sequence[Part], a_rows: pd.DataFrame, frame: pd.DataFrame) -> str:
-    """Why the effect cannot act here, when the two cells give the same value in every seed ("" otherwise): an
-    epoch chosen by a metric that was still at its best on the last evaluated epoch of every run."""
+def coincide(claim: ClaimSpec, parts: Sequence[Part], rows: Mapping[str, pd.DataFrame], frame: pd.DataFrame) -> str:
+    """Why the effect cannot act here, when the two cells give the same value in every seed ("" otherwise). Where
+    a cell picks its epoch by a metric and that epoch is the last evaluated one of every run (read from the
+    records), choosing the epoch could not change anything."""
     if not parts or any(len(p.differences) < 2 or np.any(p.differences != 0) for p in parts):
         return ""
-    cell = claim.a if isinstance(claim.a.epoch, str) and claim.a.epoch.startswith("best:") else claim.b
-    if cell is not None and isinstance(cell.epoch, str) and cell.epoch.startswith("best:"):
-        metric = cell.epoch.removeprefix("best:")
-        return (f"in every run the epoch of the best {metric} is its last evaluated epoch (the metric was still "
-                "rising when training stopped), so choosing the epoch changes nothing")
+    for side, cell in (("a", claim.a), ("b", claim.b)):
+        if cell is None or not (isinstance(cell.epoch, str) and cell.epoch.startswith("best:")):
+            continue
+        last = frame.groupby("run_id")["epoch"].max()
+        chosen = rows[side].groupby("run_id")["epoch"].max()
+        if len(chosen) and all(chosen[run] == last.get(run) for run in chosen.index):
+            metric = cell.epoch.removeprefix("best:")
+            return (f"in every run the epoch of the best {metric} is its last evaluated epoch (the metric was still "
+                    "rising when training stopped), so choosing the epoch changes nothing")
     return "the two cells give the same value in every seed"
 
 
@@ -263,7 +268,7 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
         pa, pb = aggregate.seed_values(a).to_dict(), aggregate.seed_values(b).to_dict()
         parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
     runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
-    untestable = coincide(claim, parts, a_rows, frame)
+    untestable = coincide(claim, parts, {"a": a_rows, "b": b_rows}, frame)
     return Result(claim, parts, runs, cell_labels(claim, {"a": a_rows, "b": b_rows}, order), untestable,
                   on_original, () if untestable else tests_of(claim, parts))
 
@@ -289,8 +294,8 @@ def config_values(claim: ClaimSpec, study) -> dict[str, str]:  # noqa: ANN001 (s
     from harness.report import CONFIG_PLACEHOLDER, FIELDS
 
     found = {}
-    for field in FIELDS.findall(claim.sentence):
-        if not (match := CONFIG_PLACEHOLDER.match(field)):
+    for placeholder in FIELDS.findall(claim.sentence):
+        if not (match := CONFIG_PLACEHOLDER.match(placeholder)):
             continue
         side, key = match.groups()
         cell = claim.a if side == "a" else claim.b
@@ -301,7 +306,7 @@ def config_values(claim: ClaimSpec, study) -> dict[str, str]:  # noqa: ANN001 (s
                 value = value.get(part) if isinstance(value, dict) else None
             if value is not None and value not in values:
                 values.append(value)
-        found[field] = ", ".join(setting_text(v) for v in values) or "--"
+        found[placeholder] = ", ".join(setting_text(v) for v in values) or "--"
     return found
 
 

@@ -352,6 +352,13 @@ def test_every_claim_of_every_profile_computes_on_its_matrix_and_its_verdict_fol
             verdicts = [claims.compute(c, data, profile, study.axes, original).verdict
                         for data in (higher, lower, neither)]
             checked += 1
+            # Its sentence takes every number it names from the records or the resolved configs.
+            from harness.report import FIELDS
+
+            shown = {**claims.compute(c, higher, profile, study.axes).numbers(), **claims.config_values(c, study)}
+            unfilled = [f for f in FIELDS.findall(c.sentence) if shown.get(f, "--") == "--"]
+            if unfilled:
+                wrong.append(f"{where}: sentence placeholders with nothing to show: {unfilled}")
             holds, undecided, fails = words(c.kind, original)
             if c.kind == "question":
                 expected = ["answered"] * 3

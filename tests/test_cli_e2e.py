@@ -156,16 +156,20 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
     code, out, err = run_cli("render", "--profile", "quick", "--results", REPO / "results", "--paper", paper)
     assert code == 0, err
-    for study in ("loss_epochs", "arcface", "one_shot", "cub_cars", "nk_sampling"):
+    for study in spec.list_studies():
         assert not (paper / "generated" / study / "missing.tex").exists(), f"{study}: quick results not committed"
         findings = (paper / "generated" / study / "findings.tex").read_text()
         assert "Verdict:" in findings and "not computable" not in findings  # every claim computed
     assert (paper / "build" / "main.pdf").exists()
     verdicts = (paper / "generated" / "verdicts.tex").read_text()
     declared = sum(len(spec.load(s, "quick", components=False).spec.report.claims) for s in spec.list_studies())
-    assert verdicts.count("\\nolinkurl") == declared == 19  # the conclusion's table: every claim, by kind
+    assert verdicts.count("\\nolinkurl") == declared == 20  # the conclusion's table: every claim, by kind
     assert "& inconsistent" in verdicts and "reproduced \\\\" not in verdicts  # stand-ins: never reproduced
     assert verdicts.index("originals' claims") < verdicts.index("hypotheses") < verdicts.index("questions")
+    calibration = (paper / "generated" / "calibration" / "calibration.tex").read_text()
+    assert "20 runs of one configuration" in calibration and "1000 random splits" in calibration
+    learning = (paper / "generated" / "learning.tex").read_text()
+    assert "trained cells in the" in learning and "exceptions" in learning
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs
     assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()

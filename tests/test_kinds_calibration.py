@@ -55,3 +55,23 @@ def test_the_ideal_reference_applies_the_same_rule_and_centres_on_five_percent()
         assert (abs(t) > critical) == (aggregate.paired_difference(dict(enumerate(d)), dict.fromkeys(range(5), 0.0)).sign != 0)
     rates = calibration.ideal_rates(20, 5, 500, samples=300, seed=1)
     assert 0.045 < float(np.mean(rates)) < 0.055 and min(rates) < 0.05 < max(rates)
+
+
+def test_the_calibration_study_runs_and_renders_its_smoke_profile(tmp_path, run_cli):
+    """Its smoke profile has one seed: the runs and the table render, and the A/A check says it needs more runs
+    instead of printing a rate."""
+    import shutil
+
+    from tests.conftest import REPO
+
+    results = tmp_path / "results"
+    code, _, err = run_cli("run", "calibration", "--profile", "smoke", "--results", results, "--no-progress")
+    assert code == 0 and "4 runs" in err and "0 failed" in err, err
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    code, _, err = run_cli("render", "--profile", "smoke", "--results", results, "--paper", paper, "--studies",
+                           "calibration", "--no-pdf")
+    assert code == 0, err
+    written = (paper / "generated" / "calibration" / "calibration.tex").read_text()
+    assert "needs at least 10 runs, found 1" in written
+    assert (paper / "generated" / "calibration" / "table_map_at_r.tex").exists()
