@@ -132,8 +132,10 @@ class Result:
 
     @property
     def inside(self) -> bool | None:
-        """Whether the original's reported difference lies inside the 95 % interval (None: it reported none)."""
-        if self.claim.reported is None or len(self.parts) != 1 or not np.isfinite(self.parts[0].difference.half):
+        """Whether the original's reported difference lies inside the 95 % interval (None: it reported none, or
+        this is a stand-in, whose levels are not the original's)."""
+        if (self.claim.reported is None or not self.on_original or len(self.parts) != 1
+                or not np.isfinite(self.parts[0].difference.half)):
             return None
         d, effect = self.parts[0].difference, self.claim.reported.effect / units.PERCENT
         return bool(d.low <= effect <= d.high)
@@ -265,6 +267,14 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
             if rows.empty:
                 raise HarnessError(f"claim '{claim.name}': no record for cell {name}{where}; run the study "
                                    f"(or fix the cell's where/metric/epoch)")
+        for name, rows in (("a", a), ("b", b)):
+            if rows.groupby("seed")["run_id"].nunique().max() > 1:
+                runs = rows.drop_duplicates("run_id")
+                differ = [c for c in runs.columns if c not in ("run_id", "seed", "epoch", "metric", "value")
+                          and runs[c].astype(str).nunique() > 1]
+                raise HarnessError(f"claim '{claim.name}': cell {name}{where} holds several runs per seed (they "
+                                   f"differ on {', '.join(differ) or 'their settings'}); a seed's value would be "
+                                   "their mean: name the axis in the cell's `where` (or `per`)")
         pa, pb = aggregate.seed_values(a).to_dict(), aggregate.seed_values(b).to_dict()
         parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
     runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
@@ -498,28 +508,26 @@ def profile_claims(studies: Sequence[str], profile: str, results,  # noqa: ANN00
     return found, problems
 
 
-def check_profile(studies: Sequence[str], profile: str, results, paper) -> ProfileCheck:  # noqa: ANN001 (Path)
+def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa: ANN001 (Path)
+                  registered: str | None = None, extra: Sequence[str] = ()) -> ProfileCheck:
     """Every claim of these studies recomputed from the profile's records (Holm-adjusted over every study's
-    claims), and the chapters' prose in `paper` searched for hand-typed result numbers."""
+    claims), and the chapters' prose in `paper` searched for hand-typed result numbers. `registered`: the
+    profile's pre-registration file (harness.preregistration), which holds its claims instead of declared
+    verdicts and lets a study without records be not run yet; `extra`: that file's own problems."""
     if not (Path(paper) / "main.tex").is_file():  # a mistyped --paper would otherwise check no prose and pass
         raise HarnessError(f"--paper {paper}: no main.tex there; give the paper folder (the one holding main.tex)")
-    from harness import preregistration, spec
-
-    registered = preregistration.read(spec.EXPERIMENTS_DIR, profile) is not None
-    found, problems = profile_claims(studies, profile, results, unrun_ok=registered)
-    problems += preregistration.problems(studies, profile, results)
+    found, problems = profile_claims(studies, profile, results, unrun_ok=registered is not None)
+    problems += list(extra)
     total, verdicts, size = 0, {}, 0
     for name in studies:
         study, computed = found[name]
-        problems += verdict_problems(study, computed, registered)
+        problems += verdict_problems(study, computed, registered is not None)
         total += len(study.spec.report.claims)
         for result in computed:
             if isinstance(result, Result):
                 verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
                 size = max(size, result.family_size)
-    where = preregistration.path_for(spec.EXPERIMENTS_DIR, profile) if registered else None
-    return ProfileCheck(problems + prose_problems(paper), total, verdicts, size,
-                        None if where is None else str(where))
+    return ProfileCheck(problems + prose_problems(paper), total, verdicts, size, registered)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)

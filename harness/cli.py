@@ -108,11 +108,11 @@ def cmd_render(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     """Every claim recomputed from the records, every record intact, no result number typed into the prose."""
-    from harness import claims, render
+    from harness import preregistration, render
 
     paper = args.paper or render.PAPER_DIR
     studies = list(dict.fromkeys(args.studies or spec.list_studies()))  # a study named twice is checked once
-    found = claims.check_profile(studies, args.profile, args.results, paper)
+    found = preregistration.check(studies, args.profile, args.results, paper)
     for line in found.problems:
         print(f"check: {line}", file=sys.stderr)
     if found.problems:

@@ -24,19 +24,16 @@ import yaml
 
 from harness.errors import HarnessError
 
-FOLDER = "preregistered"  # beside the study files
+from harness.spec import PREREGISTERED as FOLDER  # noqa: F401 (beside the study files)
+from harness.spec import preregistration_path as path_for
+from harness.spec import preregistration_sha256 as sha256_of
+
 POWER = 0.8
 MINIMUM_SEEDS = 5
-
-
-def path_for(experiments: Path, profile: str) -> Path:
-    return Path(experiments) / FOLDER / f"{profile}.yaml"
-
-
-def sha256_of(experiments: Path, profile: str) -> str | None:
-    """The pre-registration file's sha256, or None where the profile has none."""
-    path = path_for(experiments, profile)
-    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+# The code that computes the claims and their tests: frozen by hash, so that the analysis cannot change after the
+# pre-registration without its check saying so.
+ANALYSIS_CODE = ("harness/claims.py", "harness/aggregate.py")
+REPO = Path(__file__).resolve().parent.parent
 
 
 def read(experiments: Path, profile: str) -> dict[str, Any] | None:
@@ -94,6 +91,7 @@ def frozen(profile: str, experiments: Path | None = None) -> dict[str, Any]:
         studies[name] = {"seeds": sorted({run.seed for run in study.runs}),
                          "claims": {c.name: claim_frozen(c, study) for c in study.spec.report.claims}}
     return {"alpha": claims.ALPHA,
+            "code": {name: hashlib.sha256((REPO / name).read_bytes()).hexdigest() for name in ANALYSIS_CODE},
             "family": "every test of every claim of the profile, Holm-adjusted together",
             "rule": "a difference a - b paired by seed; two-sided paired t-test; TOST for expect same; one one-sided "
                     "test for expect not higher; a claim with one difference per label needs every label",
@@ -123,6 +121,8 @@ def power_plan(profile: str, pilot: str, results: Path, experiments: Path | None
     """Per study, the claims whose original reported a difference: the pilot's spread of their paired
     differences (in points), the seeds needed at the family's first Holm level, and the seeds chosen (at least
     MINIMUM_SEEDS, and enough for every such claim of the study)."""
+    from scipy import stats
+
     from harness import aggregate, claims, spec, store
     from harness.plan import records_of
 
@@ -146,8 +146,14 @@ def power_plan(profile: str, pilot: str, results: Path, experiments: Path | None
             diffs = result.parts[0].differences * 100.0
             sd = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else float("nan")
             n = seeds_needed(claim.reported.effect, sd, alpha) if np.isfinite(sd) else None
+            # The pilot's s.d. comes from a handful of seeds: the seeds needed if the truth were at its 80 % upper
+            # confidence bound say how much the choice rests on it.
+            upper = sd * np.sqrt((len(diffs) - 1) / stats.chi2.ppf(0.2, len(diffs) - 1)) if len(diffs) > 1 else sd
             rows[claim.name] = {"original_effect": claim.reported.effect, "pilot_sd": round(sd, 4),
-                                "pilot_seeds": len(diffs), "seeds_needed": n}
+                                "pilot_seeds": len(diffs), "seeds_needed": n,
+                                "pilot_effect": round(float(np.mean(diffs)), 4),
+                                "seeds_needed_at_sd_upper_80": seeds_needed(claim.reported.effect, upper, alpha)
+                                if np.isfinite(upper) else None}
             needed.append(n if n is not None else 1000)
         plan["studies"][name] = {"claims": rows, "seeds": max(needed)}
     return plan
@@ -190,6 +196,11 @@ def problems(studies: Sequence[str], profile: str, results: Path, experiments: P
     then, now = doc["frozen"], frozen(profile, experiments)
     found = [f"{path}: the analysis ({key}) differs from the pre-registration"
              for key in ("alpha", "family", "rule") if then.get(key) != now.get(key)]
+    for name, digest_now in now["code"].items():
+        if (then.get("code") or {}).get(name) != digest_now:
+            found.append(f"{name} changed since the pre-registration {path} (the code that computes the claims); "
+                         f"before any run of profile {profile}, write it again: harness preregister --profile "
+                         f"{profile} --force")
     for name in studies:
         was, is_ = (then.get("studies") or {}).get(name), now["studies"].get(name)
         if was is None:
@@ -250,3 +261,14 @@ def command(args: Any) -> int:
               f"({', '.join(f'{n}: {wanted[n]}' for n in short)}); set profiles.{args.profile}.seeds and write it "
               "again with --force", file=sys.stderr)
     return 0
+
+
+def check(studies: Sequence[str], profile: str, results: Path, paper: Path) -> Any:
+    """`harness check`: every claim recomputed (harness.claims.check_profile), held by the profile's
+    pre-registration where it has one."""
+    from harness import claims, spec
+
+    registered = read(spec.EXPERIMENTS_DIR, profile) is not None
+    where = str(path_for(spec.EXPERIMENTS_DIR, profile)) if registered else None
+    return claims.check_profile(studies, profile, results, paper, where,
+                                problems(studies, profile, results) if registered else ())

@@ -6,7 +6,9 @@ the `report:` section harness.report; this module reads files and puts those tog
 
 from __future__ import annotations
 
+
 import dataclasses
+import hashlib
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -187,6 +189,19 @@ class Study:
         return self.spec.profiles[self.profile].description
 
 
+PREREGISTERED = "preregistered"  # beside the study files: <profile>.yaml (harness.preregistration)
+
+
+def preregistration_path(experiments: Path, profile: str) -> Path:
+    return Path(experiments) / PREREGISTERED / f"{profile}.yaml"
+
+
+def preregistration_sha256(experiments: Path, profile: str) -> str | None:
+    """The sha256 of a profile's pre-registration file (every run of that profile records it), or None."""
+    path = preregistration_path(experiments, profile)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+
+
 def read_yaml(path: Path) -> Any:
     try:
         if path.stat().st_size > MAX_YAML_BYTES:
@@ -305,9 +320,7 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
     if not seeds:
         raise ConfigError(f"{path}: seeds: empty list (the matrix would have no runs)")
 
-    from harness import preregistration
-
-    registered = preregistration.sha256_of(path.parent, profile)
+    registered = preregistration_sha256(path.parent, profile)
     origins = _Origins(path, profile, chosen.config, spec.config, blocks, defaults, defaults_path, overrides)
     runs: dict[str, Run] = {}  # in matrix order (dicts keep insertion order)
     checked: set[str] = set()

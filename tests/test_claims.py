@@ -89,10 +89,13 @@ def test_the_verdict_says_what_was_claimed_and_on_what_evidence():
 def test_the_original_reported_difference_is_set_against_the_interval():
     data = frame(rows({(("loss", "a"),): [0.80, 0.85, 0.83], (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
     mean, low, high = interval([0.10, 0.13, 0.08])
-    inside = claims.compute(claim(reported={"effect": mean * 100, "source": "s"}), data, "quick")
-    outside = claims.compute(claim(reported={"effect": (high + 0.01) * 100, "source": "s"}), data, "quick")
+    inside = claims.compute(claim(reported={"effect": mean * 100, "source": "s"}), data, "quick", on_original=True)
+    outside = claims.compute(claim(reported={"effect": (high + 0.01) * 100, "source": "s"}), data, "quick",
+                             on_original=True)
     assert inside.inside is True and outside.inside is False
-    assert claims.compute(claim(), data, "quick").inside is None
+    assert claims.compute(claim(), data, "quick", on_original=True).inside is None  # nothing reported
+    # On a stand-in the original's level is not ours: its difference is not set against our interval.
+    assert claims.compute(claim(reported={"effect": mean * 100, "source": "s"}), data, "quick").inside is None
 
 
 def test_an_effect_that_cannot_act_is_not_testable_with_its_reason():
@@ -431,3 +434,15 @@ def test_a_control_that_should_learn_nothing_is_not_higher_within_its_margin():
         assert claims.compute(spec, data, "quick").verdict == verdict, a_values
     with pytest.raises(ConfigError, match="expect not higher needs a `margin`"):
         claim(expect="not higher")
+
+
+def test_a_cell_with_several_runs_per_seed_is_refused_naming_the_axis():
+    """A seed's value must be one run's: averaging two datasets (or distances) into one number per seed would
+    test a mixture nobody claimed."""
+    data = frame(rows({(("loss", "a"), ("dataset", "x")): [0.80, 0.85, 0.83],
+                       (("loss", "a"), ("dataset", "y")): [0.60, 0.65, 0.63],
+                       (("baseline", "raw_input"),): [0.70, 0.72, 0.75]}))
+    with pytest.raises(HarnessError, match="cell a holds several runs per seed \\(they differ on dataset\\)"):
+        claims.compute(claim(), data, "quick")
+    spec = claim(a={"where": {"loss": "a", "dataset": "x"}, "metric": "acc"})
+    assert claims.compute(spec, data, "quick").verdict == "supported"

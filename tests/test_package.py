@@ -109,7 +109,7 @@ STAGES = (
                "harness.optim", "harness.evaluate", "harness.train")),
     ("execute", ("harness.execute", "harness.jobs")),
     ("aggregate", ("harness.aggregate",)),
-    ("claims", ("harness.claims",)),
+    ("claims", ("harness.claims", "harness.preregistration")),
     ("render", ("harness.render.axes", "harness.render.baselines", "harness.render.facts", "harness.render.figures",
                 "harness.render.latex", "harness.render.pdf", "harness.render.protocols", "harness.render.tables")),
     ("compare", ("harness.render.compare",)),  # an item as recorded against as rerun (every kind's verify)

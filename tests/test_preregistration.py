@@ -107,3 +107,14 @@ def test_preregister_comes_before_any_run_and_is_written_once(registered, run_cl
 def test_a_records_hash_field_leaves_earlier_digests_alone():
     record = next(iter(store.scan(REPO / "results", "arcface", "quick").ok.values()))
     assert record.provenance.preregistration is None and record.intact()
+
+
+def test_a_change_to_the_analysis_code_after_the_pre_registration_fails_the_check(registered, run_cli):
+    experiments, results = registered
+    path = preregistration.path_for(experiments, "full")
+    doc = yaml.safe_load(path.read_text())
+    doc["frozen"]["code"]["harness/claims.py"] = "0" * 64  # as if claims.py had changed since
+    path.write_text(yaml.safe_dump(doc))
+    code, _, err = run_cli("check", "--profile", "full", "--results", results)
+    assert code == 1
+    assert "harness/claims.py changed since the pre-registration" in err and "--force" in err
