@@ -167,7 +167,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert "& consistent" in verdicts and "reproduced \\\\" not in verdicts  # stand-ins: never reproduced
     assert verdicts.index("originals' claims") < verdicts.index("hypotheses") < verdicts.index("questions")
     calibration = (paper / "generated" / "calibration" / "calibration.tex").read_text()
-    assert "20 runs of one configuration" in calibration and "1000 random splits" in calibration
+    assert "20 runs of one configuration" in calibration and "10000 random splits" in calibration
     learning = (paper / "generated" / "learning.tex").read_text()
     assert "trained cells in the" in learning and "exceptions" in learning
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs
