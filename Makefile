@@ -40,7 +40,7 @@ $(if $(RUN),$(if $(or $(word 2,$(RUN)),$(call strip_chars,$(RUN),$(HEX_CHARS))),
 $(if $(or $(word 2,$(PORT)),$(call strip_chars,$(PORT),$(DIGITS)),$(if $(strip $(PORT)),,x)),$(error PORT='$(PORT)': a port number, digits only (0 picks a free one)))
 endif
 
-.PHONY: reproduce figures table check demo test test-other-host bench venv lock clean
+.PHONY: reproduce figures table check demo test test-other-host bench gpu-check venv lock clean
 
 ## reproduce: run every study's missing runs (PROFILE=quick by default; STUDIES="a b" for some), then the PDF
 ## (the whole thesis of that profile: a study not run shows its records, or says how to produce them)
@@ -83,6 +83,11 @@ HOST_TESTS := tests/test_verification.py tests/test_train.py tests/test_store.py
 	tests/test_cli_chains.py tests/test_concurrency.py
 test-other-host: venv
 	$(PY) -m pytest -q --other-host $(HOST_TESTS)
+
+## gpu-check: before a full profile on a GPU (smoke profiles on CUDA, bf16, one MNIST-sized epoch, --jobs 1 vs 4,
+## evaluation on the GPU against the CPU, peak memory); one table, and gpu-check.json. On a CPU: a small setting.
+gpu-check: venv
+	$(HARNESS) gpu-check --out gpu-check.json
 
 ## bench: the speed benchmarks (pytest-benchmark), ratios measured side by side in one run
 bench: venv

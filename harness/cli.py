@@ -212,13 +212,14 @@ def build_parser() -> argparse.ArgumentParser:
     show_cmd.set_defaults(func=cmd_show)
 
     # Commands that live beside what they run (each module's add_parser and command).
-    from harness import fetch, preregistration, show
+    from harness import fetch, gpucheck, preregistration, show
     from harness.demo import command as demo  # the page of seed 004's similarity app (harness/demo)
     from harness.evaluate import command as evaluate
 
     evaluate.add_parser(sub)
     fetch.add_parser(sub)
     preregistration.add_parser(sub)
+    gpucheck.add_parser(sub)
     show.add_list_parser(sub)
     demo.add_parser(sub)
     return parser

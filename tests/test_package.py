@@ -115,7 +115,7 @@ STAGES = (
     ("compare", ("harness.render.compare",)),  # an item as recorded against as rerun (every kind's verify)
     ("document", ("harness.render",)),  # the chapters and the thesis-wide tables, item by item through the kinds
     ("verification", ("harness.verification",)),
-    ("commands", ("harness.cli", "harness.__main__", "harness.demo", "harness.rehearsal")),
+    ("commands", ("harness.cli", "harness.__main__", "harness.demo", "harness.rehearsal", "harness.gpucheck")),
 )
 
 
