@@ -411,3 +411,18 @@ def test_original_few_shot_is_perfect_on_one_hot_embeddings():
 def test_original_few_shot_refuses_a_bad_query_count():
     with pytest.raises(HarnessError, match="few_shot_queries"):
         pairs.original_few_shot(GOOD_X, GOOD_Y, n_queries=0)
+
+
+@pytest.mark.parametrize("distance", ["cosine", "euclidean"])
+def test_episodes_read_from_a_distance_table_equal_episodes_that_compute_their_own(distance, monkeypatch):
+    """With few items and many episodes the episodes read one table of every pairwise distance among the
+    eligible items (each entry computed by the same row-wise operations): every number stays bit for bit."""
+    rng = np.random.default_rng(4)
+    x, y = rng.normal(size=(240, 96)) * 3 + 1, np.repeat(np.arange(12), 20)
+    options = dict(n_way=6, k_shot=1, n_queries=10, n_episodes=200, distance=distance, seed=9, classes=range(2, 12))
+    built, build = [], pairs.distance_table
+    monkeypatch.setattr(pairs, "distance_table", lambda *args: built.append(args[0].shape) or build(*args))
+    table = pairs.n_way_k_shot(x, y, **options)
+    assert built == [(240, 96)]  # 200 items a side: fewer distances than 200 episodes of 60 x 6 would compute
+    monkeypatch.setattr(pairs, "TABLE_ITEMS", 0)  # no table: each episode computes its distances
+    assert pairs.n_way_k_shot(x, y, **options) == table and len(built) == 1

@@ -366,12 +366,45 @@ def n_way_k_shot(x: np.ndarray, labels: np.ndarray, *, n_way: int = 5, k_shot: i
     rng = np.random.default_rng(seed)
     members = class_members(labels)
     accuracies = np.empty(n_episodes)
+    # A table of every distance among the eligible items pays when the episodes would compute more distances
+    # than it holds (their queries times their supports, at most); the numbers are the same either way.
+    pairs = n_episodes * (n_way * n_queries) * (n_way * k_shot)
+    items = int(np.isin(labels, eligible).sum())
+    table = distance_table(x, labels, eligible, distance) \
+        if classifier == "nearest" and items ** 2 <= pairs and items <= TABLE_ITEMS else None
     for e in range(n_episodes):
         s, s_y, q, q_y = sample_episode(members, eligible, n_way, k_shot, n_queries, rng)
-        accuracies[e] = episode_accuracy(x[s], s_y, x[q], q_y, distance, classifier)
+        if table is not None:
+            distances, row = table
+            d = distances[np.ix_(row[q], row[s])]
+            accuracies[e] = float((s_y[d.argmin(axis=1)] == q_y).mean())
+        else:
+            accuracies[e] = episode_accuracy(x[s], s_y, x[q], q_y, distance, classifier)
     return {"episode_accuracy": float(accuracies.mean()),
             "episode_ci95": float(1.96 * accuracies.std(ddof=1) / np.sqrt(n_episodes)),
             "episodes": n_episodes}
+
+
+TABLE_ITEMS = 8000  # a distance table of at most this many items a side (512 MB); beyond, each episode computes its own
+TABLE_BLOCK_BYTES = 2**22  # the differences computed at once while filling it (small: they stay in cache)
+
+
+def distance_table(x: np.ndarray, labels: np.ndarray, eligible: np.ndarray,
+                   distance: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every pairwise distance among the items of the eligible classes, and each item's row in it (-1 outside).
+    Each entry is pair_distance of one pair, computed by
+    the same row-wise operations an episode applies to it, so reading episodes from the table changes no bit;
+    it pays when episodes would compute more distances than the table holds (n_way_k_shot decides)."""
+    items = np.flatnonzero(np.isin(labels, eligible))
+    row = np.full(len(labels), -1, dtype=np.int64)
+    row[items] = np.arange(len(items))
+    table = np.empty((len(items), len(items)))
+    block = max(1, TABLE_BLOCK_BYTES // max(1, len(items) * x.shape[1] * 8))
+    others = x[items][None, :, :]
+    for start in range(0, len(items), block):
+        chunk = items[start:start + block]
+        table[start:start + len(chunk)] = pair_distance(x[chunk][:, None, :], others, distance)
+    return table, row
 
 
 def chance_level(n_way: int) -> float:
