@@ -77,6 +77,9 @@ class TrainConfig(Strict):
     # Whether the loss's own parameters (ProxyAnchor's proxies, a classifier head) are optimised with the model;
     # false reproduces code that never gave them to the optimizer (they keep their initial values).
     optimize_loss: bool = True
+    # The learning rate of the loss's own parameters (Proxy Anchor's proxies) as a multiple of the optimizer's:
+    # the Proxy Anchor authors' code gives proxies 100 times the backbone's rate; 1 keeps them alike.
+    loss_lr_multiplier: float = Field(default=1.0, gt=0)
     # The run_id of a recorded run whose final state (weights, optimizer, batch order, random generators) this run
     # continues from, instead of a fresh model: set by a study's `chains`, so the run_id names the whole history.
     init: str | None = Field(default=None, pattern=r"^[0-9a-f]{16}$")

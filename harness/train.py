@@ -79,8 +79,12 @@ class Trainer:
             # random, which train.optimize_loss: false reproduces).
             if not cfg.train.optimize_loss:
                 loss_fn.requires_grad_(False)
-            optimizer = OPTIMIZERS.build(cfg.optimizer, list(model.parameters())
-                                         + (list(loss_fn.parameters()) if cfg.train.optimize_loss else []))
+            loss_params = list(loss_fn.parameters()) if cfg.train.optimize_loss else []
+            apart = bool(loss_params) and cfg.train.loss_lr_multiplier != 1.0  # the loss's parameters at their rate
+            optimizer = OPTIMIZERS.build(cfg.optimizer, list(model.parameters()) + ([] if apart else loss_params))
+            if apart:  # a second group: the optimizer's own settings, the learning rate times the multiplier
+                optimizer.add_param_group({"params": loss_params,
+                                           "lr": optimizer.param_groups[0]["lr"] * cfg.train.loss_lr_multiplier})
             self.model, self.optimizer = accelerator.prepare(model, optimizer)
             self.scheduler = SCHEDULES.build(cfg.train.lr_schedule, self.optimizer)
         else:  # a baseline: evaluated as built, nothing to optimise (the raw input has no parameters, which

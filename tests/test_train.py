@@ -80,6 +80,26 @@ def test_proxies_are_optimised(smoke_runs):
     assert not torch.equal(proxies, trainer.loss_fn.proxies.detach())
 
 
+def test_proxies_may_learn_at_a_multiple_of_the_learning_rate_and_the_default_leaves_runs_alone(smoke_runs):
+    """train.loss_lr_multiplier: the loss's parameters in a group of their own at that multiple (the Proxy Anchor
+    authors' 100x); at 1 one group holds everything, as before the option existed, and the run_id is unchanged."""
+    plain = smoke_runs["proxy_anchor"]
+    assert with_train(plain, loss_lr_multiplier=1.0).run_id == plain.run_id
+    trainer = train.Trainer(with_train(plain, loss_lr_multiplier=100.0), train.Accelerator(cpu=True),
+                            data.load("digits"))
+    groups = trainer.optimizer.param_groups
+    assert len(groups) == 2 and groups[1]["params"] == [trainer.loss_fn.proxies]
+    assert groups[1]["lr"] == pytest.approx(100 * groups[0]["lr"]) and groups[1]["weight_decay"] == groups[0]["weight_decay"]
+    assert len(train.Trainer(plain, train.Accelerator(cpu=True), data.load("digits")).optimizer.param_groups) == 1
+    proxies = trainer.loss_fn.proxies.detach().clone()
+    trainer.train_epoch(1, [])
+    assert not torch.equal(proxies, trainer.loss_fn.proxies.detach())
+    from harness.schema import TrainConfig
+
+    with pytest.raises(Exception, match="greater than 0"):
+        TrainConfig.model_validate({**plain.config.train.model_dump(), "loss_lr_multiplier": 0.0})
+
+
 def test_loss_parameters_can_stay_as_initialised_as_the_original_left_them(smoke_runs):
     run = with_train(smoke_runs["proxy_anchor"], optimize_loss=False)
     trainer = train.Trainer(run, train.Accelerator(cpu=True), data.load("digits"))
