@@ -203,16 +203,28 @@ def summarise(frame: pd.DataFrame, by: Sequence[str]) -> pd.DataFrame:
 
 
 def clearly_best(means: Sequence[float], stds: Sequence[float], ns: Sequence[int]) -> int | None:
-    """Index of the best mean when it is clearly best: at least two seeds each, and its mean minus one std
-    is above every other entry's mean plus one std. Otherwise None (no bold where the data cannot tell)."""
+    """Index of the best mean when it is clearly best: at least two seeds each, and the low end of its 95 %
+    t-interval above the high end of every other entry's (the one convention for uncertainty the document
+    uses). Otherwise None (no bold where the data cannot tell)."""
     finite = [i for i, m in enumerate(means) if np.isfinite(m)]
     if len(finite) < 2 or any(ns[i] < 2 for i in finite):
         return None
+
+    def half(i: int) -> float:
+        return float(stats.t.ppf(0.975, ns[i] - 1) * stds[i] / np.sqrt(ns[i]))
+
     best = max(finite, key=lambda i: means[i])
-    lower = means[best] - stds[best]
-    if all(means[i] + stds[i] < lower for i in finite if i != best):
+    lower = means[best] - half(best)
+    if all(means[i] + half(i) < lower for i in finite if i != best):
         return best
     return None
+
+
+def t_band(values: Sequence[float]) -> tuple[float, float]:
+    """The 95 % t-interval of a set of seeds' values as (low, high): the band figures draw (seaborn's errorbar)."""
+    found = interval(values)
+    half = found.half if np.isfinite(found.half) else 0.0
+    return found.mean - half, found.mean + half
 
 
 def seed_values(data: pd.DataFrame) -> pd.Series:

@@ -54,13 +54,14 @@ def test_summarise_of_nothing_has_the_columns():
 
 
 @pytest.mark.parametrize(("means", "stds", "ns", "best"), [
-    ([0.9, 0.5, 0.6], [0.05, 0.05, 0.05], [2, 2, 2], 0),  # 0.85 > 0.65: clearly best
-    ([0.5, 0.9, 0.8], [0.05, 0.05, 0.06], [3, 3, 3], None),  # 0.85 < 0.86: one std apart is not enough
+    ([0.9, 0.5, 0.6], [0.05, 0.05, 0.05], [3, 3, 3], 0),  # 95 % halves 0.124: 0.776 > 0.724, clearly best
+    ([0.9, 0.5, 0.7], [0.05, 0.05, 0.05], [3, 3, 3], None),  # 0.776 < 0.824: the intervals overlap
+    ([0.9, 0.5, 0.6], [0.05, 0.05, 0.05], [2, 2, 2], None),  # two seeds: halves 0.45, nothing is clear
     ([0.9, 0.5], [0.01, 0.01], [2, 1], None),  # a single seed cannot tell
-    ([0.9, float("nan"), 0.5], [0.01, float("nan"), 0.01], [2, 0, 2], 0),  # an empty cell is no rival
+    ([0.9, float("nan"), 0.5], [0.01, float("nan"), 0.01], [3, 0, 3], 0),  # an empty cell is no rival
     ([0.9, float("nan")], [0.01, float("nan")], [2, 0], None),  # nothing to beat
 ])
-def test_clearly_best_needs_two_seeds_each_and_one_std_of_separation(means, stds, ns, best):
+def test_clearly_best_needs_two_seeds_each_and_separate_95_percent_intervals(means, stds, ns, best):
     assert aggregate.clearly_best(means, stds, ns) == best
 
 
@@ -258,3 +259,10 @@ def test_holm_matches_its_definition_and_leaves_unknowns_out():
         assert aggregate.holm(p) == pytest.approx(expected)
     adjusted = aggregate.holm([0.01, float("nan"), 0.04])
     assert adjusted[0] == pytest.approx(0.02) and math.isnan(adjusted[1]) and adjusted[2] == pytest.approx(0.04)
+
+
+def test_figure_bands_are_the_tables_95_percent_t_interval():
+    low, high = aggregate.t_band([0.5, 0.6, 0.7])
+    found = aggregate.interval([0.5, 0.6, 0.7])
+    assert (low, high) == (pytest.approx(found.low), pytest.approx(found.high))
+    assert aggregate.t_band([0.4]) == (0.4, 0.4)  # one seed: no band

@@ -168,6 +168,10 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert verdicts.index("originals' claims") < verdicts.index("hypotheses") < verdicts.index("questions")
     calibration = (paper / "generated" / "calibration" / "calibration.tex").read_text()
     assert "20 runs of one configuration" in calibration and "10000 random splits" in calibration
+    figures = sorted((paper / "generated").glob("*/figure_*.pdf"))
+    assert figures and not [f.name for f in figures if b"/Type3" in f.read_bytes()]  # TrueType text, not Type 3
+    curves = (paper / "generated" / "loss_epochs" / "figure_curves.tex").read_text()
+    assert "bands: its 95\\,\\% $t$-interval over seeds" in curves  # one convention: tables, bands and bold
     learning = (paper / "generated" / "learning.tex").read_text()
     assert "trained cells in the" in learning and "exceptions" in learning
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs

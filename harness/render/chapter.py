@@ -97,11 +97,35 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
         rows=[row for name in present for row in artifact_rows(data[name])], profile=profile))
     from harness.render import learning
 
+    titlepage = generated / "titlepage.tex"
+    files.atomic_write(titlepage, env.get_template("titlepage.tex.j2").render(
+        profile=profile, **title_facts([record for name in present for record in data[name].records])))
     learned = generated / "learning.tex"
     files.atomic_write(learned, env.get_template("learning.tex.j2").render(
         s=learning.summary([data[name] for name in present]), profile=profile))
-    return [*written, target, compute, artifact, learned, *write_preregistrations(generated, env),
+    return [*written, target, compute, artifact, titlepage, learned, *write_preregistrations(generated, env),
             write_chapter_list(present, paper, env)]
+
+
+CITATION = PAPER_DIR.parent / "CITATION.cff"
+
+
+def title_facts(records: Sequence[store.RunRecord]) -> dict[str, Any]:
+    """The title page: CITATION.cff's authors, version and release date, and the commits the records name (most
+    runs first), with how many came from a clean tree."""
+    import yaml
+
+    cff = yaml.safe_load(CITATION.read_text()) if CITATION.is_file() else {}
+    names = [a.get("name") or " ".join(filter(None, [a.get("given-names"), a.get("family-names")]))
+             for a in cff.get("authors") or []]
+    counts: dict[str, int] = {}
+    for record in records:
+        commit = record.provenance.git.commit or "unknown"
+        counts[commit] = counts.get(commit, 0) + 1
+    commits = [{"commit": c, "runs": n} for c, n in sorted(counts.items(), key=lambda item: -item[1])]
+    return {"authors": ", ".join(names) or "--", "version": str(cff.get("version", "--")),
+            "released": str(cff.get("date-released", "--")), "records": len(records), "commits": commits,
+            "clean": sum(1 for r in records if r.provenance.git.dirty is False)}
 
 
 def write_preregistrations(generated: Path, env: jinja2.Environment) -> list[Path]:

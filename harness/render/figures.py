@@ -39,8 +39,8 @@ class BaselineLine:
 
 @dataclass(frozen=True)
 class Lines:
-    """Metric curves: one line per hue label (or per metric), a band of one std over seeds; baselines as
-    dashed reference lines."""
+    """Metric curves: one line per hue label (or per metric), a band of the 95 % t-interval over seeds (the
+    tables' convention); baselines as dashed reference lines."""
 
     data: pd.DataFrame  # long rows; a categorical x is replaced by its position in x_order
     x_order: list[Any]
@@ -139,6 +139,8 @@ def _seaborn() -> Any:
     import seaborn as sns
 
     sns.set_theme(context="paper", style="whitegrid")
+    # TrueType (42), not Type 3: the PDF's figure text can be searched and measured, and venues accept it.
+    matplotlib.rcParams["pdf.fonttype"] = 42
     return sns
 
 
@@ -171,7 +173,7 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
     hue_order = [metric_name(m) for m in plot.hue_order] if plot.by_metric else plot.hue_order
     panels = {} if plot.by_metric else {"col": "metric", "col_order": [metric_name(m) for m in spec.metrics]}
     grid = sns.relplot(data=shown, x=spec.x, y="value", hue=spec.hue, hue_order=hue_order, **panels,
-                       kind="line", errorbar="sd", marker="o", facet_kws={"sharey": False},
+                       kind="line", errorbar=aggregate.t_band, marker="o", facet_kws={"sharey": False},
                        height=3.0 if plot.by_metric else 2.4, aspect=1.5 if plot.by_metric else 1.1)
     if not plot.by_metric:
         grid.set_titles("{col_name}")
