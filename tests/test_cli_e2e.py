@@ -172,6 +172,11 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert figures and not [f.name for f in figures if b"/Type3" in f.read_bytes()]  # TrueType text, not Type 3
     curves = (paper / "generated" / "loss_epochs" / "figure_curves.tex").read_text()
     assert "bands: its 95\\,\\% $t$-interval over seeds" in curves  # one convention: tables, bands and bold
+    glyphs = (paper / "generated" / "glyphs.tex").read_text()  # the stand-in, drawn from its generator
+    assert (paper / "generated" / "glyphs.pdf").stat().st_size > 5000 and "8 test images of each of classes" in glyphs
+    title = (paper / "generated" / "titlepage.tex").read_text()  # from CITATION.cff and the records
+    records = len(list((REPO / "results").glob("*/quick/*.json")))
+    assert "The harness authors" in title and "Version 0.1.0" in title and f"{records} run records" in title
     learning = (paper / "generated" / "learning.tex").read_text()
     assert "trained cells in the" in learning and "exceptions" in learning
     artifact = (paper / "generated" / "artifact.tex").read_text()  # every table and figure, its command and runs

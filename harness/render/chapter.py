@@ -21,7 +21,7 @@ import pandas as pd
 from harness import aggregate, files, spec, store
 from harness.plan import study_records
 from harness.errors import HarnessError
-from harness.render import PAPER_DIR, baselines, latex
+from harness.render import PAPER_DIR, baselines, figures, latex
 from harness.render.facts import planned_facts, setup_facts
 from harness import kinds
 from harness.kinds import KINDS
@@ -97,13 +97,16 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
         rows=[row for name in present for row in artifact_rows(data[name])], profile=profile))
     from harness.render import learning
 
+    glyph_pdf, glyph_tex = generated / "glyphs.pdf", generated / "glyphs.tex"
+    facts = figures.glyph_examples(glyph_pdf)
+    files.atomic_write(glyph_tex, env.get_template("glyphs.tex.j2").render(**facts))
     titlepage = generated / "titlepage.tex"
     files.atomic_write(titlepage, env.get_template("titlepage.tex.j2").render(
         profile=profile, **title_facts([record for name in present for record in data[name].records])))
     learned = generated / "learning.tex"
     files.atomic_write(learned, env.get_template("learning.tex.j2").render(
         s=learning.summary([data[name] for name in present]), profile=profile))
-    return [*written, target, compute, artifact, titlepage, learned, *write_preregistrations(generated, env),
+    return [*written, target, compute, artifact, titlepage, glyph_pdf, glyph_tex, learned, *write_preregistrations(generated, env),
             write_chapter_list(present, paper, env)]
 
 

@@ -229,3 +229,32 @@ def save_pdf(fig: Any, path: Path) -> None:
     # No dates in the metadata, so the same records give the same bytes.
     fig.savefig(path, metadata={"CreationDate": None, "ModDate": None}, bbox_inches="tight")
     plt.close(fig)
+
+
+GLYPH_CLASSES = (100, 101, 102, 103, 104, 105)  # the first test classes of the class-disjoint stand-ins
+GLYPH_IMAGES = 8
+
+
+def glyph_examples(path: Path) -> dict[str, Any]:
+    """The glyph stand-in as the networks see it: GLYPH_IMAGES test images of each of GLYPH_CLASSES (rows), drawn
+    from the generator itself (harness.data.glyphs, the dataset's own seed) into `path`; what the caption says."""
+    from harness.data import glyphs
+
+    _seaborn()
+    import matplotlib.pyplot as plt
+
+    _, _, test, labels = glyphs.generate(glyphs.GLYPHS)
+    fig, axes = plt.subplots(len(GLYPH_CLASSES), GLYPH_IMAGES, figsize=(GLYPH_IMAGES * 0.6, len(GLYPH_CLASSES) * 0.6))
+    for row, label in enumerate(GLYPH_CLASSES):
+        images = test[labels == label][:GLYPH_IMAGES]
+        for column, image in enumerate(images):
+            ax = axes[row, column]
+            ax.imshow(image, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+        axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=8)
+    fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.12, right=0.99, top=0.99, bottom=0.01)
+    fig.savefig(path)
+    plt.close(fig)
+    return {"classes": list(GLYPH_CLASSES), "images": GLYPH_IMAGES, "seed": glyphs.GLYPHS.seed,
+            "size": glyphs.SIZE}
