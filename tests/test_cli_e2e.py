@@ -172,6 +172,8 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert figures and not [f.name for f in figures if b"/Type3" in f.read_bytes()]  # TrueType text, not Type 3
     curves = (paper / "generated" / "loss_epochs" / "figure_curves.tex").read_text()
     assert "bands: its 95\\,\\% $t$-interval over seeds" in curves  # one convention: tables, bands and bold
+    forest = (paper / "generated" / "forest.tex").read_text()  # every claim's difference, by kind
+    assert (paper / "generated" / "forest.pdf").stat().st_size > 5000 and "differences; a claim with one" in forest
     glyphs = (paper / "generated" / "glyphs.tex").read_text()  # the stand-in, drawn from its generator
     assert (paper / "generated" / "glyphs.pdf").stat().st_size > 5000 and "8 test images of each of classes" in glyphs
     title = (paper / "generated" / "titlepage.tex").read_text()  # from CITATION.cff and the records

@@ -93,3 +93,18 @@ def test_learning_shows_cell_by_cell_against_every_baseline_with_its_exceptions(
     assert found["cells"] == found["learned"] + len(found["exceptions"])
     assert not [e for e in found["exceptions"] if e.startswith("arcface/")]
     assert "loss_epochs/knn_accuracy: nca, 1: below raw input" in "\n".join(found["exceptions"])
+
+
+def test_the_forest_plot_has_one_row_per_difference_grouped_by_kind(tmp_path):
+    """Every computed difference of every claim (one per label of `per`), in points, kinds in the verdict table's
+    order; a claim an effect cannot act in is left out."""
+    from harness.render import figures
+
+    data = chapter.read_study("cub_cars", "quick", REPO / "results")
+    chapter.judge({"cub_cars": data})
+    rows = chapter.forest_rows(data)
+    names = [r["name"] for r in rows]
+    assert "cub_cars/test_epoch_choice_inflates" not in names  # not testable here
+    assert "cub_cars/small_batches_hurt (glyphs)" in names and all(r["low"] <= r["mean"] <= r["high"] for r in rows)
+    assert figures.claims_forest(rows, tmp_path / "forest.pdf") == len(rows)
+    assert (tmp_path / "forest.pdf").stat().st_size > 3000

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+import numpy as np
 import pandas as pd
 
 from harness import aggregate, files, spec, store
@@ -97,6 +98,9 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
         rows=[row for name in present for row in artifact_rows(data[name])], profile=profile))
     from harness.render import learning
 
+    forest_pdf, forest_tex = generated / "forest.pdf", generated / "forest.tex"
+    drawn = figures.claims_forest([row for name in present for row in forest_rows(data[name])], forest_pdf)
+    files.atomic_write(forest_tex, env.get_template("forest.tex.j2").render(rows=drawn, profile=profile))
     glyph_pdf, glyph_tex = generated / "glyphs.pdf", generated / "glyphs.tex"
     facts = figures.glyph_examples(glyph_pdf)
     files.atomic_write(glyph_tex, env.get_template("glyphs.tex.j2").render(**facts))
@@ -106,7 +110,7 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     learned = generated / "learning.tex"
     files.atomic_write(learned, env.get_template("learning.tex.j2").render(
         s=learning.summary([data[name] for name in present]), profile=profile))
-    return [*written, target, compute, artifact, titlepage, glyph_pdf, glyph_tex, learned, *write_preregistrations(generated, env),
+    return [*written, target, compute, artifact, titlepage, forest_pdf, forest_tex, glyph_pdf, glyph_tex, learned, *write_preregistrations(generated, env),
             write_chapter_list(present, paper, env)]
 
 
@@ -223,6 +227,25 @@ def claim_rows(data: StudyData) -> list[dict[str, Any]]:
                      "setting": "" if result.on_original or not result.parts else data.settings.get(claim.name, ""),
                      "adjusted": min((t.adjusted for t in result.tests if t.adjusted is not None), default=None),
                      "unadjusted": result.verdict_at(adjusted=False)})
+    return rows
+
+
+def forest_rows(data: StudyData) -> list[dict[str, Any]]:
+    """Each computed difference of a study's claims, in points, for the forest plot (one per `per` label)."""
+    from harness import units
+
+    rows = []
+    for claim, result in data.claims:
+        if isinstance(result, HarnessError) or result.untestable:
+            continue
+        for part in result.parts:
+            d = part.difference
+            if d.n < 2 or not np.isfinite(d.half):
+                continue
+            label = "" if part.label is None else f" ({aggregate.label_text(part.label)})"
+            rows.append({"kind": claim.kind, "name": f"{data.study.name}/{claim.name}{label}",
+                         "mean": d.mean * units.PERCENT, "low": d.low * units.PERCENT,
+                         "high": d.high * units.PERCENT})
     return rows
 
 

@@ -258,3 +258,40 @@ def glyph_examples(path: Path) -> dict[str, Any]:
     plt.close(fig)
     return {"classes": list(GLYPH_CLASSES), "images": GLYPH_IMAGES, "seed": glyphs.GLYPHS.seed,
             "size": glyphs.SIZE}
+
+
+KIND_TITLES = {"original": "the originals' claims", "hypothesis": "this thesis's hypotheses",
+               "question": "the assignments' questions"}
+
+
+def claims_forest(rows: list[dict[str, Any]], path: Path) -> int:
+    """Every claim's difference (a - b, points) with its 95 % interval, one row per difference (a claim with
+    `per` has one per label), grouped by kind, a line at 0: the cross-study summary the verdict table gives in
+    words. `rows`: {kind, name, mean, low, high} in percent points. Returns the rows drawn."""
+    _seaborn()
+    import matplotlib.pyplot as plt
+
+    ordered_rows = [r for kind in KIND_TITLES for r in rows if r["kind"] == kind]
+    height = 0.16 * len(ordered_rows) + 0.25 * len(KIND_TITLES) + 0.7
+    fig, ax = plt.subplots(figsize=(6.3, height))
+    y, ticks, labels, previous = 0.0, [], [], None
+    for row in ordered_rows:
+        if row["kind"] != previous:
+            y -= 0.6 if previous is not None else 0.0
+            ax.text(0.0, y + 0.55, KIND_TITLES[row["kind"]], transform=ax.get_yaxis_transform(), fontsize=8,
+                    fontstyle="italic", ha="left")
+            previous = row["kind"]
+        ax.errorbar(row["mean"], y, xerr=[[row["mean"] - row["low"]], [row["high"] - row["mean"]]], fmt="o",
+                    color="black", markersize=3, capsize=2, linewidth=0.8)
+        ticks.append(y)
+        labels.append(row["name"])
+        y -= 1.0
+    ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
+    ax.set_yticks(ticks, labels, fontsize=7)
+    ax.set_xlabel("a - b, percentage points (95 % interval over seeds)", fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylim(y + 0.3, 1.2)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return len(ordered_rows)
