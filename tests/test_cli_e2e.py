@@ -174,6 +174,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert "bands: its 95\\,\\% $t$-interval over seeds" in curves  # one convention: tables, bands and bold
     forest = (paper / "generated" / "forest.tex").read_text()  # every claim's difference, by kind
     assert (paper / "generated" / "forest.pdf").stat().st_size > 5000 and "differences; a claim with one" in forest
+    assert (paper / "generated" / "pipeline.pdf").stat().st_size > 5000  # how the document is made
     glyphs = (paper / "generated" / "glyphs.tex").read_text()  # the stand-in, drawn from its generator
     assert (paper / "generated" / "glyphs.pdf").stat().st_size > 5000 and "8 test images of each of classes" in glyphs
     title = (paper / "generated" / "titlepage.tex").read_text()  # from CITATION.cff and the records

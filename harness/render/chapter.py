@@ -101,6 +101,8 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     forest_pdf, forest_tex = generated / "forest.pdf", generated / "forest.tex"
     drawn = figures.claims_forest([row for name in present for row in forest_rows(data[name])], forest_pdf)
     files.atomic_write(forest_tex, env.get_template("forest.tex.j2").render(rows=drawn, profile=profile))
+    pipeline_pdf = generated / "pipeline.pdf"
+    figures.pipeline(pipeline_pdf)
     glyph_pdf, glyph_tex = generated / "glyphs.pdf", generated / "glyphs.tex"
     facts = figures.glyph_examples(glyph_pdf)
     files.atomic_write(glyph_tex, env.get_template("glyphs.tex.j2").render(**facts))
@@ -110,7 +112,7 @@ def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PA
     learned = generated / "learning.tex"
     files.atomic_write(learned, env.get_template("learning.tex.j2").render(
         s=learning.summary([data[name] for name in present]), profile=profile))
-    return [*written, target, compute, artifact, titlepage, forest_pdf, forest_tex, glyph_pdf, glyph_tex, learned, *write_preregistrations(generated, env),
+    return [*written, target, compute, artifact, titlepage, forest_pdf, forest_tex, pipeline_pdf, glyph_pdf, glyph_tex, learned, *write_preregistrations(generated, env),
             write_chapter_list(present, paper, env)]
 
 

@@ -295,3 +295,40 @@ def claims_forest(rows: list[dict[str, Any]], path: Path) -> int:
     fig.savefig(path)
     plt.close(fig)
     return len(ordered_rows)
+
+
+PIPELINE = (  # (box text, what it is) from a declared experiment to this document
+    ("experiments/\n<study>.yaml", "a declared\nexperiment: matrix,\nseeds, profiles,\nitems, claims"),
+    ("harness run", "one run per cell\nand seed, from its\nresolved config"),
+    ("results/<study>/\n<profile>/\n<run_id>.json", "one record a run:\nmetrics, config,\ncode, machine,\ndigest"),
+    ("harness render", "tables, figures,\nfindings computed\nfrom the records"),
+    ("paper/build/\nmain.pdf", "this document"),
+)
+
+
+def pipeline(path: Path) -> None:
+    """How this document is made, as boxes and arrows: study file, runs, records, render, PDF; and the two
+    commands that hold it to its records (check recomputes the claims, verify reruns runs)."""
+    _seaborn()
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyBboxPatch
+
+    fig, ax = plt.subplots(figsize=(6.3, 2.1))
+    ax.set_xlim(0, len(PIPELINE))
+    ax.set_ylim(0, 2.1)
+    ax.axis("off")
+    for i, (name, what) in enumerate(PIPELINE):
+        ax.add_patch(FancyBboxPatch((i + 0.06, 1.05), 0.88, 0.7, boxstyle="round,pad=0.02", facecolor="#eef2f7",
+                                    edgecolor="#4c6a92", linewidth=0.8))
+        ax.text(i + 0.5, 1.4, name, ha="center", va="center", fontsize=6.5, family="monospace")
+        ax.text(i + 0.5, 0.55, what, ha="center", va="center", fontsize=7, linespacing=1.3)
+        if i < len(PIPELINE) - 1:
+            ax.annotate("", xy=(i + 1.06, 1.4), xytext=(i + 0.94, 1.4),
+                        arrowprops={"arrowstyle": "->", "color": "#4c6a92", "linewidth": 0.8})
+    ax.annotate("", xy=(2.5, 1.78), xytext=(3.5, 1.78),
+                arrowprops={"arrowstyle": "->", "color": "#a0522d", "linewidth": 0.8,
+                            "connectionstyle": "arc3,rad=0.35"})
+    ax.text(3.0, 2.05, "harness check recomputes every claim from the records; harness verify reruns runs",
+            ha="center", va="center", fontsize=7, color="#a0522d")
+    fig.savefig(path)
+    plt.close(fig)
