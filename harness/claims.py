@@ -522,6 +522,9 @@ def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa:
     for name in studies:
         study, computed = found[name]
         problems += verdict_problems(study, computed, registered is not None)
+        if not study.spec.report.answered_by:
+            problems.append(f"{name}: its question ({' '.join(study.spec.question.split())[:60]}...) is answered by "
+                            "nothing: list the tables, figures or claims that answer it in report.answered_by")
         total += len(study.spec.report.claims)
         for result in computed:
             if isinstance(result, Result):

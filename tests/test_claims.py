@@ -446,3 +446,25 @@ def test_a_cell_with_several_runs_per_seed_is_refused_naming_the_axis():
         claims.compute(claim(), data, "quick")
     spec = claim(a={"where": {"loss": "a", "dataset": "x"}, "metric": "acc"})
     assert claims.compute(spec, data, "quick").verdict == "supported"
+
+
+def test_a_study_whose_question_nothing_answers_fails_the_check(experiments, run_cli, monkeypatch):
+    """report.answered_by names the tables, figures or claims that answer the study's question: a name that is
+    no item is refused at load, and a study that lists none fails `harness check` in one line."""
+    import yaml
+
+    from harness import spec
+
+    monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
+    path = experiments / "nk_sampling.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["report"]["answered_by"] = ["map_at_r", "n_x_k_batches_hlep"]
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(ConfigError, match="report.answered_by: no table, figure or claim 'n_x_k_batches_hlep'"):
+        spec.load("nk_sampling", "quick", experiments, components=False)
+    doc["report"]["answered_by"] = []
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    code, _, err = run_cli("check", "--studies", "nk_sampling", "--results", REPO / "results")
+    assert code == 1
+    lines = [line for line in err.splitlines() if "answered by nothing" in line]
+    assert len(lines) == 1 and lines[0].startswith("check: nk_sampling: its question (Do batches built from N")

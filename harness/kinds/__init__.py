@@ -36,6 +36,8 @@ KINDS: tuple[ModuleType, ...] = (table, figure, reference, protocols, claim, cal
 ReportSpec = create_model(
     "ReportSpec", __base__=Strict, __module__=__name__,
     axis_labels=(dict[str, str], {}),  # axis -> how tables and figures name it ("m" -> "margin m")
+    # The items (tables, figures, claims) that answer the study's `question`; `harness check` fails on none.
+    answered_by=(list[str], []),
     **{kind.FIELD: (kind.FIELD_TYPE, kind.FIELD_DEFAULT) for kind in KINDS})
 
 
@@ -70,3 +72,10 @@ def check_report(path: Any, report: Any, order: Any, anywhere: set[str]) -> None
         checker.axis("report.axis_labels", axis, tuple(checker.anywhere))
     for kind in KINDS:
         kind.check(getattr(report, kind.FIELD), checker)
+    known = [item_name(kind, spec) for kind, spec in items(report)]
+    for name in report.answered_by:
+        if name not in known:
+            from harness.errors import ConfigError, suggest
+
+            raise ConfigError(f"{path}: report.answered_by: no table, figure or claim '{name}'"
+                              f"{suggest(name, known)}; items: {', '.join(known)}")

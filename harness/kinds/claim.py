@@ -192,7 +192,9 @@ def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[s
                       "setting": None if result.on_original else chapter.data.settings.get(claim.name)})
     if not items:
         return []
-    return [chapter.write("findings.tex", "findings.tex.j2", items=items, profile=chapter.study.profile)]
+    return [chapter.write("findings.tex", "findings.tex.j2", items=items, profile=chapter.study.profile,
+                          question=" ".join(chapter.study.spec.question.split()),
+                          answered_by=chapter.study.spec.report.answered_by)]
 
 
 def sentence_tex(sentence: str, study: str, claim: str) -> str:
