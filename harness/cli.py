@@ -52,6 +52,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         if accelerator.is_main_process:
             print(line, file=sys.stderr)
 
+    from harness import train
+
+    say(train.device_words(accelerator))
+    if accelerator.device.type != "cuda" and any(r.execution.device == "cuda" for r in study.runs):
+        raise HarnessError(f"{study.name}/{study.profile} asks for a GPU (execution.device: cuda) and this launch has "
+                           f"none: {train.device_words(accelerator).removeprefix('device: ')}")
+
     plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
     target = execute.Target(args.results, args.data, args.rerun_failed, tuple(args.argv), _progress_wanted(args))
     execute.preflight(target, study, plan, say)

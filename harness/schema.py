@@ -191,6 +191,9 @@ class ExecutionConfig(Strict):
     # Keep each run's final weights beside its record (<run_id>.safetensors, sha256 in the record). Saving changes
     # no number, so it is not part of any run_id; a profile's `demo:` entry turns it on for the demo's run alone.
     save_weights: bool = False
+    # "cuda": the runs need a GPU and refuse to start without one (the default, "auto", uses the CPU then, and
+    # `harness run` says so on its first line).
+    device: Literal["auto", "cuda"] = "auto"
 
 
 def check_components(config: RunConfig) -> None:

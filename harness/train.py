@@ -288,6 +288,18 @@ def new_accelerator() -> Accelerator:
     return accelerator
 
 
+def device_words(accelerator: Accelerator) -> str:
+    """The device a launch will use and why, in one line: a GPU by name, or the CPU with the reason (no CUDA in
+    this build of torch, or a CUDA build that finds no usable GPU or driver)."""
+    if accelerator.device.type == "cuda":
+        index = accelerator.device.index or 0
+        return f"device: {torch.cuda.get_device_name(index)} (cuda:{index}; CUDA {torch.version.cuda})"
+    if torch.version.cuda is None:
+        return "device: cpu (this build of torch has no CUDA)"
+    return (f"device: cpu (this torch is built for CUDA {torch.version.cuda} but finds no usable GPU: no GPU, or "
+            "a driver too old for it; `nvidia-smi` says which)")
+
+
 def check_accelerator(accelerator: Accelerator) -> None:
     """Refuse Accelerate settings that would change numbers without changing the run's config (and so its id):
     precision and the rest belong in the study file (train.precision), where they are part of the run."""

@@ -67,3 +67,26 @@ def test_metrics_compared_epoch_by_epoch_and_a_missing_value_is_infinite():
 def test_a_target_crosses_a_process_start():
     target = execute.Target(Path("results"), None, True, ("harness", "run", "x"), False)
     assert pickle.loads(pickle.dumps(target)) == target
+
+
+def test_the_device_is_stated_and_a_study_that_needs_a_gpu_refuses_the_cpu(experiments, run_cli, tmp_path,
+                                                                            monkeypatch):
+    """`harness run` says on its first line which device it uses and why; execution.device: cuda refuses to
+    fall back to the CPU, in one line, before any run."""
+    import yaml
+
+    from harness import spec, train
+
+    accelerator = train.Accelerator(cpu=True)
+    words = train.device_words(accelerator)
+    assert words.startswith("device: cpu (") and ("no CUDA" in words or "finds no usable GPU" in words)
+    monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
+    path = experiments / "calibration.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["execution"] = {"device": "cuda"}
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    monkeypatch.setattr(train.torch.cuda, "is_available", lambda: False)
+    code, _, err = run_cli("run", "calibration", "--profile", "smoke", "--results", tmp_path / "r", "--no-progress")
+    assert code != 0 and err.splitlines()[0].startswith("device: cpu")
+    assert "asks for a GPU (execution.device: cuda) and this launch has none" in err
+    assert not (tmp_path / "r" / "calibration").exists() or not list((tmp_path / "r").rglob("*.json"))
