@@ -141,11 +141,27 @@ def cmd_show(args: argparse.Namespace) -> int:
     from harness import show
 
     sets = overrides.parse(args.set)
-    study = spec.load(args.study, args.profile, components=bool(sets), overrides=sets)
+    name, _, item = args.study.partition("/")  # study/item: the runs behind one table, figure or claim
+    study = spec.load(name, args.profile, components=bool(sets), overrides=sets)
     if args.run:
         show.run(study, args.results, args.run, sys.stdout)
-    else:
-        show.matrix(study, args.results, sys.stdout)
+        return 0
+    header = None
+    if item:
+        import dataclasses
+
+        from harness import aggregate
+        from harness.render import items
+
+        frame = aggregate.long_frame(store.scan(args.results, study.name, study.profile).ok.values())
+        behind = items.runs_behind(study.spec.report, item, frame, study.profile, study.axes)
+        if frame.empty:
+            header = (f"{study.name}/{item}: no records of profile {study.profile} yet, so which runs it reads is not "
+                      "known; the whole matrix follows")
+        else:
+            study = dataclasses.replace(study, runs=[r for r in study.runs if r.run_id in behind])
+            header = f"{study.name}/{item}: drawn from {len(study.runs)} runs"
+    show.matrix(study, args.results, sys.stdout, header)
     return 0
 
 
@@ -212,7 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     show_cmd = sub.add_parser("show", help="the expanded matrix (recorded / failed / missing), one run's resolved "
                                            "config (--run), and the estimated cost of what is missing")
-    show_cmd.add_argument("study")
+    show_cmd.add_argument("study", help="a study, or study/item: only the runs behind one table, figure or claim "
+                                         "(the names captions print)")
     _add_common(show_cmd)
     show_cmd.add_argument("--run", default=None, metavar="RUN_ID", help="one run (its id or a unique prefix)")
     overrides.add_argument(show_cmd)

@@ -40,9 +40,12 @@ def cost_line(study: Study, runs: list[Run], recorded: list[store.RunRecord]) ->
     return f"no estimate for {len(runs)} run(s): no run of {study.name}/{study.profile} is recorded yet"
 
 
-def matrix(study: Study, results: Path, out: TextIO) -> None:
-    """The expanded matrix: state, run_id, labels and seed of every run, then the cost of the missing ones."""
+def matrix(study: Study, results: Path, out: TextIO, header: str | None = None) -> None:
+    """The expanded matrix: state, run_id, labels and seed of every run, then the cost of the missing ones;
+    `header`, a first line (`harness show study/item` shows the runs behind one item)."""
     scan = store.scan(results, study.name, study.profile)
+    if header is not None:
+        print(header, file=out)
     states = {r.run_id: ("recorded" if r.run_id in scan.ok else "failed" if r.run_id in scan.failed
                          else "corrupt" if r.run_id in scan.corrupt else "missing") for r in study.runs}
     counts = {s: sum(1 for v in states.values() if v == s) for s in ("recorded", "failed", "corrupt", "missing")}

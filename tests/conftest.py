@@ -132,6 +132,7 @@ def corrected_only(doc: dict, losses: tuple[str, ...] | None = None) -> dict:
     doc.pop("chains", None)
     doc.get("report", {}).pop("protocols", None)  # they compare with that chain
     doc.get("report", {}).pop("claims", None)
+    doc.get("report", {}).pop("answered_by", None)  # it names claims
     for profile in doc["profiles"].values():  # their `budget` axis would be added to the block
         profile.pop("matrix", None)
     return doc

@@ -109,3 +109,14 @@ def test_dry_run_lists_what_would_run_and_writes_nothing(small, run_cli, tmp_pat
     assert code == 0 and small.runs[0].run_id not in err.split("to run", 1)[1]
     assert "1 recorded, 3 to run" in err and "--jobs 2 packs them into 2 processes" in err
     assert sorted(p.name for p in (results / "loss_epochs" / "smoke").iterdir()) == [f"{small.runs[0].run_id}.json"]
+
+
+def test_show_takes_study_slash_item_as_captions_name_it(run_cli):
+    """`harness show arcface/reference` lists the runs behind that table (verify takes the same name); a
+    mistyped item is one line with a suggestion."""
+    code, out, err = run_cli("show", "arcface/reference", "--profile", "quick")
+    assert code == 0, err
+    lines = out.splitlines()
+    assert lines[0] == "arcface/reference: drawn from 10 runs" and "10 runs: 10 recorded" in out
+    code, _, err = run_cli("show", "arcface/refrence", "--profile", "quick")
+    assert code != 0 and "no table, figure or claim 'refrence'" in err and "did you mean 'reference'" in err
