@@ -39,8 +39,6 @@ MIN_DEADLINE_S = 300.0
 PROGRESS_S = 30.0  # a line on how far a transfer is, this often
 ATTEMPTS = 4  # one transfer and up to three resumptions within one command
 RETRY_PAUSE_S = 1.0
-# The CUB archive itself (harness.data.folders.CUB_URL is the record's landing page).
-CUB_ARCHIVE_URL = "https://data.caltech.edu/records/65de6-vp158/files/CUB_200_2011.tgz"
 
 
 @dataclass(frozen=True)
@@ -260,7 +258,7 @@ def _cub() -> Source:
         folders._extract_cub(root)  # the loader's own unpacking: its md5 check, the 'data' filter, all or nothing
         return root / folders.CUB_FOLDER
 
-    archive = Remote(CUB_ARCHIVE_URL, "md5", folders.CUB_TGZ_MD5, max_bytes=1_300_000_000)  # 1.15 GB
+    archive = Remote(folders.CUB_ARCHIVE_URL, "md5", folders.CUB_TGZ_MD5, max_bytes=1_300_000_000)  # 1.15 GB
     return Source("cub200", (archive,), unpack=unpack,
                   note=f"extracted to <data root>/{folders.CUB_FOLDER}")
 
@@ -314,13 +312,19 @@ def fetch(name: str, root: Path, *, mirror: str | None = None, say: Callable[[st
     if name not in SOURCES:
         raise HarnessError(f"unknown dataset '{name}'{suggest(name, SOURCES)}; fetchable: {', '.join(SOURCES)}")
     _mirror("https://example.org/", mirror)  # a bad --mirror fails before anything is created
-    source = SOURCES[name]()
+    try:
+        source = SOURCES[name]()
+    except DataError as exc:  # a manual step: say where, with this command's data root
+        raise DataError(str(exc).replace(DATA_ROOT, str(root))) from None
     destination = source.destination(root)
     got = [download(remote, destination / remote.folder, mirror=mirror, say=say, what=name)
            for remote in source.files]
     place = source.unpack(got[0], destination) if source.unpack is not None else got[0].parent
-    say(f"{name}: {len(got)} file(s) verified, {source.note} ({place})")
+    say(f"{name}: {len(got)} file(s) verified, {source.note.replace(DATA_ROOT, str(root))} ({place})")
     return place
+
+
+DATA_ROOT = "<data root>"  # in a source's words; fetch() puts the command's data root in its place
 
 
 def stderr(line: str) -> None:

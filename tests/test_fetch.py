@@ -260,12 +260,12 @@ def test_cub_is_unpacked_by_the_loaders_own_check_and_then_loads(server, monkeyp
     body = cub_archive()
     monkeypatch.setattr(folders, "CUB_TGZ_MD5", md5(body))  # the generated archive stands for the real one
     source = fetch.SOURCES["cub200"]()
-    assert source.files[0].url == fetch.CUB_ARCHIVE_URL and source.files[0].digest == md5(body)
+    assert source.files[0].url == folders.CUB_ARCHIVE_URL and source.files[0].digest == md5(body)
     # A mirror with a path of its own: the source's path goes after it.
-    server.files["/copies" + urllib.parse.urlparse(fetch.CUB_ARCHIVE_URL).path] = body
+    server.files["/copies" + urllib.parse.urlparse(folders.CUB_ARCHIVE_URL).path] = body
     code, _, err = run_cli("fetch", "cub200", "--data", tmp_path, "--mirror", server.url + "/copies/")
     assert code == 0, err
-    assert server.requests[0][0] == "/copies" + urllib.parse.urlparse(fetch.CUB_ARCHIVE_URL).path
+    assert server.requests[0][0] == "/copies" + urllib.parse.urlparse(folders.CUB_ARCHIVE_URL).path
     dataset = folders.load_cub200(tmp_path)
     assert len(dataset.train) == 200 and len(dataset.test) == 200 and dataset.num_classes == 200
 
@@ -360,3 +360,12 @@ def test_a_redirect_loop_is_one_line(server, monkeypatch, tmp_path, run_cli):
     last = err.strip().splitlines()[-1]
     assert code == 2 and "HTTP 302" in last and "redirects in a loop; use --mirror" in last
     assert sum(line.startswith("error:") for line in err.splitlines()) == 1 and "\n" not in last
+
+
+def test_one_address_for_cub_and_the_data_root_named_in_manual_steps(run_cli, tmp_path):
+    """The CUB record's page (the loader's message, the README) and its archive (fetch) come from one constant,
+    and a source that needs a manual step says where with this command's data root, not a placeholder."""
+    assert folders.CUB_ARCHIVE_URL.startswith(folders.CUB_URL + "/files/")
+    assert folders.CUB_URL in (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    code, _, err = run_cli("fetch", "cars196", "--data", tmp_path / "root")
+    assert code != 0 and "<data root>" not in err and f"{tmp_path / 'root'}/" in err

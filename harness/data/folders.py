@@ -61,7 +61,9 @@ def _class_disjoint(name: str, paths: Sequence[Path], class_ids: Sequence[int], 
 
 CUB_FOLDER = "CUB_200_2011"
 CUB_ARCHIVE = "CUB_200_2011.tgz"
-CUB_URL = "https://data.caltech.edu/records/65de6-vzh16"
+# The Caltech data record (the same one pytorch-metric-learning downloads from): its page, and the archive in it.
+CUB_URL = "https://data.caltech.edu/records/65de6-vp158"
+CUB_ARCHIVE_URL = f"{CUB_URL}/files/{CUB_ARCHIVE}"
 CUB_CLASSES = 200
 # The md5 commonly published for CUB_200_2011.tgz (e.g. by dataset loaders that download it); it could not be
 # checked against the real archive offline here. A mismatch is refused rather than extracted.
