@@ -108,3 +108,15 @@ def test_the_forest_plot_has_one_row_per_difference_grouped_by_kind(tmp_path):
     assert "cub_cars/small_batches_hurt (glyphs)" in names and all(r["low"] <= r["mean"] <= r["high"] for r in rows)
     assert figures.claims_forest(rows, tmp_path / "forest.pdf") == len(rows)
     assert (tmp_path / "forest.pdf").stat().st_size > 3000
+
+
+def test_counts_of_one_are_singular_in_the_setup_paragraphs():
+    """"1 epochs" and "evaluated after epochs 1" were printed for a one-epoch profile."""
+    from harness.render import latex
+
+    env = latex.environment(REPO / "paper" / "templates")
+    source = (REPO / "paper" / "templates" / "setup.tex.j2").read_text()
+    line = next(text for text in source.splitlines() if "evaluated after" in text)
+    one = env.from_string(line).render(facts={"batch_size": 32, "epochs": "1", "eval_epochs": [1]})
+    many = env.from_string(line).render(facts={"batch_size": 32, "epochs": "1 to 5", "eval_epochs": [1, 5]})
+    assert "1 epoch, evaluated after epoch 1;" in one and "1 to 5 epochs, evaluated after epochs 1, 5;" in many
