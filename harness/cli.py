@@ -142,7 +142,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
     sets = overrides.parse(args.set)
     name, _, item = args.study.partition("/")  # study/item: the runs behind one table, figure or claim
-    study = spec.load(name, args.profile, components=bool(sets), overrides=sets)
+    study = spec.load(name, args.profile, overrides=sets)  # components checked: a typo shows here, not at run
     if args.run:
         show.run(study, args.results, args.run, sys.stdout)
         return 0

@@ -151,7 +151,8 @@ def listing(out: TextIO) -> int:
     for name in spec.list_studies():
         try:
             study_file = spec.load_study_file(spec.study_path(name))
-            sizes = ", ".join(f"{p} {len(spec.load(name, p, components=False).runs)} runs" for p in spec.PROFILES)
+            # components: a misspelt loss or model argument is reported here, as `harness run` would refuse it
+            sizes = ", ".join(f"{p} {len(spec.load(name, p).runs)} runs" for p in spec.PROFILES)
         except HarnessError as exc:
             broken += 1
             print(f"{name}: BROKEN: {exc}", file=out)
