@@ -107,4 +107,4 @@ lock: venv
 	mv requirements.lock.new requirements.lock
 
 clean:
-	rm -rf paper/generated paper/build .pytest_cache
+	rm -rf paper/generated paper/build paper-*/ .pytest_cache

@@ -99,6 +99,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_render(args: argparse.Namespace) -> int:
     from harness import render
 
+    if args.paper is None and args.profile != spec.DEFAULT_PROFILE:
+        # paper/ is the default profile's document: another profile's render gets a folder of its own, so that
+        # rendering a smoke profile never replaces the thesis's chapters (--paper paper renders it there).
+        args.paper = render.PAPER_DIR.parent / f"paper-{args.profile}"
+        print(f"rendering profile {args.profile} into {args.paper} (paper/ holds the {spec.DEFAULT_PROFILE} "
+              f"profile's document; --paper paper to render into it)", file=sys.stderr)
     args.paper = args.paper or render.PAPER_DIR
     if copied := render.prepare(args.paper):
         print(f"{args.paper}: copied {', '.join(copied)} from the project's paper/ (it had none)", file=sys.stderr)

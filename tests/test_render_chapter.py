@@ -120,3 +120,20 @@ def test_counts_of_one_are_singular_in_the_setup_paragraphs():
     one = env.from_string(line).render(facts={"batch_size": 32, "epochs": "1", "eval_epochs": [1]})
     many = env.from_string(line).render(facts={"batch_size": 32, "epochs": "1 to 5", "eval_epochs": [1, 5]})
     assert "1 epoch, evaluated after epoch 1;" in one and "1 to 5 epochs, evaluated after epochs 1, 5;" in many
+
+
+def test_another_profile_renders_into_its_own_folder_by_default(tmp_path, run_cli, monkeypatch):
+    """`harness render --profile smoke` without --paper leaves paper/ (the quick thesis) alone."""
+    from harness import render as rendering_module
+
+    monkeypatch.setattr(rendering_module, "PAPER_DIR", tmp_path / "paper")
+    (tmp_path / "paper").mkdir()
+    for name in rendering_module.SKELETON:
+        source = REPO / "paper" / name
+        (shutil.copytree if source.is_dir() else shutil.copy2)(source, tmp_path / "paper" / name)
+    code, _, err = run_cli("render", "--profile", "smoke", "--results", tmp_path / "none", "--studies",
+                           "calibration", "--no-pdf")
+    assert code == 0, err
+    assert f"rendering profile smoke into {tmp_path / 'paper-smoke'}" in err
+    assert (tmp_path / "paper-smoke" / "generated" / "calibration").is_dir()
+    assert not (tmp_path / "paper" / "generated").exists()
