@@ -52,20 +52,20 @@ def cmd_run(args: argparse.Namespace) -> int:
         if accelerator.is_main_process:
             print(line, file=sys.stderr)
 
-    from harness import train
-
-    say(train.device_words(accelerator))
-    if accelerator.device.type != "cuda" and any(r.execution.device == "cuda" for r in study.runs):
-        raise HarnessError(f"{study.name}/{study.profile} asks for a GPU (execution.device: cuda) and this launch has "
-                           f"none: {train.device_words(accelerator).removeprefix('device: ')}")
 
     plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
     target = execute.Target(args.results, args.data, args.rerun_failed, tuple(args.argv), _progress_wanted(args))
     execute.preflight(target, study, plan, say)
+    from harness import train
+
+    if accelerator.device.type != "cuda" and any(r.execution.device == "cuda" for r in study.runs):
+        raise HarnessError(f"{study.name}/{study.profile} asks for a GPU (execution.device: cuda) and this launch has "
+                           f"none: {train.device_words(accelerator).removeprefix('device: ')}")
     kept = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" \
         if plan.failed and not args.rerun_failed else ""
+    # The device on the first line, after every check of the input (bad input stays one line).
     say(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix{shard}: {len(plan.done)} recorded, "
-        f"{len(plan.todo)} to run{kept}")
+        f"{len(plan.todo)} to run{kept}; {train.device_words(accelerator)}")
     for run_id, why in plan.blocked.items():
         say(f"    not run: {run_id}: {why}")
     if args.jobs > 1 and plan.todo:
