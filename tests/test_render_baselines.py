@@ -359,3 +359,18 @@ def test_the_full_profile_paragraph_is_read_from_the_full_profiles_resolved_conf
                                       if "baseline" not in run.axes})
     assert facts["baselines"] == ["raw input", "untrained network"]
     assert facts["estimate"] is not None and facts["estimate"].unit == "GPU-hours"
+
+
+def test_a_numeric_axis_spanning_more_than_ten_times_is_logarithmic():
+    """Embedding sizes 32, 128, 512 were on a linear axis (the small ones crowded together)."""
+    import matplotlib.pyplot as plt
+
+    rows = []
+    for dim, values in ((32, [0.5, 0.52]), (128, [0.6, 0.61]), (512, [0.62, 0.63])):
+        rows += trained("dim", {dim: values})
+    item = FigureSpec(name="f", x="dim", hue="metric", metrics=["acc"], caption="c")
+    plot, _ = figures.figure_data(frame(rows), item, {})
+    fig = figures.draw(plot, item, {})
+    ax = fig.axes[0]
+    assert ax.get_xscale() == "log" and [t.get_text() for t in ax.get_xticklabels()] == ["32", "128", "512"]
+    plt.close(fig)

@@ -192,6 +192,12 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
             ax.set_xticks(epochs)
             ax.get_xaxis().set_major_formatter(matplotlib.ticker.ScalarFormatter())
             ax.minorticks_off()
+        else:  # a numeric axis spanning more than 10x (embedding sizes 32 ... 512): logarithmic, ticks at its values
+            values = sorted(v for v in plot.data[spec.x].dropna().unique())
+            if values and values[0] > 0 and values[-1] / values[0] > 10:
+                ax.set_xscale("log", base=2)
+                ax.set_xticks(values, [label_text(v) for v in values])
+                ax.minorticks_off()
     if plot.references:
         draw_references(grid, plot, spec, sns)
     return grid.figure
