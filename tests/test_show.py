@@ -122,12 +122,11 @@ def test_show_takes_study_slash_item_as_captions_name_it(run_cli):
     assert code != 0 and "no table, figure or claim 'refrence'" in err and "did you mean 'reference'" in err
 
 
-def test_a_misspelt_loss_argument_is_caught_by_list_and_show_as_by_run(experiments, run_cli, monkeypatch):
+def test_a_misspelt_loss_argument_is_caught_by_show_as_by_run(experiments, run_cli, monkeypatch):
+    """`harness list` stays light (no torch: it checks names, types and shapes); `harness show <study>` checks
+    every component's arguments, as run does."""
     monkeypatch.setattr(spec, "EXPERIMENTS_DIR", experiments)
     path = experiments / "nk_sampling.yaml"
     path.write_text(path.read_text().replace("{name: multi_similarity, alpha: 2,", "{name: multi_similarity, alpah: 2,"))
-    code, out, _ = run_cli("list")
-    line = next(text for text in out.splitlines() if text.startswith("nk_sampling:"))
-    assert code != 0 and "BROKEN" in line and "alpah" in line
     code, _, err = run_cli("show", "nk_sampling", "--profile", "quick")
     assert code != 0 and "alpah" in err
