@@ -244,18 +244,20 @@ GLYPH_IMAGES = 8
 def glyph_examples(path: Path) -> dict[str, Any]:
     """The glyph stand-in as the networks see it: GLYPH_IMAGES test images of each of GLYPH_CLASSES (rows), drawn
     from the generator itself (harness.data.glyphs, the dataset's own seed) into `path`; what the caption says."""
+    from harness import data
     from harness.data import glyphs
 
     _seaborn()
     import matplotlib.pyplot as plt
 
-    _, _, test, labels = glyphs.generate(glyphs.GLYPHS)
+    split = data.load("glyphs").test  # the dataset as a run loads it (generated once per process)
+    test, labels = split.images[:, 0].numpy(), split.labels.numpy()
     fig, axes = plt.subplots(len(GLYPH_CLASSES), GLYPH_IMAGES, figsize=(GLYPH_IMAGES * 0.6, len(GLYPH_CLASSES) * 0.6))
     for row, label in enumerate(GLYPH_CLASSES):
         images = test[labels == label][:GLYPH_IMAGES]
         for column, image in enumerate(images):
             ax = axes[row, column]
-            ax.imshow(image, cmap="gray_r", vmin=0, vmax=255, interpolation="nearest")
+            ax.imshow(image, cmap="gray_r", vmin=float(test.min()), vmax=float(test.max()), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
         axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=8)
