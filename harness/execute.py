@@ -10,14 +10,14 @@ import errno
 import functools
 import math
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from harness import files, store
 from harness import plan as planner
-from harness.errors import HarnessError
+from harness.errors import DataError, HarnessError
 from harness.spec import Run, Study
 
 Say = Callable[[str], None]
@@ -71,12 +71,14 @@ def faults_as_errors(run: Run):
 def preflight(target: Target, study: Study, plan: planner.Plan, say: Say) -> None:
     """Everything checkable before compute: the environment, every dataset the plan needs (found and verified),
     the locks; then leftovers of killed writes are removed."""
-    from harness import data as datasets
     from harness import train
 
     train.workers_setting()
-    for name in dict.fromkeys(run.config.data.dataset for run in plan.todo):
-        datasets.load(name, target.data)
+    if missing := missing_inputs(plan.todo, target.data):
+        if len(missing) == 1:
+            raise DataError(missing[0])
+        raise DataError(f"{len(missing)} inputs are missing: " + "; ".join(f"({i}) {m}" for i, m in
+                                                                          enumerate(missing, 1)))
     for why in plan.corrupt.values():
         say(f"warning: {why} (it will be rerun)")
     if plan.todo:  # the study's folder, where every lock and record goes (--results was checked, not this)
@@ -85,6 +87,31 @@ def preflight(target: Target, study: Study, plan: planner.Plan, say: Say) -> Non
         store.check_lock(target.results, study.name, study.profile, run.run_id)
     for path in files.remove_stale_temporaries(store.run_dir(target.results, study.name, study.profile)):
         say(f"removed {path.name}, left by a write that was killed midway")
+
+
+def missing_inputs(runs: Sequence[Run], data_root: Path | None) -> list[str]:
+    """Every dataset and pretrained-weights file the runs need that is missing or damaged, all at once (one
+    phrase each, with the `harness fetch` command where one gets it), not only the first: a GPU owner sees the
+    whole list before a launch."""
+    from harness import data as datasets
+    from harness import fetch, models
+
+    found = []
+    for name in dict.fromkeys(run.config.data.dataset for run in runs):
+        try:
+            datasets.load(name, data_root)
+        except DataError as exc:
+            hint = f" (or: harness fetch {name}" + (f" --data {data_root}" if data_root else "") + ")" \
+                if name in fetch.SOURCES and "harness fetch" not in str(exc) else ""
+            found.append(f"{exc}{hint}")
+    weights = {(m.get("weights", "IMAGENET1K_V1"), m.get("weights_path")) for run in runs
+               for m in [run.config.model] if m.get("name") == "resnet50" and m.get("pretrained", True)}
+    for name, path in sorted(weights, key=str):
+        try:
+            models.resnet50_weights_file(name, path)
+        except DataError as exc:
+            found.append(f"{exc} (or: harness fetch resnet50)")
+    return found
 
 
 def run_one(target: Target, study: Study, run: Run, accelerator: Any, keep_state: bool = False,

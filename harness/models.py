@@ -268,7 +268,7 @@ class ResNet50Embedder(nn.Module):
         self.weights_source: str | None = None
         self.weights_sha256: str | None = None
         if pretrained:
-            path = _resnet50_weights_file(weights, weights_path)
+            path = resnet50_weights_file(weights, weights_path)
             _load_backbone(self.backbone, path)
             self.weights_source, self.weights_sha256 = str(path), file_hash(path)
         self.backbone.fc = nn.Identity()  # the pooled, flattened 2048-d features
@@ -325,7 +325,7 @@ class ResNet50Embedder(nn.Module):
         return F.normalize(x, p=2, dim=1) if self.normalize else x
 
 
-def _resnet50_weights_file(weights: str, weights_path: str | None) -> Path:
+def resnet50_weights_file(weights: str, weights_path: str | None) -> Path:
     """The local file holding torchvision's `weights` for ResNet-50; DataError (one line) when it is not there."""
     import torchvision.models
 

@@ -92,3 +92,15 @@ def test_the_device_is_stated_and_a_study_that_needs_a_gpu_refuses_the_cpu(exper
                            "--dry-run")
     assert code == 0 and "device:" not in err  # a look at the plan names no device
     assert not (tmp_path / "r" / "calibration").exists() or not list((tmp_path / "r").rglob("*.json"))
+
+
+def test_every_missing_input_is_listed_at_once_with_its_fetch_command(run_cli, tmp_path, monkeypatch):
+    """cub_cars's full profile on an empty data folder: CUB, Cars and the ResNet-50 weights are named together in
+    one line, each with the command that gets it, before anything runs or is written."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code, _, err = run_cli("run", "cub_cars", "--profile", "full", "--results", tmp_path / "r", "--data",
+                           tmp_path / "data", "--no-progress")
+    assert code != 0 and err.count("\n") == 1 and err.startswith("error: 3 inputs are missing: (1) cub200")
+    assert "(2) cars196" in err and "(3) model 'resnet50'" in err
+    assert f"harness fetch cub200 --data {tmp_path / 'data'}" in err and "harness fetch resnet50" in err
+    assert not (tmp_path / "r").exists() or not list((tmp_path / "r").rglob("*.json"))
