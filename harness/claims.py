@@ -337,17 +337,11 @@ def unread_runs(claim: ClaimSpec, study, scan: store.Scan) -> list[str]:  # noqa
     """The runs of the study's matrix a claim's cells should read that give it nothing: missing, unreadable,
     failed, or without a finite value of the cell's metric; one phrase each. A run is expected where its cell's
     `where` names it, unless the recorded runs of its setting (its axes, any seed) all lack that metric."""
-    import pandas as pd
-
     if claim.a is None or claim.b is None:
         return []
-    runs = pd.DataFrame([{**run.axes, "run_id": run.run_id, "seed": run.seed} for run in study.runs])
     found = []
     for cell in (claim.a, claim.b):
-        where = where_for(cell, study.profile, study.axes)
-        wanted = aggregate.strictly(runs, where)
-        if BASELINE_AXIS not in where and BASELINE_AXIS in wanted:
-            wanted = wanted[wanted[BASELINE_AXIS].isna()]
+        wanted = cell_plan(cell, study)
         axes = [c for c in wanted.columns if c not in ("run_id", "seed")]
         settings: dict[tuple, list[tuple[str, int]]] = {}  # a setting's axis labels -> its runs (id, seed)
         for row in wanted.to_dict("records"):
@@ -378,8 +372,7 @@ def unread_runs(claim: ClaimSpec, study, scan: store.Scan) -> list[str]:  # noqa
 def on_original(study, claim: ClaimSpec) -> bool:  # noqa: ANN001 (spec.Study)
     """Whether the study's profile declares that it tests this claim on the original's data at a comparable
     budget (its `claims_on_original`); otherwise the profile is a stand-in for it."""
-    declared = study.spec.profiles[study.profile].claims_on_original
-    return declared == "all" or claim.name in declared
+    return study.spec.profiles[study.profile].on_original(claim.name)
 
 
 def study_claims(study, frame: pd.DataFrame) -> list[Result | HarnessError]:  # noqa: ANN001 (spec.Study)
@@ -403,14 +396,21 @@ def stand_in(study, claim: ClaimSpec) -> str:  # noqa: ANN001 (spec.Study)
     return datasets + span
 
 
-def cell_runs(cell: ClaimCell, study) -> list:  # noqa: ANN001 (spec.Study)
-    """The planned runs a cell's `where` names (baselines only when it names one)."""
+def cell_plan(cell: ClaimCell, study) -> pd.DataFrame:  # noqa: ANN001 (spec.Study)
+    """The planned runs a cell's `where` names, one row each (axes, run_id, seed): the strict `where` that
+    reads the records (aggregate.strictly), baselines only when it names one."""
+    runs = pd.DataFrame([{**run.axes, "run_id": run.run_id, "seed": run.seed} for run in study.runs])
     where = where_for(cell, study.profile, study.axes)
-    runs = [r for r in study.runs if all(aggregate.matches(r.axes.get(axis), wanted) if wanted is not None
-                                         else axis not in r.axes for axis, wanted in where.items())]
-    if BASELINE_AXIS not in where:
-        runs = [r for r in runs if BASELINE_AXIS not in r.axes]
-    return runs
+    wanted = aggregate.strictly(runs, where)
+    if BASELINE_AXIS not in where and BASELINE_AXIS in wanted:
+        wanted = wanted[wanted[BASELINE_AXIS].isna()]
+    return wanted
+
+
+def cell_runs(cell: ClaimCell, study) -> list:  # noqa: ANN001 (spec.Study)
+    """The planned runs (spec.Run) a cell's `where` names."""
+    ids = set(cell_plan(cell, study)["run_id"])
+    return [run for run in study.runs if run.run_id in ids]
 
 
 def study_results(study, results, unrun_ok: bool = False) -> tuple[list[Result | HarnessError], list[str]]:  # noqa: ANN001

@@ -72,13 +72,7 @@ def claim_frozen(claim: Any, study: Any) -> dict[str, Any]:
 
     return {"kind": claim.kind, "statement": " ".join(claim.statement.split()), "a": cell(claim.a),
             "b": cell(claim.b), "per": claim.per, "expect": claim.expect, "margin": claim.margin,
-            "on_original": _on_original(study, claim)}
-
-
-def _on_original(study: Any, claim: Any) -> bool:
-    from harness import claims
-
-    return claims.on_original(study, claim)
+            "on_original": study.spec.profiles[study.profile].on_original(claim.name)}
 
 
 def frozen(profile: str, experiments: Path | None = None) -> dict[str, Any]:

@@ -94,6 +94,10 @@ class ProfileSpec(Strict):
     # others it is a stand-in, and their verdicts say consistent / inconsistent rather than reproduced.
     claims_on_original: list[str] | Literal["all"] = []
 
+    def on_original(self, claim: str) -> bool:
+        """Whether this profile tests the claim on the original's data at a comparable budget."""
+        return self.claims_on_original == "all" or claim in self.claims_on_original
+
 
 class StudyFile(Strict):
     study: str
@@ -136,8 +140,7 @@ class StudyFile(Strict):
                 if profile not in PROFILES:
                     raise ConfigError(f"report.claims '{claim.name}'.verdict: unknown profile '{profile}'"
                                       f"{suggest(profile, PROFILES)}")
-                declared = self.profiles[profile].claims_on_original
-                original = declared == "all" or claim.name in declared
+                original = self.profiles[profile].on_original(claim.name)
                 allowed = (*words(claim.kind, original), NOT_TESTABLE)
                 if word not in allowed:
                     setting = "the original's data" if original else "a stand-in"
