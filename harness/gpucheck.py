@@ -81,20 +81,16 @@ def run_block(study_name: str, profile: str, where: dict[str, Any], results: Pat
     return {"runs": len(runs), "ok": len(scan.ok), "failed": len(scan.failed)}
 
 
-def smoke(study: str, scratch: Path) -> tuple[str, bool, dict[str, Any]]:
-    counts = run_block(study, "smoke", {}, scratch / "smoke", scratch / "data")
-    # A failed run can be the science (cub_cars's batch of one cannot train); a missing one is a fault.
-    ok = counts["ok"] + counts["failed"] == counts["runs"] and counts["ok"] > 0
-    return f"{counts['ok']} ok, {counts['failed']} failed of {counts['runs']}", ok, counts
-
-
-def bf16(study: str, scratch: Path) -> tuple[str, bool, dict[str, Any]]:
+def smoke(study: str, scratch: Path, sets: tuple[str, ...] = ()) -> tuple[str, bool, dict[str, Any]]:
+    """A study's smoke profile (with --set `sets`, e.g. the bf16 path) in its own results folder."""
     from harness import overrides
 
-    counts = run_block(study, "smoke", {}, scratch / "bf16", scratch / "data",
-                       overrides=overrides.parse(["train.precision=bf16"]))
+    counts = run_block(study, "smoke", {}, scratch / ("smoke" + "".join(f"_{s}" for s in sets)), scratch / "data",
+                       overrides=overrides.parse(list(sets)))
+    # A failed run can be the science (cub_cars's batch of one cannot train); a missing one is a fault.
     ok = counts["ok"] + counts["failed"] == counts["runs"] and counts["ok"] > 0
-    return f"{counts['ok']} ok, {counts['failed']} failed of {counts['runs']} with train.precision=bf16", ok, counts
+    extra = "".join(f" with {s}" for s in sets)
+    return f"{counts['ok']} ok, {counts['failed']} failed of {counts['runs']}{extra}", ok, counts
 
 
 def one_epoch(per_class: int | None) -> tuple[str, bool, dict[str, Any]]:
@@ -180,7 +176,8 @@ def check(setting: Setting, scratch: Path) -> tuple[dict[str, Any], list[Row]]:
     rows = []
     for study in setting.smoke or tuple(spec.list_studies()):
         rows.append(timed(lambda s=study: smoke(s, scratch), "smoke profile", study))
-    rows.append(timed(lambda: bf16(setting.precision_study, scratch), "bf16", f"{setting.precision_study} smoke"))
+    rows.append(timed(lambda: smoke(setting.precision_study, scratch, ("train.precision=bf16",)), "bf16",
+                      f"{setting.precision_study} smoke"))
     per_class = setting.epoch_images_per_class
     rows.append(timed(lambda: one_epoch(per_class), "one epoch, loss_epochs",
                       "all 60,000 Fashion-MNIST images" if per_class is None else f"{per_class} images per class"))
