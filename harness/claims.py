@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from harness import aggregate, store
+from harness import aggregate, search, store
 from harness.catalog import BASELINE_AXIS
 from harness.plan import records_of
 from harness.errors import HarnessError
@@ -496,7 +496,8 @@ def profile_claims(studies: Sequence[str], profile: str, results,  # noqa: ANN00
 
     found, problems = {}, []
     for name in spec.list_studies():
-        study = spec.load(name, profile, components=False)
+        # with a declared search's chosen runs, as the records choose them (harness.search)
+        study = search.with_chosen(spec.load(name, profile, components=False), store.scan(results, name, profile))
         computed, trouble = study_results(study, results, unrun_ok)
         found[name] = (study, computed)
         if name in studies:

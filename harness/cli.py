@@ -9,7 +9,7 @@ import os
 import sys
 from pathlib import Path
 
-from harness import catalog, overrides, spec, store
+from harness import catalog, overrides, search, spec, store
 from harness import plan as planner
 from harness.errors import HarnessError
 
@@ -36,8 +36,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     shard = f", shard {args.shard}" if args.shard else ""
     if args.dry_run:  # before the accelerator and the data: a look costs nothing
         plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
-        print(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix{shard}: {len(plan.done)} recorded, "
-              f"{len(plan.todo)} to run", file=sys.stderr)
+        print(f"{study.name}/{study.profile}: {len(plan.study.runs)} runs in the matrix{shard}: {len(plan.done)} "
+              f"recorded, {len(plan.todo)} to run", file=sys.stderr)
         for run_id, why in plan.blocked.items():
             print(f"    not run: {run_id}: {why}", file=sys.stderr)
         show.dry_run(plan, args.results, sys.stderr, jobs=args.jobs)
@@ -64,14 +64,25 @@ def cmd_run(args: argparse.Namespace) -> int:
     kept = f", {len(plan.failed)} failed kept (--rerun-failed retries them)" \
         if plan.failed and not args.rerun_failed else ""
     # The device on the first line, after every check of the input (bad input stays one line).
-    say(f"{study.name}/{study.profile}: {len(study.runs)} runs in the matrix{shard}: {len(plan.done)} recorded, "
+    say(f"{study.name}/{study.profile}: {len(plan.study.runs)} runs in the matrix{shard}: {len(plan.done)} recorded, "
         f"{len(plan.todo)} to run{kept}; {train.device_words(accelerator)}")
     for run_id, why in plan.blocked.items():
         say(f"    not run: {run_id}: {why}")
-    if args.jobs > 1 and plan.todo:
-        return jobs.run_packed(target, args.jobs, study, plan)
-    execute.run_plan(target, study, plan, accelerator, say)
-    return 0
+    while True:
+        if args.jobs > 1 and plan.todo:
+            status = jobs.run_packed(target, args.jobs, plan.study, plan)
+            if status:
+                return status
+        else:
+            execute.run_plan(target, plan.study, plan, accelerator, say)
+        if study.search is None:
+            return 0
+        # A declared search: once a method's trials are all recorded its chosen runs can be planned (harness.search)
+        tried = {r.run_id for r in plan.todo}
+        plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+        if not [r for r in plan.todo if r.run_id not in tried]:
+            return 0
+        say(f"{study.name}/{study.profile}: the search chose; {len(plan.todo)} chosen run(s) to run")
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -149,6 +160,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     sets = overrides.parse(args.set)
     name, _, item = args.study.partition("/")  # study/item: the runs behind one table, figure or claim
     study = spec.load(name, args.profile, overrides=sets)  # components checked: a typo shows here, not at run
+    study = search.with_chosen(study, store.scan(args.results, study.name, study.profile))
     if args.run:
         show.run(study, args.results, args.run, sys.stdout)
         return 0

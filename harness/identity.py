@@ -16,7 +16,7 @@ ADDED_OPTIONS = (("data", "split"), ("data", "val_per_class"), ("data", "val_cla
                  ("train", "precision"), ("train", "channels_last"), ("train", "warmup_epochs"),
                  ("train", "lr_schedule"), ("train", "init"),
                  ("train", "optimize_loss"), ("eval", "knn_reference"), ("data", "permute_labels"),
-                 ("train", "loss_lr_multiplier"))
+                 ("train", "loss_lr_multiplier"), ("data", "val_fold"))
 # Keys that were once part of the config, and so of the hash, and are now execution settings: the hash keeps
 # the one value every earlier record was written with, so their run_ids stand.
 FORMER_KEYS = {("eval", "batch_size"): 128}

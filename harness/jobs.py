@@ -151,7 +151,9 @@ def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Pl
     labels = {run.run_id: show.labels(run) for run in plan.todo}
     for index in range(count):
         receive, send = context.Pipe(duplex=False)
-        process = context.Process(target=_worker, args=(index, study, work, settings, send, stop),
+        # A search's plan holds a function of spec.load's: the workers need the runs, not the search.
+        process = context.Process(target=_worker, args=(index, dataclasses.replace(study, search=None), work,
+                                                        settings, send, stop),
                                   name=f"harness-job-{index + 1}")
         process.start()
         send.close()  # the worker holds the only sending end: end of file means it is gone

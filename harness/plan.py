@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import store
+from harness import search, store
 from harness.errors import HarnessError
 from harness.spec import Run, Study
 
@@ -70,6 +70,7 @@ def parents_first(runs: list[Run]) -> list[Run]:
 def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_failed: bool = False) -> Plan:
     index, count = parse_shard(shard_spec)
     scan = store.scan(results, study.name, study.profile)
+    study = search.with_chosen(study, scan)  # a declared search's chosen runs, once its records say which
     mine = shard(study.runs, index, count)
     done = [r for r in mine if r.run_id in scan.ok]
     failed = [r for r in mine if r.run_id in scan.failed]
@@ -106,7 +107,7 @@ def records_of(study: Study, scan: store.Scan) -> list[store.RunRecord]:
     # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables. Their
     # axis labels are the study file's as it stands: a label names a config, the run_id is the config, so a label
     # added or renamed later (a `protocol: corrected` beside a new variant) applies to runs recorded before it.
-    wanted = {run.run_id: run.axes for run in study.runs}
+    wanted = {run.run_id: run.axes for run in search.with_chosen(study, scan).runs}
     return [r.model_copy(update={"axes": dict(wanted[r.run_id])})
             for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
 

@@ -35,6 +35,10 @@ class DataConfig(Strict):
     # validation split (class-disjoint model selection, as in the Metric Learning Reality Check), and their test
     # items are scored nowhere.
     val_classes: int | None = Field(default=None, gt=0)
+    # Or one of k class-disjoint folds of the seen classes: {fold: i, folds: k} holds out every k-th seen class
+    # from the i-th on (interleaved, so that classes ordered by kind, as CUB's are, spread over every fold). A
+    # declared search (harness.search) averages its objective over the k folds.
+    val_fold: dict[str, int] | None = None
     image_size: int = Field(default=224, ge=16)  # crop size of image-file datasets (CUB, Cars); unused by tensors
     split: dict[str, Any] = {"name": "all"}  # which classes are seen in training (harness.splits)
     # The training items' labels shuffled among them (one permutation from subset_seed, the same for every run
@@ -54,11 +58,22 @@ class DataConfig(Strict):
             raise ConfigError(f"data.dataset: {catalog.DATASETS.unknown(name)}")
         return name
 
+    @field_validator("val_fold")
+    @classmethod
+    def _fold(cls, fold: dict[str, int] | None) -> dict[str, int] | None:
+        if fold is None:
+            return fold
+        if set(fold) != {"fold", "folds"} or fold["folds"] < 2 or not 0 <= fold["fold"] < fold["folds"]:
+            raise ConfigError(f"data.val_fold: expected {{fold: i, folds: k}} with k >= 2 and 0 <= i < k, got "
+                              f"{fold}")
+        return fold
+
     @model_validator(mode="after")
     def _one_validation_split(self) -> DataConfig:
-        if self.val_per_class is not None and self.val_classes is not None:
-            raise ConfigError("data: val_per_class and val_classes both hold out a validation split; choose one "
-                              "(val_classes: whole classes, for class-disjoint model selection)")
+        chosen = [k for k in ("val_per_class", "val_classes", "val_fold") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ConfigError(f"data: {' and '.join(chosen)} each hold out a validation split; choose one "
+                              "(val_classes or val_fold: whole classes, for class-disjoint model selection)")
         return self
 
 

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import yaml
 
 from harness import plan as planner
-from harness import store
+from harness import search, store
 from harness.errors import HarnessError
 from harness.spec import Run, Study
 
@@ -40,10 +40,34 @@ def cost_line(study: Study, runs: list[Run], recorded: list[store.RunRecord]) ->
     return f"no estimate for {len(runs)} run(s): no run of {study.name}/{study.profile} is recorded yet"
 
 
+def search_lines(study: Study, scan: store.Scan) -> list[str]:
+    """A declared search as the records stand: its budget, then per method its trials so far or its choice."""
+    plan = study.search
+    if plan is None:
+        return []
+    spec = plan.spec
+    budgets = sorted({plan_len for plan_len in map(len, plan.proposals.values())})
+    lines = [f"search: {'/'.join(map(str, budgets))} trials per {spec.methods} on {spec.folds} class-disjoint folds "
+             f"of the seen classes ({len(plan.runs)} trial runs, seed {spec.seed}); Optuna's random sampler, seed "
+             f"{spec.sampler.seed}; objective: val_{spec.objective.metric} after the last evaluated epoch, mean over "
+             f"the folds ({spec.objective.direction}); the chosen setting runs with seeds "
+             f"{', '.join(map(str, plan.seeds))} as {spec.start_axis}={spec.label}"]
+    for choice in search.choices(study, scan):
+        scores = ", ".join(f"{t}: {'failed' if v is None else f'{v:.4f}'}" for t, v in choice.scores.items())
+        if choice.trial is None:
+            lines.append(f"  {choice.method}: {choice.why_none}" + (f" (trials {scores})" if scores else ""))
+        else:
+            params = ", ".join(f"{k}={v}" for k, v in choice.params.items())
+            lines.append(f"  {choice.method}: chose trial {choice.trial} ({params}), {choice.objective:.4f}; "
+                         f"trials {scores}")
+    return lines
+
+
 def matrix(study: Study, results: Path, out: TextIO, header: str | None = None) -> None:
     """The expanded matrix: state, run_id, labels and seed of every run, then the cost of the missing ones;
     `header`, a first line (`harness show study/item` shows the runs behind one item)."""
     scan = store.scan(results, study.name, study.profile)
+    study = search.with_chosen(study, scan)
     if header is not None:
         print(header, file=out)
     states = {r.run_id: ("recorded" if r.run_id in scan.ok else "failed" if r.run_id in scan.failed
@@ -53,6 +77,8 @@ def matrix(study: Study, results: Path, out: TextIO, header: str | None = None) 
     print(f"{study.name}/{study.profile}: {study.description}", file=out)
     print(f"{len(study.runs)} runs: " + ", ".join(f"{n} {s}" for s, n in counts.items() if n or s != "corrupt")
           + (f"; {overridden} changed by --set (new run ids)" if overridden else ""), file=out)
+    for line in search_lines(study, scan):
+        print(line, file=out)
     for run in study.runs:
         state = states[run.run_id]
         extra = ""
@@ -106,10 +132,16 @@ def run(study: Study, results: Path, run_id: str, out: TextIO) -> None:
 def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1) -> None:
     """What `harness run` would train, in order, and what it would cost; nothing is trained or written."""
     study = plan.study
+    scan = store.scan(results, study.name, study.profile)
+    for line in search_lines(study, scan):
+        print(line, file=out)
     for number, item in enumerate(plan.todo, 1):
         parent = f"  after {item.parent}" if item.parent else ""
         print(f"  would run [{number}/{len(plan.todo)}] {item.run_id}  {labels(item)}{parent}", file=out)
-    scan = store.scan(results, study.name, study.profile)
+    waiting = [c.method for c in search.choices(study, scan) if c.trial is None]
+    if waiting:
+        print(f"  then, once their trials are recorded, the chosen setting of {', '.join(waiting)} with "
+              f"{len(study.search.seeds)} seed(s) each (not in the cost below)", file=out)
     line = cost_line(study, plan.todo, [*scan.ok.values()])
     if jobs > 1 and plan.todo:
         line += f"; --jobs {jobs} packs them into {jobs} processes: less wall time where cores are free, not less work"
@@ -120,6 +152,7 @@ def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1) -> No
 def status(study: Study, results: Path, out: TextIO, verbose: bool = False) -> None:
     """`harness status`: done, failed and missing runs of one profile, records of an older matrix, corrupt files."""
     scan = store.scan(results, study.name, study.profile)
+    study = search.with_chosen(study, scan)
     wanted = {r.run_id for r in study.runs}
     done = [r for r in study.runs if r.run_id in scan.ok]
     failed = [r for r in study.runs if r.run_id in scan.failed]
@@ -142,6 +175,12 @@ def status(study: Study, results: Path, out: TextIO, verbose: bool = False) -> N
         print(f"  corrupt {why}", file=out)
 
 
+def _size(study: Study) -> str:
+    """'quick 150 runs', and the chosen runs a declared search adds once it has chosen."""
+    chosen = len(study.search.seeds) * len(study.search.start) if study.search is not None else 0
+    return f"{study.profile} {len(study.runs)} runs" + (f" + {chosen} chosen by the search" if chosen else "")
+
+
 def listing(out: TextIO) -> int:
     """`harness list`: each study with its title and matrix sizes per profile; a broken study file is reported in
     its line and the others are still listed. Returns how many are broken."""
@@ -153,7 +192,7 @@ def listing(out: TextIO) -> int:
             study_file = spec.load_study_file(spec.study_path(name))
             # Light (no torch): names, types and shapes are checked; a component's arguments are checked by
             # `harness show <study>` and `harness run`.
-            sizes = ", ".join(f"{p} {len(spec.load(name, p, components=False).runs)} runs" for p in spec.PROFILES)
+            sizes = ", ".join(_size(spec.load(name, p, components=False)) for p in spec.PROFILES)
         except HarnessError as exc:
             broken += 1
             print(f"{name}: BROKEN: {exc}", file=out)

@@ -17,7 +17,7 @@ from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
-from harness import catalog, identity, matrix, yamlsafe
+from harness import catalog, identity, matrix, search as searches, yamlsafe
 from harness import overrides as command_line
 from harness.matrix import MatrixSpec
 from harness.errors import ConfigError, suggest, yaml_number_hint
@@ -90,6 +90,7 @@ class ProfileSpec(Strict):
     baselines: BaselineSpec | None = None  # replaces the study's
     chains: list[ChainSpec] | None = None  # replaces the study's
     demo: DemoSpec | None = None  # the run `harness demo` serves by default (harness.demo)
+    search: dict[str, Any] = {}  # keys of the study's search (harness.search) this profile sets otherwise
     # The claims (by name, or all) this profile tests on the original's data at a comparable budget; on the
     # others it is a stand-in, and their verdicts say consistent / inconsistent rather than reproduced.
     claims_on_original: list[str] | Literal["all"] = []
@@ -109,6 +110,7 @@ class StudyFile(Strict):
     matrix: MatrixSpec = {}
     baselines: BaselineSpec | None = None  # raw input and untrained network, shown in every table
     chains: list[ChainSpec] = []  # runs that continue from other runs' final states
+    search: dict[str, Any] | None = None  # a declared search (harness.search), validated per profile
     seeds: list[int] = Field(min_length=1)
     profiles: dict[str, ProfileSpec]
     report: ReportSpec = ReportSpec()
@@ -163,6 +165,9 @@ class Run:
     overrides: dict[str, Any] = dataclasses.field(default_factory=dict)
     # The sha256 of its profile's pre-registration file (harness.preregistration), None without one.
     preregistration: str | None = None
+    # A declared search's facts about this run (harness.search): method, trial, fold and sampler of a trial run;
+    # method, chosen trial and its objective of a chosen run. None for the matrix's own runs.
+    search: dict[str, Any] | None = None
 
     @property
     def seed(self) -> int:
@@ -186,6 +191,9 @@ class Study:
     runs: list[Run]
     axes: dict[str, list[Any]]  # axis -> its labels in declared order, over every block of the matrix
     demo_run: str | None = None  # the run_id `harness demo` serves by default (the profile's `demo:`), if any
+    # The declared search (harness.search): its trial runs are in `runs`; its chosen runs join them once the
+    # records say which trial won (search.with_chosen).
+    search: searches.SearchPlan | None = None
 
     @property
     def description(self) -> str:
@@ -342,6 +350,16 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
                     raise
                 raise ConfigError(f"{exc}: after --set {', '.join(applied)} the two cells are one run; leave the "
                                   "key to the matrix axis that varies it") from None
+    def build(axes: dict[str, Any], assignments: dict[str, Any], seed: int, facts: dict[str, Any]) -> Run:
+        config, applied = _validated(path, origins, base, assignments, seed, components, checked)
+        used.update(applied)
+        return Run(spec.study, profile, identity.run_id(config.model_dump(mode="json")), axes, config, execution,
+                   applied, registered, search=facts)
+
+    search_plan = _search(path, spec, profile, cells, seeds, build)
+    if search_plan is not None:
+        for run in search_plan.runs:
+            _add_run(runs, run, path)
     unused = [o.text for o in overrides if o.key not in used]
     if unused:
         raise ConfigError(f"--set {unused[0]}: every run of {spec.study}/{profile} sets this key through its matrix "
@@ -352,7 +370,56 @@ def load(name: str, profile: str = DEFAULT_PROFILE, experiments: Path | None = N
                 for block in (m if isinstance(m, list) else [m]) if isinstance(block, dict) for axis in block}
     check_report(path, spec.report, order, anywhere)
     ordered_runs, demo_run = _with_demo(path, profile, ordered_runs, chosen.demo)
-    return Study(spec.study, path, spec, profile, ordered_runs, order, demo_run)
+    if search_plan is not None:
+        order = {**order, searches.TRIAL_AXIS: list(range(max(map(len, search_plan.proposals.values())))),
+                 searches.FOLD_AXIS: list(range(search_plan.spec.folds))}
+        start = search_plan.spec.start_axis
+        order[start] = [*order[start], *(x for x in (searches.TRIAL_LABEL, search_plan.spec.label)
+                                          if x not in order[start])]
+    return Study(spec.study, path, spec, profile, ordered_runs, order, demo_run, search_plan)
+
+
+def _search(path: Path, spec: StudyFile, profile: str, cells: list[tuple[dict[str, Any], dict[str, Any]]],
+            seeds: list[int], build: Any) -> searches.SearchPlan | None:
+    """The profile's search (the study's `search:` with the profile's keys over it), its trial runs made; errors
+    name the file and the search key."""
+    if spec.search is None:
+        if spec.profiles[profile].search:
+            raise ConfigError(f"{path}: profiles.{profile}.search: the study declares no search to adjust")
+        return None
+    raw = matrix.deep_merge(spec.search, spec.profiles[profile].search)
+    try:
+        chosen = searches.SearchSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(f"{path}: search.{describe(exc, searches.SearchSpec)}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: search: {exc}") from None
+    axis, (start_axis, start_label) = chosen.methods, next(iter(chosen.start.items()))
+    starts: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {}
+    for axes, assignments in cells:
+        if axis in axes and axes.get(start_axis) == start_label:
+            if str(axes[axis]) in starts:
+                raise ConfigError(f"{path}: search.start: two cells of method {axes[axis]} have {start_axis} = "
+                                  f"{start_label}; a method starts from one cell")
+            starts[str(axes[axis])] = (axes, assignments)
+    if not starts:
+        raise ConfigError(f"{path}: search: no matrix cell has both axis '{axis}' and {start_axis} = {start_label} "
+                          "(search.methods names the axis of the methods, search.start their starting cell)")
+    try:
+        searches.check(chosen, list(starts))
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
+    plan = searches.SearchPlan(chosen, starts, {m: searches.proposals(chosen, m) for m in starts}, list(seeds),
+                               build)
+    try:
+        plan = plan.plan_trials()
+    except ConfigError as exc:
+        raise ConfigError(f"{exc} (a trial run of search.space)") from None
+    metrics = plan.runs[0].config.eval.metrics
+    if chosen.objective.metric not in metrics:
+        raise ConfigError(f"{path}: search.objective.metric: '{chosen.objective.metric}' is not among the runs' "
+                          f"eval.metrics{suggest(chosen.objective.metric, metrics)}; metrics: {', '.join(metrics)}")
+    return plan
 
 
 def _with_demo(path: Path, profile: str, runs: list[Run], demo: DemoSpec | None) -> tuple[list[Run], str | None]:

@@ -128,6 +128,9 @@ class RunRecord(_Model):
     # file name (next to the record) and sha256. Left out of the digest when absent, so older records stay intact.
     weights: SavedWeights | None = None
     resumed_from_epoch: int | None = None
+    # A declared search's facts (harness.search): a trial run's method, trial, fold and sampler (name and seed);
+    # a chosen run's method, winning trial and its objective. Absent elsewhere, and then out of the digest.
+    search: dict[str, Any] | None = None
     error: RunError | None = None
     timing: Timing
     provenance: Provenance
@@ -167,7 +170,7 @@ class RunRecord(_Model):
     def content_digest(self) -> str:
         """sha256 of the record without its digest, in one canonical JSON form."""
         # A record without saved weights hashes as records did before the field existed.
-        exclude = {"digest"} | ({"weights"} if self.weights is None else set())
+        exclude = {"digest"} | {key for key in ("weights", "search") if getattr(self, key) is None}
         # Likewise a run without --set overrides, and one written before numerics were recorded.
         later = {key for key in ("overrides", "numerics", "preregistration") if getattr(self.provenance, key) is None}
         if later:

@@ -392,6 +392,8 @@ def execute(run: Run, *, data_root: Path | None = None, progress: bool = True, c
     record: dict[str, Any] = {"schema_version": store.SCHEMA_VERSION, "run_id": run.run_id, "study": run.study,
                               "profile": run.profile, "axes": run.axes, "seed": cfg.seed,
                               "config": run.config_dict(), "status": "running", "metrics": [], "loss_curve": []}
+    if run.search is not None:
+        record["search"] = dict(run.search)
     timing = {"train_s": 0.0, "eval_s": 0.0, "train_images": 0}
     try:
         trainer = Trainer(run, accelerator, dataset, workers=workers)

@@ -112,12 +112,13 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
 
     import torch
 
-    from harness import execute, provenance, spec, store
+    from harness import execute, provenance, search, spec, store
     from harness import plan as planner
 
     name, _, item = target.partition("/")
     study = spec.load(name, profile, overrides=overrides)  # with the --set the records were made with
     scan = store.scan(results, study.name, study.profile)
+    study = search.with_chosen(study, scan)  # a declared search's chosen runs, as its records choose them
     recorded = [r for r in study.runs if r.run_id in scan.ok]
     if not recorded:
         raise HarnessError(f"no finished runs of {study.name}/{study.profile} in {results} to verify; "

@@ -180,6 +180,13 @@ def run_splits(dataset: Dataset, data_cfg: object, device: torch.device | str = 
             raise ConfigError(f"data.val_classes: {data_cfg.val_classes} validation classes leave none of the "
                               f"{len(seen)} seen classes to train on")
         seen, held_out = seen[:-data_cfg.val_classes], seen[-data_cfg.val_classes:]
+    fold = getattr(data_cfg, "val_fold", None)
+    if fold is not None:
+        held_out = seen[fold["fold"]::fold["folds"]]
+        if len(held_out) == len(seen) or not held_out:
+            raise ConfigError(f"data.val_fold: {fold['folds']} folds of {len(seen)} seen classes leave no class "
+                              "to train on or none to validate on")
+        seen = [c for c in seen if c not in held_out]
     train_idx, val_idx = training_items(dataset.train.labels, seen, data_cfg.train_per_class,
                                         data_cfg.val_per_class, data_cfg.subset_seed)
     if held_out:  # the held-out classes' training items, subset like the training classes'

@@ -19,7 +19,7 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from harness import aggregate, files, spec, store
+from harness import aggregate, files, search, spec, store
 from harness.plan import study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex
@@ -67,7 +67,8 @@ def judge(data: Mapping[str, StudyData]) -> None:
 
 
 def read_study(name: str, profile: str, results: Path) -> StudyData:
-    study = spec.load(name, profile, components=False)
+    # A declared search's chosen runs join the study once its records say which trial won (harness.search).
+    study = search.with_chosen(spec.load(name, profile, components=False), store.scan(results, name, profile))
     full = study if profile == "full" else spec.load(name, "full", study.path.parent, components=False)
     records = study_records(study, results)
     return StudyData(study, full, records, aggregate.long_frame(records))
@@ -210,10 +211,10 @@ def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
     profile would take (its runs, and its estimate, labelled as one, where it was not run)."""
     study, full, records = data.study, data.full, data.records
     recorded_full = study_records(full, results) if study.profile != "full" else records
-    return {"study": study.name, "runs": len(study.runs), "recorded": len(records),
+    return {"study": study.name, "runs": search.planned(study), "recorded": len(records),
             "hours": sum(r.timing.wall_s for r in records) / 3600.0,
             "cpus": sorted({r.provenance.cpu or "unknown" for r in records}),
-            "full_runs": len(full.runs), "full_recorded": len(recorded_full),
+            "full_runs": search.planned(full), "full_recorded": len(recorded_full),
             "estimate": full.spec.profiles["full"].estimate}
 
 
@@ -332,9 +333,9 @@ def write_chapter(chapter: Chapter) -> list[str]:
              write_generated_chapter(chapter)]
     if chapter.frame.empty:
         return names + [chapter.write("missing.tex", "missing.tex.j2", profile=study.profile,
-                                      expected=len(study.runs))]
+                                      expected=search.planned(study))]
     facts = setup_facts(chapter.records, study.profile, study.description)
-    names.append(chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=len(study.runs)))
+    names.append(chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=search.planned(study)))
     for kind in KINDS:  # tables, figures, the reference, the protocols table, the findings
         names += kind.write(chapter, kinds.specs(kind, chapter.study.spec.report), facts)
     return names

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from harness import search
 from harness.render import baselines
 from harness.render.axes import label_text
 from harness.spec import Study
@@ -66,7 +67,7 @@ def planned_facts(study: Study) -> dict[str, Any]:
         "description": study.description,
         **config_facts([run.config_dict() for run in trained]),
         "seeds": sorted({run.seed for run in study.runs}),
-        "runs": len(study.runs),
+        "runs": search.planned(study),
         "baselines": [baselines.name(label) for label in baselines.ordered_labels(
             [run.axes[baselines.AXIS] for run in study.runs if baselines.AXIS in run.axes])],
         "estimate": study.spec.profiles[study.profile].estimate,
