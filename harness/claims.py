@@ -277,10 +277,26 @@ def compute(claim: ClaimSpec, frame: pd.DataFrame, profile: str,
                                    "their mean: name the axis in the cell's `where` (or `per`)")
         pa, pb = aggregate.seed_values(a).to_dict(), aggregate.seed_values(b).to_dict()
         parts.append(Part(label, pa, pb, aggregate.paired_difference(pa, pb)))
+    if claim.statistic == "spread":
+        parts = [spread_part(claim, parts)]
     runs = frozenset(a_rows["run_id"]) | frozenset(b_rows["run_id"])
     untestable = coincide(claim, parts, {"a": a_rows, "b": b_rows}, frame)
     return Result(claim, parts, runs, cell_labels(claim, {"a": a_rows, "b": b_rows}, order), untestable,
                   on_original, () if untestable else tests_of(claim, parts))
+
+
+def spread_part(claim: ClaimSpec, parts: Sequence[Part]) -> Part:
+    """One part from the per-label parts of a spread claim: per seed, the highest label's value less the lowest's,
+    in cell a and in cell b, over the seeds every label of both cells has; then their paired difference. A
+    seed's spread has noise in it (the range of noisy values is wider than the range of their means), alike in
+    both cells when their seeds are alike: the comparison is fair, its level is not the losses' true range."""
+    seeds = sorted(set.intersection(*(set(p.a) & set(p.b) for p in parts)))
+    if len(parts) < 2 or not seeds:
+        raise HarnessError(f"claim '{claim.name}': a spread needs at least two labels of {claim.per} sharing "
+                           "seeds in both cells")
+    a = {s: max(p.a[s] for p in parts) - min(p.a[s] for p in parts) for s in seeds}
+    b = {s: max(p.b[s] for p in parts) - min(p.b[s] for p in parts) for s in seeds}
+    return Part(None, a, b, aggregate.paired_difference(a, b))
 
 
 def cell_labels(claim: ClaimSpec, rows: Mapping[str, pd.DataFrame],

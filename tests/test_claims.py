@@ -139,6 +139,24 @@ def test_per_label_every_label_must_agree_and_a_baseline_over_the_axis_pairs_by_
     assert claims.compute(spec, data, "quick", {"split": ["x", "y"]}).verdict == "inconclusive"
 
 
+def test_a_spread_claim_compares_the_range_over_labels_seed_by_seed():
+    tuned = {"x": [0.60, 0.62, 0.61], "y": [0.59, 0.60, 0.62], "z": [0.58, 0.61, 0.60]}
+    default = {"x": [0.60, 0.62, 0.61], "y": [0.50, 0.49, 0.52], "z": [0.40, 0.43, 0.41]}
+    data = frame(rows({**{(("loss", k), ("setting", "tuned")): v for k, v in tuned.items()},
+                       **{(("loss", k), ("setting", "default")): v for k, v in default.items()}}))
+    spec = claim(a={"where": {"setting": "tuned"}, "metric": "acc"}, b={"where": {"setting": "default"},
+                 "metric": "acc"}, per="loss", statistic="spread", expect="lower", sentence="{a} against {b}: {mean}")
+    result = claims.compute(spec, data, "quick", {"loss": ["x", "y", "z"], "setting": ["default", "tuned"]})
+    spread_a = [max(v[s] for v in tuned.values()) - min(v[s] for v in tuned.values()) for s in range(3)]
+    spread_b = [max(v[s] for v in default.values()) - min(v[s] for v in default.values()) for s in range(3)]
+    assert len(result.parts) == 1 and result.parts[0].a == dict(enumerate(spread_a))
+    mean, low, high = interval([x - y for x, y in zip(spread_a, spread_b)])
+    assert result.numbers()["mean"] == f"{mean * 100:+.2f}" and result.numbers()["low"] == f"{low * 100:+.2f}"
+    assert result.verdict == "supported" and len(result.tests) == 1
+    with pytest.raises(ConfigError, match="statistic spread is the spread over the labels of an axis: give `per`"):
+        claim(statistic="spread")
+
+
 def test_epochs_selection_and_a_missing_cell():
     data = frame(rows({(("loss", "a"), ("lr", 1)): [0.5, 0.5]}, epoch=1) + rows({(("loss", "a"), ("lr", 1)): [0.9, 0.9]})
                  + rows({(("loss", "a"), ("lr", 2)): [0.6, 0.6]}) + rows({(("loss", "a"), ("lr", 1)): [0.1, 0.1]},

@@ -166,7 +166,7 @@ def test_validation_classes_are_held_out_whole_and_their_test_items_scored_nowhe
     assert set(parts.unseen.labels.tolist()) == {4, 5}  # class 3's test items: neither test nor unseen
     with pytest.raises(ConfigError, match="data.val_classes: 4 validation classes leave none of the 4"):
         data.run_splits(six_classes(), cfg.model_copy(update={"val_classes": 4}))
-    with pytest.raises(Exception, match="val_per_class and val_classes both"):
+    with pytest.raises(Exception, match="val_per_class and val_classes each hold out"):
         DataConfig(dataset="digits", val_classes=1, val_per_class=2)
 
 

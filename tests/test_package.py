@@ -102,7 +102,7 @@ STAGES = (
     # Report kinds (harness/kinds/) are plug-ins: their module level, the schema, belongs to the spec stage; what
     # they render and compare is imported inside their functions, at the stage that calls them.
     ("spec", ("harness.schema", "harness.identity", "harness.matrix", "harness.kinds", "harness.report",
-              "harness.spec")),
+              "harness.search", "harness.spec")),
     ("store", ("harness.store", "harness.checkpoint")),
     ("plan", ("harness.plan", "harness.show")),
     ("train", ("harness.data", "harness.fetch", "harness.splits", "harness.sampling", "harness.pipeline",

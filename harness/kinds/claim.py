@@ -91,6 +91,10 @@ class ClaimSpec(Strict):
     a: ClaimCell | None = None
     b: ClaimCell | None = None  # the difference computed is a - b
     per: str | None = None  # one difference per label of this axis (among a's runs); the verdict needs them all
+    # "difference" (the default): a - b, per label of `per` where given. "spread": how far apart the labels of
+    # `per` are, a's against b's: per seed, the best label's value less the worst's, in a and in b; the claim is
+    # about the paired difference of those spreads (e.g. losses tuned alike against the same losses at defaults)
+    statistic: Literal["difference", "spread"] = "difference"
     # what the claim predicts of a against b (a question predicts nothing); "same": that they differ by less than
     # `margin` points, decided by two one-sided tests; "not higher": that a is at most `margin` points above b,
     # decided by one one-sided test (a control that should learn nothing)
@@ -119,6 +123,8 @@ class ClaimSpec(Strict):
             raise ConfigError(f"{where}: " + (f"expect {self.expect} needs a `margin` (points): the difference "
                                               "that still counts as none" if self.margin is None else
                                               "a `margin` goes with expect same or not higher only"))
+        if self.statistic == "spread" and self.per is None:
+            raise ConfigError(f"{where}: statistic spread is the spread over the labels of an axis: give `per`")
         if self.reported is not None and self.per is not None:
             raise ConfigError(f"{where}: `reported` is one difference; a claim with `per` has one per label")
         allowed = {w for on in (True, False) for w in words(self.kind, on)} | {NOT_TESTABLE}

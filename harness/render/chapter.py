@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate, files, search, spec, store
-from harness.plan import study_records
+from harness.plan import records_of, study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex
 from harness.render.facts import planned_facts, setup_facts
@@ -67,10 +67,11 @@ def judge(data: Mapping[str, StudyData]) -> None:
 
 
 def read_study(name: str, profile: str, results: Path) -> StudyData:
+    scan = store.scan(results, name, profile)  # read once: the search's choice and the records share it
     # A declared search's chosen runs join the study once its records say which trial won (harness.search).
-    study = search.with_chosen(spec.load(name, profile, components=False), store.scan(results, name, profile))
+    study = search.with_chosen(spec.load(name, profile, components=False), scan)
     full = study if profile == "full" else spec.load(name, "full", study.path.parent, components=False)
-    records = study_records(study, results)
+    records = records_of(study, scan)
     return StudyData(study, full, records, aggregate.long_frame(records))
 
 
