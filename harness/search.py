@@ -13,6 +13,7 @@ A study's `search:` section (a profile may override any of its keys under `profi
       sampler: {name: random, seed: 0}
       seed: 0                        # the trial runs' seed
       label: tuned                   # the chosen runs' label on the start axis (setting: tuned)
+      include_start: true            # trial 0 is the start cell's own values (the default), then the draws
       space:
         contrastive: {loss.neg_margin: {low: 0.3, high: 1.5}}
         "*": {optimizer.lr: {low: 1.0e-4, high: 1.0e-2, log: true}}   # every method
@@ -125,6 +126,9 @@ class SearchSpec(Strict):
     sampler: Sampler = Sampler()
     seed: int = 0
     label: str = "tuned"
+    # Trial 0 is the start cell's own values of the searched keys (the default setting), the rest are drawn: the
+    # search then never chooses worse than the default on validation, and the default's validation score is known.
+    include_start: bool = False
     space: dict[str, dict[str, Distribution]] = Field(min_length=1)
 
     @field_validator("trials")
@@ -182,17 +186,19 @@ def _rounded(value: Any) -> Any:
     return value
 
 
-def proposals(spec: SearchSpec, method: str) -> list[dict[str, Any]]:
+def proposals(spec: SearchSpec, method: str, start: Mapping[str, Any] | None = None) -> list[dict[str, Any]]:
     """The method's trials in order: {config key: value} each, from Optuna's RandomSampler under the method's
-    seed. Trial t's proposal depends on (seed, method, t) only."""
+    seed. Trial t's proposal depends on (seed, method, t) only. With include_start, trial 0 is `start` (the start
+    cell's values of the searched keys) and trial t the sampler's t-th draw."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     distributions = {key: dist.optuna() for key, dist in spec.keys(method).items()}
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=sampler_seed(spec, method)),
                                 direction=spec.objective.direction)
-    return [{key: _rounded(value) for key, value in study.ask(distributions).params.items()}
-            for _ in range(spec.budget(method))]
+    first = [dict(start or {})] if spec.include_start else []
+    return first + [{key: _rounded(value) for key, value in study.ask(distributions).params.items()}
+                    for _ in range(spec.budget(method) - len(first))]
 
 
 @dataclass(frozen=True)

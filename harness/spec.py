@@ -409,8 +409,18 @@ def _search(path: Path, spec: StudyFile, profile: str, cells: list[tuple[dict[st
         searches.check(chosen, list(starts))
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    plan = searches.SearchPlan(chosen, starts, {m: searches.proposals(chosen, m) for m in starts}, list(seeds),
-                               build)
+    drawn = {}
+    for method, (axes, assignments) in starts.items():
+        start = None
+        if chosen.include_start:  # the start cell's own values of the searched keys: trial 0
+            config = build(axes, assignments, chosen.seed, {}).config_dict()
+            start = {key: matrix.get_path(config, key.split(".")) for key in chosen.keys(method)}
+            unset = [key for key, value in start.items() if value is matrix.MISSING]
+            if unset:
+                raise ConfigError(f"{path}: search.space.{method}.{unset[0]}: the start cell has no value for it, "
+                                  "so include_start cannot make it trial 0")
+        drawn[method] = searches.proposals(chosen, method, start)
+    plan = searches.SearchPlan(chosen, starts, drawn, list(seeds), build)
     try:
         plan = plan.plan_trials()
     except ConfigError as exc:

@@ -200,3 +200,20 @@ def test_validation_folds_hold_out_every_kth_seen_class(tmp_path):
     parts = run_splits(load_dataset("digits"), run.config.data)
     assert parts.val_classes == [1, 3, 5] and parts.seen == [0, 2, 4]
     assert set(parts.val.labels.tolist()) == {1, 3, 5} and set(parts.train.labels.tolist()) == {0, 2, 4}
+
+
+def test_include_start_makes_the_start_cells_values_trial_zero(tmp_path):
+    doc = json.loads(json.dumps(TINY))
+    doc["search"]["include_start"] = True
+    with pytest.raises(ConfigError, match=r"search\.space\.contrastive\.loss\.neg_margin: the start cell has no "
+                                          "value for it"):
+        load(tmp_path, doc)  # the contrastive cell leaves neg_margin to the library: nothing to start from
+    doc["matrix"]["loss"][0]["set"]["loss"]["neg_margin"] = 1.0
+    doc["matrix"]["loss"][1]["set"]["loss"]["margin"] = 0.05
+    study = load(tmp_path / "start", doc)
+    assert study.search.proposals["contrastive"][0] == {"optimizer.lr": 1.0e-3, "loss.neg_margin": 1.0}
+    assert study.search.proposals["triplet"][0] == {"optimizer.lr": 1.0e-3, "loss.margin": 0.05}
+    drawn = load(tmp_path / "plain").search.proposals
+    assert study.search.proposals["triplet"][1:] == drawn["triplet"][:2]  # then the sampler's draws, in order
+    trial_zero = [r for r in study.search.runs if r.search["trial"] == 0 and r.search["method"] == "triplet"]
+    assert [r.config.loss["margin"] for r in trial_zero] == [0.05, 0.05]
