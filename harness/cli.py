@@ -33,9 +33,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     jobs.check_count(args.jobs)
     study = spec.load(args.study, args.profile, overrides=overrides.parse(args.set))
-    shard = f", shard {args.shard}" if args.shard else ""
+    shard = (f", shard {args.shard}" if args.shard else "") + (f", unit(s) {args.unit}" if args.unit else "")
     if args.dry_run:  # before the accelerator and the data: a look costs nothing
-        plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+        plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed,
+                            unit_spec=args.unit)
         print(f"{study.name}/{study.profile}: {len(plan.study.runs)} runs in the matrix{shard}: {len(plan.done)} "
               f"recorded, {len(plan.todo)} to run", file=sys.stderr)
         for run_id, why in plan.blocked.items():
@@ -53,7 +54,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             print(line, file=sys.stderr)
 
 
-    plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+    plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed,
+                            unit_spec=args.unit)
     target = execute.Target(args.results, args.data, args.rerun_failed, tuple(args.argv), _progress_wanted(args))
     execute.preflight(target, study, plan, say)
     from harness import train
@@ -79,7 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 0
         # A declared search: once a method's trials are all recorded its chosen runs can be planned (harness.search)
         tried = {r.run_id for r in plan.todo}
-        plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed)
+        plan = planner.make(study, args.results, shard_spec=args.shard, rerun_failed=args.rerun_failed,
+                            unit_spec=args.unit)
         if not [r for r in plan.todo if r.run_id not in tried]:
             return 0
         say(f"{study.name}/{study.profile}: the search chose; {len(plan.todo)} chosen run(s) to run")
@@ -195,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_common(run)
     _add_data(run)
     run.add_argument("--shard", default=None, help="run only slice i of n (1-based), e.g. 3/16")
+    run.add_argument("--unit", default=None, help="run only these units (1-based; a chain is one unit), e.g. 7 or "
+                                                  "1-4,9; `harness slurm` writes arrays of them")
     run.add_argument("--rerun-failed", action="store_true", help="also retry runs recorded as failed")
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
     run.add_argument("--processes", type=int, default=None,
@@ -254,7 +259,7 @@ def build_parser() -> argparse.ArgumentParser:
     show_cmd.set_defaults(func=cmd_show)
 
     # Commands that live beside what they run (each module's add_parser and command).
-    from harness import fetch, gpucheck, preregistration, show
+    from harness import fetch, gpucheck, preregistration, show, slurm
     from harness.demo import command as demo  # the page of seed 004's similarity app (harness/demo)
     from harness.evaluate import command as evaluate
 
@@ -262,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     fetch.add_parser(sub)
     preregistration.add_parser(sub)
     gpucheck.add_parser(sub)
+    slurm.add_parser(sub)
     show.add_list_parser(sub)
     demo.add_parser(sub)
     return parser

@@ -49,6 +49,40 @@ def shard(runs: list[Run], index: int, count: int) -> list[Run]:
     return [run for run in runs if position[root(run.run_id)] % count == index - 1]
 
 
+def units(runs: list[Run]) -> list[list[Run]]:
+    """The runs as units of work, in matrix order: a chain is one unit (its runs in order), any other run its own.
+    `harness run --unit K` runs the K-th (1-based); `harness slurm` makes one array task per unit."""
+    position = {run.run_id: p for p, run in enumerate(runs)}
+    parent = {run.run_id: run.parent for run in runs}
+
+    def root(run_id: str) -> str:
+        while parent.get(run_id) in position:
+            run_id = parent[run_id]
+        return run_id
+
+    grouped: dict[str, list[Run]] = {}
+    for run in runs:
+        grouped.setdefault(root(run.run_id), []).append(run)
+    return [parents_first(group) for _, group in sorted(grouped.items(), key=lambda kv: position[kv[0]])]
+
+
+def parse_units(text: str | None, count: int) -> list[int]:
+    """'K' or 'K,L,M-N' (1-based unit numbers, as Slurm array indices are) -> sorted 0-based indices."""
+    if text is None:
+        return list(range(count))
+    chosen: set[int] = set()
+    for piece in text.split(","):
+        match = re.fullmatch(r"(\d{1,9})(?:-(\d{1,9}))?", piece.strip())
+        if not match:
+            raise HarnessError(f"--unit {text!r}: expected unit numbers such as 7 or 1-4,9 (1 to {count}; "
+                               "`harness show` lists the units)")
+        low, high = int(match.group(1)), int(match.group(2) or match.group(1))
+        if not 1 <= low <= high <= count:
+            raise HarnessError(f"--unit {text!r}: this matrix has units 1 to {count}")
+        chosen.update(range(low - 1, high))
+    return sorted(chosen)
+
+
 def parents_first(runs: list[Run]) -> list[Run]:
     """The runs in matrix order, except that a run comes after the run it continues from."""
     ids, placed, out = {r.run_id for r in runs}, set(), []
@@ -67,11 +101,16 @@ def parents_first(runs: list[Run]) -> list[Run]:
     return out
 
 
-def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_failed: bool = False) -> Plan:
+def make(study: Study, results: Path, *, shard_spec: str | None = None, rerun_failed: bool = False,
+         unit_spec: str | None = None) -> Plan:
     index, count = parse_shard(shard_spec)
     scan = store.scan(results, study.name, study.profile)
     study = search.with_chosen(study, scan)  # a declared search's chosen runs, once its records say which
     mine = shard(study.runs, index, count)
+    if unit_spec is not None:  # --unit: the chosen units (a run, or a whole chain), within the shard if any
+        every = units(study.runs)
+        wanted = {r.run_id for k in parse_units(unit_spec, len(every)) for r in every[k]}
+        mine = [r for r in mine if r.run_id in wanted]
     done = [r for r in mine if r.run_id in scan.ok]
     failed = [r for r in mine if r.run_id in scan.failed]
     todo = [r for r in mine if r.run_id not in scan.ok and (rerun_failed or r.run_id not in scan.failed)]

@@ -104,7 +104,7 @@ STAGES = (
     ("spec", ("harness.schema", "harness.identity", "harness.matrix", "harness.kinds", "harness.report",
               "harness.search", "harness.spec")),
     ("store", ("harness.store", "harness.checkpoint")),
-    ("plan", ("harness.plan", "harness.show")),
+    ("plan", ("harness.plan", "harness.show", "harness.slurm")),
     ("train", ("harness.data", "harness.fetch", "harness.splits", "harness.sampling", "harness.pipeline",
                "harness.optim", "harness.evaluate", "harness.train")),
     ("execute", ("harness.execute", "harness.jobs")),
