@@ -41,7 +41,10 @@ def cmd_run(args: argparse.Namespace) -> int:
               f"recorded, {len(plan.todo)} to run", file=sys.stderr)
         for run_id, why in plan.blocked.items():
             print(f"    not run: {run_id}: {why}", file=sys.stderr)
-        show.dry_run(plan, args.results, sys.stderr, jobs=args.jobs)
+        # The inputs too, every one at once (as the launch's preflight would refuse them): a GPU owner fetches
+        # before queueing, not after the first task fails.
+        show.dry_run(plan, args.results, sys.stderr, jobs=args.jobs,
+                     missing=execute.missing_inputs(plan.todo, args.data))
         return 0
     store.check_writable(args.results)
     accelerator = execute.launch_accelerator(args.processes)

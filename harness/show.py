@@ -129,7 +129,7 @@ def run(study: Study, results: Path, run_id: str, out: TextIO) -> None:
         print(cost_line(study, [chosen], [*scan.ok.values()]), file=out)
 
 
-def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1) -> None:
+def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1, missing: list[str] | None = None) -> None:
     """What `harness run` would train, in order, and what it would cost; nothing is trained or written."""
     study = plan.study
     scan = store.scan(results, study.name, study.profile)
@@ -146,6 +146,11 @@ def dry_run(plan: planner.Plan, results: Path, out: TextIO, jobs: int = 1) -> No
     if jobs > 1 and plan.todo:
         line += f"; --jobs {jobs} packs them into {jobs} processes: less wall time where cores are free, not less work"
     print(line, file=out)
+    if missing is not None:  # every missing or damaged input at once (harness.execute.missing_inputs)
+        for number, why in enumerate(missing, 1):
+            print(f"missing input ({number}/{len(missing)}): {why}", file=out)
+        if plan.todo and not missing:
+            print("inputs: every dataset and weights file these runs need is present and verified", file=out)
     print("dry run: nothing was trained or written", file=out)
 
 

@@ -101,6 +101,7 @@ def test_dry_run_lists_what_would_run_and_writes_nothing(small, run_cli, tmp_pat
     would = [line.split()[3] for line in err.splitlines() if line.strip().startswith("would run")]
     assert would == [r.run_id for r in planner.parents_first(small.runs)]
     assert "dry run: nothing was trained or written" in err
+    assert "inputs: every dataset and weights file these runs need is present and verified" in err
     assert not results.exists()
     # With one run recorded, only the rest is listed.
     store.write(results, recorded(small.runs[0], train_size=300, train_s=6.0, eval_s=4.0, wall_s=11.0))
@@ -109,6 +110,19 @@ def test_dry_run_lists_what_would_run_and_writes_nothing(small, run_cli, tmp_pat
     assert code == 0 and small.runs[0].run_id not in err.split("to run", 1)[1]
     assert "1 recorded, 3 to run" in err and "--jobs 2 packs them into 2 processes" in err
     assert sorted(p.name for p in (results / "loss_epochs" / "smoke").iterdir()) == [f"{small.runs[0].run_id}.json"]
+
+
+def test_dry_run_lists_every_missing_input_at_once(run_cli, tmp_path: Path, monkeypatch):
+    """cub_cars full with no data: both datasets and the ImageNet weights, each with how to get it, before any
+    launch (the launch's preflight refuses the same list)."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    code, _, err = run_cli("run", "cub_cars", "--profile", "full", "--dry-run", "--data", tmp_path / "none",
+                           "--results", tmp_path / "r")
+    assert code == 0
+    missing = [line for line in err.splitlines() if line.startswith("missing input")]
+    assert len(missing) == 3 and "(1/3): cub200 not found" in missing[0] and "(2/3): cars196 not found" in missing[1]
+    assert "harness fetch cub200" in missing[0] and "resnet50" in missing[2]
+    assert err.splitlines()[-1] == "dry run: nothing was trained or written"
 
 
 def test_show_takes_study_slash_item_as_captions_name_it(run_cli):
