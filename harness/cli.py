@@ -32,6 +32,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness import execute, jobs, show
 
     jobs.check_count(args.jobs)
+    if args.devices is not None:  # one machine, several GPUs: one --jobs worker per GPU (harness.jobs)
+        import torch
+
+        devices = jobs.parse_devices(args.devices, torch.cuda.device_count() if torch.cuda.is_available() else 0)
+        args.jobs = args.jobs if args.jobs > 1 else len(devices)
+    else:
+        devices = ()
     study = spec.load(args.study, args.profile, overrides=overrides.parse(args.set))
     shard = (f", shard {args.shard}" if args.shard else "") + (f", unit(s) {args.unit}" if args.unit else "")
     if args.dry_run:  # before the accelerator and the data: a look costs nothing
@@ -74,8 +81,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     for run_id, why in plan.blocked.items():
         say(f"    not run: {run_id}: {why}")
     while True:
-        if args.jobs > 1 and plan.todo:
-            status = jobs.run_packed(target, args.jobs, plan.study, plan)
+        if (args.jobs > 1 or devices) and plan.todo:  # --devices: even one worker is pinned to its GPU
+            status = jobs.run_packed(target, args.jobs, plan.study, plan, devices)
             if status:
                 return status
         else:
@@ -210,6 +217,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--jobs", type=int, default=1, metavar="N",
                      help="train N runs at a time in N worker processes on this machine (each gets cores/N threads; "
                           "on one GPU they share it); runs are claimed through the same locks as --shard")
+    run.add_argument("--devices", default=None, metavar="I,J,...",
+                     help="GPUs of this machine for the --jobs workers, one each in turn (worker k sees only its "
+                          "GPU); --jobs defaults to their number")
     overrides.add_argument(run)
     run.add_argument("--dry-run", action="store_true", help="print what would run and its estimated cost; train "
                                                             "nothing")

@@ -29,6 +29,27 @@ MAX_JOBS = 256
 HEARTBEAT_S = 300.0  # a line on what every worker is doing when nothing else was said for this long
 
 
+def parse_devices(text: str | None, available: int) -> tuple[int, ...]:
+    """--devices '0,1,3' -> (0, 1, 3): GPU indices this machine has, each once; one line saying what is wrong."""
+    if text is None:
+        return ()
+    pieces = [p.strip() for p in text.split(",")]
+    if not all(p.isdigit() for p in pieces) or len(set(pieces)) != len(pieces):
+        raise HarnessError(f"--devices {text!r}: expected distinct GPU indices separated by commas, e.g. 0,1,2,3")
+    devices = tuple(int(p) for p in pieces)
+    if available == 0:
+        raise HarnessError(f"--devices {text}: this machine has no usable GPU (torch sees none); leave --devices "
+                           "out to run on the CPU")
+    if max(devices) >= available:
+        raise HarnessError(f"--devices {text}: this machine has {available} GPU(s), indices 0 to {available - 1}")
+    return devices
+
+
+def device_of(index: int, devices: tuple[int, ...]) -> int | None:
+    """The GPU worker `index` is pinned to (round robin over --devices), None without --devices."""
+    return devices[index % len(devices)] if devices else None
+
+
 def check_count(jobs: int) -> None:
     if not 1 <= jobs <= MAX_JOBS:
         raise HarnessError(f"--jobs {jobs}: expected a number of worker processes from 1 to {MAX_JOBS}")
@@ -36,17 +57,7 @@ def check_count(jobs: int) -> None:
 
 def units(plan: planner.Plan) -> list[list[Run]]:
     """The runs to do, grouped into chains (parents first); a run outside any chain is a unit of its own."""
-    todo = {run.run_id: run for run in plan.todo}
-
-    def root(run: Run) -> str:
-        while run.parent in todo:
-            run = todo[run.parent]
-        return run.run_id
-
-    grouped: dict[str, list[Run]] = {}
-    for run in plan.todo:  # parents_first order: within a chain, a parent comes before its children
-        grouped.setdefault(root(run), []).append(run)
-    return list(grouped.values())
+    return planner.units(plan.todo)
 
 
 def threads_per_job(jobs: int, cores: int | None = None) -> int:
@@ -64,6 +75,7 @@ class Settings:
     threads: int
     loader_workers: int | None  # DataLoader workers per run, when $HARNESS_WORKERS does not say
     keep_state: frozenset[str]  # runs that others continue from
+    devices: tuple[int, ...] = ()  # --devices: worker i sees only GPU devices[i % len(devices)]
 
 
 def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings, conn: Any, stop: Any) -> None:
@@ -74,6 +86,8 @@ def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings,
         os.environ[var] = str(settings.threads)
     if settings.loader_workers is not None:
         os.environ["HARNESS_WORKERS"] = str(settings.loader_workers)
+    if (device := device_of(index, settings.devices)) is not None:  # before CUDA starts: this worker's one GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(device)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the main process's to handle: it stops the workers
     parent = os.getppid()
     current: list[str | None] = [None]
@@ -130,7 +144,8 @@ def _duration(seconds: float) -> str:
         else f"{seconds / 3600:.1f} h"
 
 
-def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Plan) -> int:
+def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Plan,
+               devices: tuple[int, ...] = ()) -> int:
     """Train the plan's runs in `jobs` worker processes; one line per start and finish, with every worker's
     current run and an ETA. A fault stops the launch after the runs in flight; a killed worker is reported."""
     from harness import show, train
@@ -139,12 +154,14 @@ def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Pl
     threads = threads_per_job(jobs)
     loader = None if os.environ.get("HARNESS_WORKERS") else max(1, min(4, threads))
     settings = Settings(dataclasses.replace(target, progress=False), threads, loader,
-                        frozenset(r.run_id for r in plan.todo if plan.children(r.run_id)))
+                        frozenset(r.run_id for r in plan.todo if plan.children(r.run_id)), devices)
     train.workers_setting()  # a bad $HARNESS_WORKERS fails here, once, not in every worker
     say = _say
     count = min(jobs, len(work))
     say(f"{study.name}/{study.profile}: {count} worker process(es), {threads} torch thread(s) each, "
-        f"{len(work)} unit(s) of work ({len(plan.todo)} runs; a chain is one unit)")
+        f"{len(work)} unit(s) of work ({len(plan.todo)} runs; a chain is one unit)"
+        + (f"; worker k on GPU {', '.join(f'{i + 1}: {device_of(i, devices)}' for i in range(count))}"
+           if devices else ""))
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
     workers, readers = [], {}

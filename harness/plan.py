@@ -35,34 +35,34 @@ def parse_shard(text: str | None) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
+def _roots(runs: list[Run]) -> dict[str, str]:
+    """run_id -> the run_id its chain starts from (itself outside a chain), within `runs`."""
+    parent = {run.run_id: run.parent for run in runs}
+
+    def root(run_id: str) -> str:
+        while parent.get(run_id) in parent:
+            run_id = parent[run_id]
+        return run_id
+
+    return {run.run_id: root(run.run_id) for run in runs}
+
+
 def shard(runs: list[Run], index: int, count: int) -> list[Run]:
     """The index-th of count disjoint slices; every run lands in exactly one slice, by its position in the matrix
     (a chain by its first run's position: a run and the runs it continues from stay in one slice)."""
     position = {run.run_id: p for p, run in enumerate(runs)}
-    parent = {run.run_id: run.parent for run in runs}
-
-    def root(run_id: str) -> str:
-        while parent.get(run_id) in position:
-            run_id = parent[run_id]
-        return run_id
-
-    return [run for run in runs if position[root(run.run_id)] % count == index - 1]
+    roots = _roots(runs)
+    return [run for run in runs if position[roots[run.run_id]] % count == index - 1]
 
 
 def units(runs: list[Run]) -> list[list[Run]]:
     """The runs as units of work, in matrix order: a chain is one unit (its runs in order), any other run its own.
-    `harness run --unit K` runs the K-th (1-based); `harness slurm` makes one array task per unit."""
+    `harness run --unit K` runs the K-th (1-based); `harness slurm` makes one array task per unit; --jobs workers
+    take a unit at a time."""
     position = {run.run_id: p for p, run in enumerate(runs)}
-    parent = {run.run_id: run.parent for run in runs}
-
-    def root(run_id: str) -> str:
-        while parent.get(run_id) in position:
-            run_id = parent[run_id]
-        return run_id
-
     grouped: dict[str, list[Run]] = {}
-    for run in runs:
-        grouped.setdefault(root(run.run_id), []).append(run)
+    for run, root in zip(runs, _roots(runs).values()):
+        grouped.setdefault(root, []).append(run)
     return [parents_first(group) for _, group in sorted(grouped.items(), key=lambda kv: position[kv[0]])]
 
 

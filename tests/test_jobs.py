@@ -13,9 +13,11 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
 
 from harness import jobs, spec, store
+from harness.errors import HarnessError
 from harness import plan as planner
 from tests.conftest import REPO, corrected_only
 
@@ -154,3 +156,19 @@ def test_workers_of_a_killed_launch_stop_without_a_traceback(tmp_path: Path, exp
     rest = process.stderr.read()  # until every worker (which shares this pipe) has exited
     process.wait(timeout=300)
     assert "Traceback" not in rest and "BrokenPipe" not in rest, "".join(lines) + rest
+
+
+def test_devices_pin_one_gpu_per_worker_in_turn_and_are_refused_without_gpus(run_cli, tmp_path):
+    """--devices 0,1,2,3 with --jobs 8: worker k sees GPU k mod 4 only (CUDA_VISIBLE_DEVICES, set before CUDA
+    starts); on a machine without a GPU the launch is one line and nothing is written."""
+    assert jobs.parse_devices("0,1,2,3", 4) == (0, 1, 2, 3)
+    assert [jobs.device_of(k, (0, 1, 2, 3)) for k in range(8)] == [0, 1, 2, 3, 0, 1, 2, 3]
+    assert jobs.device_of(3, ()) is None
+    for text, available, words in (("0,0", 4, "distinct GPU indices"), ("a", 4, "distinct GPU indices"),
+                                   ("4", 4, "has 4 GPU(s), indices 0 to 3"), ("0", 0, "no usable GPU")):
+        with pytest.raises(HarnessError, match=re.escape(words)):
+            jobs.parse_devices(text, available)
+    if not torch.cuda.is_available():
+        code, _, err = run_cli("run", "loss_epochs", "--profile", "smoke", "--devices", "0,1", "--results",
+                               tmp_path / "r")
+        assert code != 0 and "this machine has no usable GPU" in err and not (tmp_path / "r").exists()
