@@ -290,7 +290,7 @@ def spread_part(claim: ClaimSpec, parts: Sequence[Part]) -> Part:
     in cell a and in cell b, over the seeds every label of both cells has; then their paired difference. A
     seed's spread has noise in it (the range of noisy values is wider than the range of their means), alike in
     both cells when their seeds are alike: the comparison is fair, its level is not the losses' true range."""
-    seeds = sorted(set.intersection(*(set(p.a) & set(p.b) for p in parts)))
+    seeds = sorted(set.intersection(*(set(p.a) & set(p.b) for p in parts))) if parts else []
     if len(parts) < 2 or not seeds:
         raise HarnessError(f"claim '{claim.name}': a spread needs at least two labels of {claim.per} sharing "
                            "seeds in both cells")
