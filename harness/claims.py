@@ -547,7 +547,10 @@ def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa:
             if isinstance(result, Result):
                 verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
                 size = max(size, result.family_size)
-    return ProfileCheck(problems + prose_problems(paper), total, verdicts, size, registered)
+    from harness import citations  # every catalog name has a source, every \cite resolves
+
+    return ProfileCheck(problems + prose_problems(paper) + citations.problems(Path(paper)), total, verdicts, size,
+                        registered)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)
