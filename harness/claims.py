@@ -415,7 +415,8 @@ def stand_in(study, claim: ClaimSpec) -> str:  # noqa: ANN001 (spec.Study)
 def cell_plan(cell: ClaimCell, study) -> pd.DataFrame:  # noqa: ANN001 (spec.Study)
     """The planned runs a cell's `where` names, one row each (axes, run_id, seed): the strict `where` that
     reads the records (aggregate.strictly), baselines only when it names one."""
-    runs = pd.DataFrame([{**run.axes, "run_id": run.run_id, "seed": run.seed} for run in study.runs])
+    runs = pd.DataFrame([{**axes, "run_id": run.run_id, "seed": run.seed} for run in study.runs
+                         for axes in [run.axes, *study.aliases.get(run.run_id, [])]])
     where = where_for(cell, study.profile, study.axes)
     wanted = aggregate.strictly(runs, where)
     if BASELINE_AXIS not in where and BASELINE_AXIS in wanted:

@@ -146,9 +146,13 @@ def records_of(study: Study, scan: store.Scan) -> list[store.RunRecord]:
     # Records of this study's current matrix only: runs of an edited YAML are not mixed into the tables. Their
     # axis labels are the study file's as it stands: a label names a config, the run_id is the config, so a label
     # added or renamed later (a `protocol: corrected` beside a new variant) applies to runs recorded before it.
-    wanted = {run.run_id: run.axes for run in search.with_chosen(study, scan).runs}
-    return [r.model_copy(update={"axes": dict(wanted[r.run_id])})
-            for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted]
+    study = search.with_chosen(study, scan)
+    wanted = {run.run_id: run.axes for run in study.runs}
+    # A run that fills two cells (study.aliases: a search's chosen setting that is its start setting) is read
+    # once under each of its labellings.
+    return [r.model_copy(update={"axes": dict(axes)})
+            for r in [*scan.ok.values(), *scan.failed.values()] if r.run_id in wanted
+            for axes in [wanted[r.run_id], *study.aliases.get(r.run_id, [])]]
 
 
 @dataclass(frozen=True)

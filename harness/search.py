@@ -295,13 +295,15 @@ class SearchPlan:
 
 
 def planned(study: Any) -> int:
-    """The runs a profile has once its search has chosen: its own (the matrix's and the trials) and each method's
-    chosen setting with every seed, whether or not the search has chosen yet."""
+    """The distinct runs a profile has once its search has chosen: its own (the matrix's and the trials), the
+    chosen runs already known, and each method not chosen yet counted at its seeds (an upper bound: a method whose
+    start setting wins adds no run)."""
     plan: SearchPlan | None = getattr(study, "search", None)
     if plan is None:
         return len(study.runs)
-    own = sum(1 for r in study.runs if not (r.search and "chosen_trial" in r.search))
-    return own + len(plan.seeds) * len(plan.start)
+    chosen = {r.search["method"] for r in study.runs if r.search and "chosen_trial" in r.search}
+    chosen |= {str(axes[plan.spec.methods]) for labellings in study.aliases.values() for axes in labellings}
+    return len(study.runs) + len(plan.seeds) * len(set(plan.start) - chosen)
 
 
 def choices(study: Any, scan: Any) -> list[Choice]:
@@ -318,5 +320,14 @@ def with_chosen(study: Any, scan: Any) -> Any:
     if plan is None:
         return study
     known = {r.run_id for r in study.runs}
-    extra = [run for choice in choices(study, scan) for run in plan.chosen_runs(choice) if run.run_id not in known]
-    return dataclasses.replace(study, runs=[*study.runs, *extra]) if extra else study
+    chosen = [run for choice in choices(study, scan) for run in plan.chosen_runs(choice)]
+    extra = [run for run in chosen if run.run_id not in known]
+    # A method whose start setting won (trial 0 with include_start) is run by the start cell's runs already: the
+    # same run_ids, so their records are labelled for the chosen cell too, not run twice.
+    aliases = {**study.aliases}
+    for run in chosen:
+        if run.run_id in known:
+            aliases.setdefault(run.run_id, []).append(dict(run.axes))
+    if not extra and aliases == study.aliases:
+        return study
+    return dataclasses.replace(study, runs=[*study.runs, *extra], aliases=aliases)

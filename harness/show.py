@@ -58,7 +58,9 @@ def search_lines(study: Study, scan: store.Scan) -> list[str]:
             lines.append(f"  {choice.method}: {choice.why_none}" + (f" (trials {scores})" if scores else ""))
         else:
             params = ", ".join(f"{k}={v}" for k, v in choice.params.items())
-            lines.append(f"  {choice.method}: chose trial {choice.trial} ({params}), {choice.objective:.4f}; "
+            start = (" = its start setting: the start cell's runs are its chosen runs"
+                     if plan.spec.include_start and choice.trial == 0 else "")
+            lines.append(f"  {choice.method}: chose trial {choice.trial} ({params}), {choice.objective:.4f}{start}; "
                          f"trials {scores}")
     return lines
 

@@ -194,6 +194,9 @@ class Study:
     # The declared search (harness.search): its trial runs are in `runs`; its chosen runs join them once the
     # records say which trial won (search.with_chosen).
     search: searches.SearchPlan | None = None
+    # Other labels of a run that fills two cells: a search's chosen setting that is the method's start setting
+    # (trial 0 won) is the same run_id as a start-cell run, so its records also fill the chosen cell.
+    aliases: dict[str, list[dict[str, Any]]] = dataclasses.field(default_factory=dict)
 
     @property
     def description(self) -> str:

@@ -163,7 +163,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert (paper / "build" / "main.pdf").exists()
     verdicts = (paper / "generated" / "verdicts.tex").read_text()
     declared = sum(len(spec.load(s, "quick", components=False).spec.report.claims) for s in spec.list_studies())
-    assert verdicts.count("\\nolinkurl") == declared == 23  # the conclusion's table: every claim, by kind
+    assert verdicts.count("\\nolinkurl") == declared == 29  # the conclusion's table: every claim, by kind
     assert "& consistent" in verdicts and "reproduced \\\\" not in verdicts  # stand-ins: never reproduced
     assert verdicts.index("originals' claims") < verdicts.index("hypotheses") < verdicts.index("questions")
     calibration = (paper / "generated" / "calibration" / "calibration.tex").read_text()

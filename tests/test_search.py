@@ -217,3 +217,40 @@ def test_include_start_makes_the_start_cells_values_trial_zero(tmp_path):
     assert study.search.proposals["triplet"][1:] == drawn["triplet"][:2]  # then the sampler's draws, in order
     trial_zero = [r for r in study.search.runs if r.search["trial"] == 0 and r.search["method"] == "triplet"]
     assert [r.config.loss["margin"] for r in trial_zero] == [0.05, 0.05]
+
+
+def test_a_start_setting_that_wins_fills_the_chosen_cell_with_the_start_runs(tmp_path, run_cli, monkeypatch):
+    """include_start's trial 0 is the default: when it wins, the chosen runs are the start cell's runs (the same
+    run_ids); they are not run again, and their records are read under both labels, counted once."""
+    from harness import plan as planner
+
+    doc = json.loads(json.dumps(TINY))
+    doc["search"]["include_start"] = True
+    doc["matrix"]["loss"][0]["set"]["loss"]["neg_margin"] = 1.0
+    doc["matrix"]["loss"][1]["set"]["loss"]["margin"] = 0.05
+    folder = write_study(tmp_path / "experiments", doc)
+    monkeypatch.setattr(spec, "EXTRA_DIRS", (folder,))
+    real = search.SearchPlan.choose
+
+    def start_wins(self, method, ok, failed):
+        found = real(self, method, ok, failed)
+        if found.trial is None or method != "contrastive":
+            return found
+        return search.Choice(method, found.trials, found.recorded, found.runs, 0, dict(self.proposals[method][0]),
+                             found.scores[0], found.scores)
+
+    monkeypatch.setattr(search.SearchPlan, "choose", start_wins)
+    code, _, err = run_cli("run", "tiny_search", "--profile", "smoke", "--results", tmp_path / "r", "--no-progress")
+    assert code == 0, err
+    study = spec.load("tiny_search", "smoke", folder)
+    scan = store.scan(tmp_path / "r", "tiny_search", "smoke")
+    # triplet's own choice: new runs unless its start setting won too
+    new = 0 if study.search.choose("triplet", scan.ok, scan.failed).trial == 0 else 2
+    assert len(records(tmp_path / "r")) == TRIAL_RUNS + MATRIX_RUNS + new
+    read = planner.records_of(study, scan)
+    tuned = [r for r in read if r.axes == {"loss": "contrastive", "setting": "tuned"}]
+    default = [r for r in read if r.axes == {"loss": "contrastive", "setting": "default"}]
+    assert sorted(r.run_id for r in tuned) == sorted(r.run_id for r in default) and len(tuned) == 2
+    assert search.planned(search.with_chosen(study, scan)) == TRIAL_RUNS + MATRIX_RUNS + new
+    code, out, _ = run_cli("show", "tiny_search", "--profile", "smoke", "--results", tmp_path / "r")
+    assert "contrastive: chose trial 0" in out and "the start cell's runs are its chosen runs" in out

@@ -212,6 +212,7 @@ def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
     profile would take (its runs, and its estimate, labelled as one, where it was not run)."""
     study, full, records = data.study, data.full, data.records
     recorded_full = study_records(full, results) if study.profile != "full" else records
+    records = list({r.run_id: r for r in records}.values())  # a run read under two labels counts once
     return {"study": study.name, "runs": search.planned(study), "recorded": len(records),
             "hours": sum(r.timing.wall_s for r in records) / 3600.0,
             "cpus": sorted({r.provenance.cpu or "unknown" for r in records}),

@@ -15,6 +15,7 @@ from harness.store import RunRecord
 def setup_facts(records: Sequence[RunRecord], profile: str, description: str) -> dict[str, Any]:
     """Dataset, model, optimizer, seeds, code versions and devices of the finished runs (at least one); the model,
     optimizer and epochs are those of the trained runs (a baseline trains nothing), the baselines are named."""
+    records = list({r.run_id: r for r in records}.values())  # a run read under two labels counts once
     ok = [r for r in records if r.status == "ok"]
     trained = [r for r in ok if not baselines.is_baseline(r)] or ok
     # Every fact is read over all the records it describes: a study whose runs differ (splits, sweeps of the
