@@ -319,14 +319,15 @@ def with_chosen(study: Any, scan: Any) -> Any:
     plan: SearchPlan | None = getattr(study, "search", None)
     if plan is None:
         return study
-    known = {r.run_id for r in study.runs}
-    chosen = [run for choice in choices(study, scan) for run in plan.chosen_runs(choice)]
-    extra = [run for run in chosen if run.run_id not in known]
-    # A method whose start setting won (trial 0 with include_start) is run by the start cell's runs already: the
-    # same run_ids, so their records are labelled for the chosen cell too, not run twice.
-    aliases = {**study.aliases}
-    for run in chosen:
-        if run.run_id in known:
+    known = {r.run_id: r.axes for r in study.runs}
+    extra, aliases = [], {k: list(v) for k, v in study.aliases.items()}
+    for run in (run for choice in choices(study, scan) for run in plan.chosen_runs(choice)):
+        if run.run_id not in known:
+            extra.append(run)
+        # A method whose start setting won (trial 0 with include_start) is run by the start cell's runs already:
+        # the same run_ids, so their records are labelled for the chosen cell too, not run twice. (Applied to a
+        # study that has its chosen runs already, this changes nothing.)
+        elif known[run.run_id] != run.axes and run.axes not in aliases.get(run.run_id, []):
             aliases.setdefault(run.run_id, []).append(dict(run.axes))
     if not extra and aliases == study.aliases:
         return study

@@ -266,10 +266,10 @@ def test_a_run_reached_from_two_blocks_is_one_run_with_both_labels(experiments):
 def test_cub_cars_sweeps_share_their_baseline():
     runs = spec.load("cub_cars", "full").runs
     baseline = [r for r in runs if r.axes.get("dim") == 512 and r.axes.get("margin") == 0.5]
-    assert len(baseline) == 2 * 9  # two datasets, nine seeds (the pre-registration's)
+    assert len(baseline) == 2 * 10  # two datasets, ten seeds (the pre-registration's)
     assert all(r.axes["batch"] == 100 and r.axes["loss"] == "contrastive" for r in baseline)
     # the sweeps' 31 settings, the two read by three epoch rules (CUB only) and two baselines per dataset
-    assert len(runs) == (31 + 2 + 2 * 2) * 9
+    assert len(runs) == (31 + 2 + 2 * 2) * 10
     rules = [r for r in runs if r.axes.get("protocol") == "epoch_rules"]
     assert {r.axes["loss"] for r in rules} == {"contrastive", "proxy_anchor"}
     assert all(r.config.data.val_classes == 20 and r.config.train.eval_epochs == list(range(1, r.config.train.epochs + 1))

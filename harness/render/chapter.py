@@ -19,10 +19,11 @@ import jinja2
 import numpy as np
 import pandas as pd
 
-from harness import aggregate, files, search, spec, store
+from harness import aggregate, files, search, spec, store, units
 from harness.plan import records_of, study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex
+from harness.render.axes import metric_name
 from harness.render.facts import planned_facts, setup_facts
 from harness import kinds
 from harness.kinds import KINDS
@@ -37,6 +38,7 @@ class StudyData:
     full: spec.Study
     records: list[store.RunRecord]
     frame: pd.DataFrame  # every finished record, baselines included (aggregate.long_frame)
+    scan: store.Scan | None = None  # the records as read (a declared search's choice reads it)
 
     @functools.cached_property
     def claims(self) -> list[tuple[Any, Any]]:
@@ -72,7 +74,7 @@ def read_study(name: str, profile: str, results: Path) -> StudyData:
     study = search.with_chosen(spec.load(name, profile, components=False), scan)
     full = study if profile == "full" else spec.load(name, "full", study.path.parent, components=False)
     records = records_of(study, scan)
-    return StudyData(study, full, records, aggregate.long_frame(records))
+    return StudyData(study, full, records, aggregate.long_frame(records), scan)
 
 
 def render(studies: Sequence[str], profile: str, results: Path, paper: Path = PAPER_DIR) -> list[Path]:
@@ -220,6 +222,45 @@ def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
             "estimate": full.spec.profiles["full"].estimate}
 
 
+SEARCH_KEYS = {"optimizer.lr": "learning rate", "loss.margin": "margin", "loss.pos_margin": "positive margin",
+               "loss.neg_margin": "negative margin", "loss.alpha": "alpha", "loss.beta": "beta", "loss.base": "base",
+               "loss.temperature": "temperature", "loss.m": "margin m", "loss.s": "scale s",
+               "train.loss_lr_multiplier": "loss weights' learning rate (x the network's)"}
+
+
+def search_facts(study: spec.Study, scan: store.Scan) -> dict[str, Any]:
+    """The search table's rows: per method the searched keys in words with their ranges, the chosen trial and its
+    values, and the validation scores of the start setting (trial 0, with include_start) and the chosen trial."""
+    plan = study.search
+
+    def key(name: str) -> str:
+        return SEARCH_KEYS.get(name, name.rsplit(".", 1)[-1].replace("_", " "))
+
+    def value(v: Any) -> str:
+        return f"{v:.3g}" if isinstance(v, float) else str(v)
+
+    def score(v: float | None) -> str:
+        return "--" if v is None else units.fixed(v)
+
+    rows = []
+    for choice in search.choices(study, scan):
+        ranges = []
+        for name, dist in plan.spec.keys(choice.method).items():
+            if dist.choices is not None:
+                ranges.append(f"{key(name)} ({', '.join(value(c) for c in dist.choices)})")
+            else:
+                ranges.append(f"{key(name)} ({value(dist.low)}-{value(dist.high)}{', log' if dist.log else ''})")
+        rows.append({"method": aggregate.label_text(choice.method), "searched": "; ".join(ranges),
+                     "trial": choice.trial, "why": choice.why_none,
+                     "chosen": ", ".join(f"{key(k)} {value(v)}" for k, v in choice.params.items()),
+                     "start_score": score(choice.scores.get(0)) if plan.spec.include_start else "--",
+                     "score": score(choice.objective)})
+    return {"profile": study.profile, "rows": rows, "methods": plan.spec.methods,
+            "budget": "/".join(sorted({str(len(p)) for p in plan.proposals.values()})), "folds": plan.spec.folds,
+            "seed": plan.spec.seed, "include_start": plan.spec.include_start,
+            "metric": "validation " + metric_name(plan.spec.objective.metric)}
+
+
 def claim_rows(data: StudyData) -> list[dict[str, Any]]:
     """One row per claim of a study for the conclusion's tables: its kind, statement, effect and verdict."""
     rows = []
@@ -338,6 +379,8 @@ def write_chapter(chapter: Chapter) -> list[str]:
                                       expected=search.planned(study))]
     facts = setup_facts(chapter.records, study.profile, study.description)
     names.append(chapter.write("setup.tex", "setup.tex.j2", facts=facts, expected=search.planned(study)))
+    if study.search is not None:  # what was searched and what won, from the study file and the records
+        names.append(chapter.write("search.tex", "search.tex.j2", **search_facts(study, chapter.data.scan)))
     for kind in KINDS:  # tables, figures, the reference, the protocols table, the findings
         names += kind.write(chapter, kinds.specs(kind, chapter.study.spec.report), facts)
     return names

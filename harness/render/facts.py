@@ -17,7 +17,8 @@ def setup_facts(records: Sequence[RunRecord], profile: str, description: str) ->
     optimizer and epochs are those of the trained runs (a baseline trains nothing), the baselines are named."""
     records = list({r.run_id: r for r in records}.values())  # a run read under two labels counts once
     ok = [r for r in records if r.status == "ok"]
-    trained = [r for r in ok if not baselines.is_baseline(r)] or ok
+    # a declared search's trial runs train on folds at drawn settings: the chapter's search table shows them
+    trained = [r for r in ok if not baselines.is_baseline(r) and "trial" not in (r.search or {})] or ok
     # Every fact is read over all the records it describes: a study whose runs differ (splits, sweeps of the
     # dimension or the batch) shows the range, not one record's value.
     return {
