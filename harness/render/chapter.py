@@ -131,6 +131,7 @@ def title_facts(records: Sequence[store.RunRecord]) -> dict[str, Any]:
     cff = yaml.safe_load(CITATION.read_text()) if CITATION.is_file() else {}
     names = [a.get("name") or " ".join(filter(None, [a.get("given-names"), a.get("family-names")]))
              for a in cff.get("authors") or []]
+    records = list({r.run_id: r for r in records}.values())  # a run read under two labels is one record
     counts: dict[str, int] = {}
     for record in records:
         commit = record.provenance.git.commit or "unknown"
