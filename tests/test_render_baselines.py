@@ -9,6 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+
+from harness.errors import HarnessError
 from scipy import stats
 
 from harness import aggregate, identity, store
@@ -236,7 +238,10 @@ def test_line_figures_get_each_baseline_as_a_horizontal_line_per_metric():
     # Drawn in percent, as the tables print them, with the axis and panels named for a reader.
     assert sorted(round(line.get_ydata()[0], 6) for line in dashed) == [30.0, 55.0, 70.0]
     assert [ax.get_ylabel() for ax in fig.axes[:1]] == ["percent"] and fig.axes[0].get_title() == "acc"
-    assert [t.get_text() for t in fig.legends[-1].get_texts()] == ["raw input", "untrained network"]
+    # one legend below the panels: the hue's lines, then the baselines (drawn at print size, not beside)
+    assert [t.get_text() for t in fig.legends[-1].get_texts()] == ["a", "raw input (no training)",
+                                                                  "untrained network (no training)"]
+    assert len(fig.legends) == 1 and fig.get_size_inches()[0] <= figures.TEXT_WIDTH_PT / 72
     import matplotlib.pyplot as plt
     plt.close(fig)
 
@@ -255,6 +260,25 @@ def test_a_baseline_that_differs_along_x_or_by_hue_follows_it():
     plot, _ = figures.figure_data(runs, item, {"dataset": ["cub", "cars"]}, baseline_runs=base)
     assert [(r.hue, r.x, r.y, r.name) for r in plot.references] == [
         ("cub", None, [0.5], "untrained network (cub)"), ("cars", None, [0.2], "untrained network (cars)")]
+
+
+def test_every_figure_prints_its_text_at_seven_points_or_more(tmp_path):
+    """A figure is saved only if its smallest text prints at 7 pt or more at its width in the paper; a figure
+    drawn too wide for its text is refused, naming the file and the text."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(12, 3))  # twice the text width: shrunk by half in the paper
+    ax.set_xlabel("epoch", fontsize=10)
+    with pytest.raises(HarnessError, match=r"figure\.pdf: its text '.+' prints at [3-6]\.\d pt \(at 1 x the text "
+                                           r"width\), below 7 pt"):
+        figures.save_pdf(fig, tmp_path / "figure.pdf")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.set_xlabel("epoch", fontsize=8)
+    figures.save_pdf(fig, tmp_path / "ok.pdf")
+    fig, ax = plt.subplots(figsize=(6, 3))
+    ax.set_xlabel("epoch", fontsize=8)
+    with pytest.raises(HarnessError, match="at 0.6 x the text width"):
+        figures.save_pdf(fig, tmp_path / "heatmap.pdf", width=0.6)  # shown at 0.6 of the width: too small
 
 
 def test_a_line_figure_without_baselines_has_no_references_and_an_epoch_zero_gets_a_symlog_axis():

@@ -69,7 +69,9 @@ def write_one(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str
     if absent := chapter.absent(item.x, item.hue, item.y):
         return chapter.omitted(f"{name}.tex", absent)
     plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names, chapter.baselines)
-    figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf")
+    # shown at the text width (heatmaps at 0.6 of it: paper/templates/figure.tex.j2)
+    figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf",
+                     width=0.6 if item.kind == "heatmap" else 1.0)
     return [f"{name}.pdf", chapter.write(f"{name}.tex", "figure.tex.j2", figure=item, facts=facts, chosen=chosen,
                                          runs=plot.runs,
                                          path=f"generated/{chapter.study.name}/{name}.pdf",

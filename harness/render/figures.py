@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,6 +12,7 @@ from typing import Any
 import pandas as pd
 
 from harness import aggregate
+from harness.errors import HarnessError
 from harness.render import baselines
 from harness.render.axes import axis_name, label_text, metric_name, ordered
 from harness.report import FigureSpec
@@ -172,14 +174,22 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
     shown = plot.data.assign(value=plot.data["value"] * units.PERCENT, metric=plot.data["metric"].map(metric_name))
     hue_order = [metric_name(m) for m in plot.hue_order] if plot.by_metric else plot.hue_order
     panels = {} if plot.by_metric else {"col": "metric", "col_order": [metric_name(m) for m in spec.metrics]}
+    # Drawn at the size the paper prints it (the text width), so its text prints at the size seaborn sets: the
+    # panels share the width, and one legend goes below them rather than beside (where it would widen the figure).
+    columns = 1 if plot.by_metric else len(spec.metrics)
+    aspect = 1.5 if plot.by_metric else 1.1
+    height = min(3.0 if plot.by_metric else 2.4, (TEXT_WIDTH_PT / 72 - 0.5) / (columns * aspect))
     grid = sns.relplot(data=shown, x=spec.x, y="value", hue=spec.hue, hue_order=hue_order, **panels,
                        kind="line", errorbar=aggregate.t_band, marker="o", facet_kws={"sharey": False},
-                       height=3.0 if plot.by_metric else 2.4, aspect=1.5 if plot.by_metric else 1.1)
+                       height=height, aspect=aspect, legend="auto")
     if not plot.by_metric:
         grid.set_titles("{col_name}")
     grid.set_axis_labels(axis_name(spec.x, names), "percent")
+    entries: dict[str, Any] = {}  # hue label -> its line: seaborn's legend, redrawn below the panels
     if grid.legend is not None:
-        grid.legend.set_title("" if plot.by_metric else axis_name(spec.hue, names))
+        entries = {text.get_text(): handle for text, handle in zip(grid.legend.texts, grid.legend.legend_handles)}
+        grid.legend.remove()
+        grid._legend = None
     for ax in grid.axes.flat:
         if not plot.numeric_x:
             ax.set_xticks(range(len(plot.x_order)), [str(v) for v in plot.x_order])
@@ -199,15 +209,22 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
                 ax.set_xticks(values, [label_text(v) for v in values])
                 ax.minorticks_off()
     if plot.references:
-        draw_references(grid, plot, spec, sns)
+        entries.update(draw_references(grid, plot, spec, sns))
+    if entries:
+        longest = max(len(label) for label in entries)  # long labels in fewer columns: the legend stays as
+        columns = 3 if longest <= 25 else 2 if longest <= 40 else 1  # wide as the panels, not wider
+        grid.figure.legend(list(entries.values()), list(entries), loc="upper center", bbox_to_anchor=(0.5, 0.0),
+                           ncol=min(len(entries), columns), frameon=False,
+                           title=None if plot.by_metric else axis_name(spec.hue, names))
     return grid.figure
 
 
 DASHES = {"raw_input": (0, (5, 2)), "untrained": (0, (1, 1.5))}  # baseline label -> line style
 
 
-def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> None:
-    """The baselines as dashed lines on their metric's panel, named in a legend of their own under the panels."""
+def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> dict[str, Any]:
+    """The baselines as dashed lines on their metric's panel; their legend entries ('raw input (no training)'),
+    one per baseline where the colour already says the metric (one panel of metrics), else one per line."""
     import matplotlib.lines
 
     palette = dict(zip(plot.hue_order, sns.color_palette(n_colors=len(plot.hue_order))))
@@ -224,17 +241,50 @@ def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> None:
             ax.axhline(ref.y[0] * units.PERCENT, **style)
         else:
             ax.plot(ref.x, [y * units.PERCENT for y in ref.y], **style)
-        handles.setdefault(ref.name, matplotlib.lines.Line2D([], [], **style))
-    grid.figure.legend(list(handles.values()), list(handles), loc="upper center", bbox_to_anchor=(0.5, 0.0),
-                       ncol=min(len(handles), 3), frameon=False, title="no training (dashed)")
+        if plot.by_metric:  # the colour is the metric's: the entry names the baseline, in grey
+            handles.setdefault(f"{baselines.name(ref.label)} (no training)",
+                               matplotlib.lines.Line2D([], [], **{**style, "color": "0.35"}))
+        else:
+            handles.setdefault(f"{ref.name} (no training)", matplotlib.lines.Line2D([], [], **style))
+    return handles
 
 
-def save_pdf(fig: Any, path: Path) -> None:
+# The text width of paper/main.tex (A4, 2.5 cm margins: 160 mm), and the smallest text a figure may print.
+TEXT_WIDTH_PT = 160 / 25.4 * 72
+MIN_PRINTED_PT = 7.0
+
+
+def printed_sizes(fig: Any, path: Path, width: float) -> list[tuple[float, str]]:
+    """(printed size in pt, text) of every visible text of a saved figure shown at `width` x the text width: its
+    font size scaled by how much the PDF page (its MediaBox) is shrunk or stretched to that width."""
+    import matplotlib.text
+
+    box = re.search(rb"/MediaBox\s*\[\s*([\d.]+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", path.read_bytes())
+    scale = width * TEXT_WIDTH_PT / (float(box.group(3)) - float(box.group(1)))
+    return [(t.get_fontsize() * scale, t.get_text()) for t in fig.findobj(matplotlib.text.Text)
+            if t.get_visible() and t.get_text().strip()]
+
+
+def check_print_size(fig: Any, path: Path, width: float) -> None:
+    """A figure whose smallest text prints below MIN_PRINTED_PT at its width in the paper is refused, naming it."""
+    small = [(size, text) for size, text in printed_sizes(fig, path, width) if size < MIN_PRINTED_PT - 0.05]
+    if small:
+        size, text = min(small)
+        raise HarnessError(f"{path}: its text {text[:40]!r} prints at {size:.1f} pt (at {width:g} x the text "
+                           f"width), below {MIN_PRINTED_PT:g} pt ({len(small)} text(s) in all); enlarge the font "
+                           "or draw the figure narrower")
+
+
+def save_pdf(fig: Any, path: Path, width: float = 1.0) -> None:
+    """Save a figure the paper shows at `width` x the text width; its text must print at MIN_PRINTED_PT or more."""
     import matplotlib.pyplot as plt
 
-    # No dates in the metadata, so the same records give the same bytes.
-    fig.savefig(path, metadata={"CreationDate": None, "ModDate": None}, bbox_inches="tight")
-    plt.close(fig)
+    try:
+        # No dates in the metadata, so the same records give the same bytes.
+        fig.savefig(path, metadata={"CreationDate": None, "ModDate": None}, bbox_inches="tight")
+        check_print_size(fig, path, width)
+    finally:
+        plt.close(fig)
 
 
 GLYPH_CLASSES = (100, 101, 102, 103, 104, 105)  # the first test classes of the class-disjoint stand-ins
@@ -260,9 +310,10 @@ def glyph_examples(path: Path) -> dict[str, Any]:
             ax.imshow(image, cmap="gray_r", vmin=float(test.min()), vmax=float(test.max()), interpolation="nearest")
             ax.set_xticks([])
             ax.set_yticks([])
-        axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=8)
+        axes[row, 0].set_ylabel(str(label), rotation=0, ha="right", va="center", fontsize=9.5)
     fig.subplots_adjust(wspace=0.05, hspace=0.05, left=0.12, right=0.99, top=0.99, bottom=0.01)
     fig.savefig(path)
+    check_print_size(fig, path, 0.6)  # shown at 0.6 x the text width (paper/)
     plt.close(fig)
     return {"classes": list(GLYPH_CLASSES), "images": GLYPH_IMAGES, "seed": glyphs.GLYPHS.seed,
             "size": glyphs.SIZE}
@@ -301,6 +352,7 @@ def claims_forest(rows: list[dict[str, Any]], path: Path) -> int:
     ax.set_ylim(y + 0.3, 1.2)
     fig.tight_layout()
     fig.savefig(path)
+    check_print_size(fig, path, 1)  # shown at 1 x the text width (paper/)
     plt.close(fig)
     return len(ordered_rows)
 
@@ -328,7 +380,7 @@ def pipeline(path: Path) -> None:
     for i, (name, what) in enumerate(PIPELINE):
         ax.add_patch(FancyBboxPatch((i + 0.06, 1.05), 0.88, 0.7, boxstyle="round,pad=0.02", facecolor="#eef2f7",
                                     edgecolor="#4c6a92", linewidth=0.8))
-        ax.text(i + 0.5, 1.4, name, ha="center", va="center", fontsize=6.5, family="monospace")
+        ax.text(i + 0.5, 1.4, name, ha="center", va="center", fontsize=7, family="monospace")
         ax.text(i + 0.5, 0.55, what, ha="center", va="center", fontsize=7, linespacing=1.3)
         if i < len(PIPELINE) - 1:
             ax.annotate("", xy=(i + 1.06, 1.4), xytext=(i + 0.94, 1.4),
@@ -339,4 +391,5 @@ def pipeline(path: Path) -> None:
     ax.text(3.0, 2.05, "harness check recomputes every claim from the records; harness verify reruns runs",
             ha="center", va="center", fontsize=7, color="#a0522d")
     fig.savefig(path)
+    check_print_size(fig, path, 1)  # shown at 1 x the text width (paper/)
     plt.close(fig)
