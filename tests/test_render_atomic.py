@@ -83,7 +83,7 @@ def test_a_render_that_fails_midway_leaves_the_previous_render_intact(tmp_path: 
     folder = paper / "generated" / "loss_epochs"
     before = snapshot(folder)
 
-    def crash_while_writing(fig, path: Path) -> None:  # half a figure on disk, then the process dies
+    def crash_while_writing(fig, path: Path, width: float = 1.0) -> None:  # half a figure on disk, then it dies
         path.write_bytes(b"%PDF-1.4 half")
         raise KeyboardInterrupt
 
