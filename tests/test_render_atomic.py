@@ -198,7 +198,7 @@ def test_baselines_and_paired_marks_reach_the_chapter_and_the_pdf_builds(tmp_pat
     lines = table[table.index("\\midrule"):].splitlines()
     assert lines[1].startswith("\\textit{raw input} & 60.05") and lines[2].startswith("\\textit{untrained network}")
     assert lines[3] == "\\midrule" and "$^{\\downarrow}$" in table and "$^{\\uparrow}$" in table
-    assert "higher/lower than \\emph{raw input} in the same column" in table
+    assert "above/below \\emph{raw input} in the same column (paired by seed" in table
     assert "Dashed lines: baselines that do not train" in (folder / "figure_curves.tex").read_text()
     assert "Baselines that do not train" in (folder / "setup.tex").read_text()
     assert "raw input" not in (folder / "reference.tex").read_text()  # the original's table has no baselines

@@ -73,8 +73,8 @@ def test_baselines_are_rows_placed_first_with_their_value_in_every_epoch_column(
     assert texts(out)[(UNTRAINED, 2)] == f"{mean * 100:.2f} $\\pm$ {half * 100:.2f}"
     assert out.ns == [3]
     note = baselines.table_note(out.baseline_rows, out.baseline_columns, epoch_columns=True)
-    assert note.startswith("Rows in italics (first) are baselines that do not train: raw input (")
-    assert "untrained network (the study's model at initialisation)" in note
+    assert note.startswith("Rows in italics (first): baselines that do not train, raw input and untrained network")
+    assert "initialisation" not in note  # what each baseline is, the reading guide says once
     assert "one value, after epoch 0, shown in every epoch column" in note
 
 
@@ -204,7 +204,7 @@ def test_the_template_puts_baseline_rows_first_then_a_rule_and_marks_with_arrows
     assert body.splitlines()[2].startswith("\\textit{untrained network} & ")
     assert body.splitlines()[3] == "\\midrule" and body.splitlines()[4].startswith("\\texttt{a} & ")
     assert "$^{\\uparrow}$" in body.splitlines()[4] and "$^{\\downarrow}$" in body.splitlines()[5]
-    assert "higher/lower than \\emph{raw input} in the same column" in text
+    assert "above/below \\emph{raw input} in the same column (paired by seed" in text
     assert "Mean $\\pm$ half-width of its 95\\,\\% t-interval over 3 seeds per cell" in text
 
 
@@ -230,7 +230,7 @@ def test_line_figures_get_each_baseline_as_a_horizontal_line_per_metric():
         ("raw_input", "acc", None, None, [0.7]), ("raw_input", "map", None, None, [0.3]),
         ("untrained", "acc", None, None, [pytest.approx(0.55)])]
     assert set(plot.data["loss"]) == {"a"}  # the baselines are not curves
-    assert figures.note(plot, item).startswith("Dashed lines: baselines that do not train, raw input (")
+    assert figures.note(plot, item) == "Dashed lines: baselines that do not train, raw input and untrained network."
     assert plot.runs == 2 + 4  # the caption counts the runs plotted: two trained, four baseline runs
     fig = figures.draw(plot, item, {})
     dashed = [line for ax in fig.axes for line in ax.get_lines() if line.get_linestyle() not in ("-", "None")]
@@ -299,8 +299,7 @@ def test_heatmaps_name_the_baselines_in_the_caption():
     plot, _ = figures.figure_data(runs, item, {}, {"m": "margin m"}, base)
     assert plot.words == ["raw input 82.40", "untrained network 11.00"]
     assert figures.note(plot, item) == (
-        "Baselines that do not train (raw input (the flattened, normalised input scored with the study's distance) "
-        "and untrained network (the study's model at initialisation)), acc in percent, mean over seeds: "
+        "Baselines that do not train (raw input and untrained network), acc in percent, mean over seeds: "
         "raw input 82.40; untrained network 11.00.")
     plot, _ = figures.figure_data(runs, item, {})
     assert plot.words == [] and figures.note(plot, item) == ""

@@ -25,8 +25,6 @@ if TYPE_CHECKING:
 AXIS = BASELINE_AXIS  # the reserved matrix axis
 LABELS = BASELINE_LABELS  # raw_input, untrained: the labels every study may put on it
 NAMES = dict(zip(LABELS, ("raw input", "untrained network")))  # label -> what readers see
-DESCRIPTIONS = dict(zip(LABELS, ("the flattened, normalised input scored with the study's distance",
-                                 "the study's model at initialisation")))  # label -> what it is, for captions
 
 
 def name(label: Any) -> str:
@@ -110,12 +108,6 @@ def summary_words(data: pd.DataFrame, axes: Sequence[str], order: Mapping[str, S
 
 
 
-def described(labels_: Sequence[Any]) -> str:
-    """'raw input (the flattened, ...) and untrained network (...)'."""
-    parts = [f"{name(label)} ({DESCRIPTIONS[label]})" if label in DESCRIPTIONS else name(label) for label in labels_]
-    return " and ".join(parts)
-
-
 def table_note(rows: Sequence[Baseline], columns: Sequence[Baseline], epoch_columns: bool) -> str:
     """What a table's caption says about its baselines ('' without any)."""
     keys = [*rows, *columns]
@@ -123,12 +115,13 @@ def table_note(rows: Sequence[Baseline], columns: Sequence[Baseline], epoch_colu
         return ""
     labels_ = list(dict.fromkeys(key.label for key in keys))
     if rows:
-        where = "Rows in italics (first) are baselines that do not train: " + described(labels_)
+        # what each baseline is, the reading guide says once (main.tex, Baselines); a caption names them
+        where = "Rows in italics (first): baselines that do not train, " + " and ".join(map(name, labels_))
         if epoch_columns:
             where += "; each has one value, after epoch 0, shown in every epoch column"
     else:
-        where = ("Columns in italics (first) are baselines that do not train, one value per row (they differ by "
-                 "row): " + described(labels_))
+        where = ("Columns in italics (first): baselines that do not train, one value per row (they differ by "
+                 "row), " + " and ".join(map(name, labels_)))
     return where + "."
 
 
@@ -139,6 +132,7 @@ def figure_note(labels_: Sequence[Any], words: Sequence[str] = (), metric: str =
     if not labels_:
         return ""
     if words:
-        return (f"Baselines that do not train ({described(labels_)}), {metric} in percent, mean over seeds: "
+        return (f"Baselines that do not train ({' and '.join(map(name, labels_))}), {metric} in percent, mean over "
+                f"seeds: "
                 f"{'; '.join(words)}.")
-    return f"Dashed lines: baselines that do not train, {described(labels_)}."
+    return f"Dashed lines: baselines that do not train, {' and '.join(map(name, labels_))}."
