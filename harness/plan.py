@@ -155,6 +155,12 @@ def records_of(study: Study, scan: store.Scan) -> list[store.RunRecord]:
             for axes in [wanted[r.run_id], *study.aliases.get(r.run_id, [])]]
 
 
+def distinct(records: list[store.RunRecord]) -> list[store.RunRecord]:
+    """Each run once: records_of reads a run that fills two cells (Study.aliases) under both labels, which tables
+    and claims need; counts, hours and commits need each run once."""
+    return list({r.run_id: r for r in records}.values())
+
+
 @dataclass(frozen=True)
 class CostEstimate:
     """What the given runs would take, one at a time, judged from recorded runs of the same study and profile."""

@@ -228,6 +228,11 @@ class SearchPlan:
     build: Callable[[dict[str, Any], dict[str, Any], int, dict[str, Any]], Any]
     runs: list[Any] = dataclasses.field(default_factory=list)  # the trial runs (plan_trials), made once
 
+    @property
+    def budgets(self) -> str:
+        """The trials per method, '8' (or '8/4' where a reason allowed unequal budgets)."""
+        return "/".join(str(n) for n in sorted({len(p) for p in self.proposals.values()}))
+
     def plan_trials(self) -> SearchPlan:
         """The plan with its trial runs made (validated once, at load)."""
         return dataclasses.replace(self, runs=self._make_trials())
@@ -235,9 +240,6 @@ class SearchPlan:
     def trial_axes(self, method: str, trial: int, fold: int) -> dict[str, Any]:
         axes, _ = self.start[method]
         return {**axes, self.spec.start_axis: TRIAL_LABEL, TRIAL_AXIS: trial, FOLD_AXIS: fold}
-
-    def trial_runs(self) -> list[Any]:
-        return self.runs
 
     def _make_trials(self) -> list[Any]:
         """Every trial run of every method, in order (method, trial, fold)."""
@@ -256,7 +258,7 @@ class SearchPlan:
 
     def choose(self, method: str, ok: Mapping[str, Any], failed: Mapping[str, Any]) -> Choice:
         """The method's winning trial from the records (ok: run_id -> record; failed likewise)."""
-        runs = [r for r in self.trial_runs_of(method)]
+        runs = self.trial_runs_of(method)
         recorded = [r for r in runs if r.run_id in ok or r.run_id in failed]
         budget = len(self.proposals[method])
         base = dict(method=method, trials=budget, recorded=len(recorded), runs=len(runs))
@@ -282,7 +284,7 @@ class SearchPlan:
                       scores=scores)
 
     def trial_runs_of(self, method: str) -> list[Any]:
-        return [r for r in self.trial_runs() if r.search["method"] == method]
+        return [r for r in self.runs if r.search["method"] == method]
 
     def chosen_runs(self, choice: Choice) -> list[Any]:
         """The winner of one method with the profile's seeds, on the study's own split."""

@@ -46,8 +46,7 @@ def search_lines(study: Study, scan: store.Scan) -> list[str]:
     if plan is None:
         return []
     spec = plan.spec
-    budgets = sorted({plan_len for plan_len in map(len, plan.proposals.values())})
-    lines = [f"search: {'/'.join(map(str, budgets))} trials per {spec.methods} on {spec.folds} class-disjoint folds "
+    lines = [f"search: {plan.budgets} trials per {spec.methods} on {spec.folds} class-disjoint folds "
              f"of the seen classes ({len(plan.runs)} trial runs, seed {spec.seed}); Optuna's random sampler, seed "
              f"{spec.sampler.seed}; objective: val_{spec.objective.metric} after the last evaluated epoch, mean over "
              f"the folds ({spec.objective.direction}); the chosen setting runs with seeds "

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate, files, search, spec, store, units
-from harness.plan import records_of, study_records
+from harness.plan import distinct, records_of, study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex
 from harness.render.axes import metric_name
@@ -131,7 +131,7 @@ def title_facts(records: Sequence[store.RunRecord]) -> dict[str, Any]:
     cff = yaml.safe_load(CITATION.read_text()) if CITATION.is_file() else {}
     names = [a.get("name") or " ".join(filter(None, [a.get("given-names"), a.get("family-names")]))
              for a in cff.get("authors") or []]
-    records = list({r.run_id: r for r in records}.values())  # a run read under two labels is one record
+    records = distinct(records)
     counts: dict[str, int] = {}
     for record in records:
         commit = record.provenance.git.commit or "unknown"
@@ -215,7 +215,7 @@ def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
     profile would take (its runs, and its estimate, labelled as one, where it was not run)."""
     study, full, records = data.study, data.full, data.records
     recorded_full = study_records(full, results) if study.profile != "full" else records
-    records = list({r.run_id: r for r in records}.values())  # a run read under two labels counts once
+    records = distinct(records)
     return {"study": study.name, "runs": search.planned(study), "recorded": len(records),
             "hours": sum(r.timing.wall_s for r in records) / 3600.0,
             "cpus": sorted({r.provenance.cpu or "unknown" for r in records}),
@@ -257,7 +257,7 @@ def search_facts(study: spec.Study, scan: store.Scan) -> dict[str, Any]:
                      "start_score": score(choice.scores.get(0)) if plan.spec.include_start else "--",
                      "score": score(choice.objective)})
     return {"profile": study.profile, "rows": rows, "methods": plan.spec.methods,
-            "budget": "/".join(sorted({str(len(p)) for p in plan.proposals.values()})), "folds": plan.spec.folds,
+            "budget": plan.budgets, "folds": plan.spec.folds,
             "seed": plan.spec.seed, "include_start": plan.spec.include_start,
             "metric": "validation " + metric_name(plan.spec.objective.metric)}
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from harness import search
+from harness.plan import distinct
 from harness.render import baselines
 from harness.render.axes import label_text
 from harness.spec import Study
@@ -15,7 +16,7 @@ from harness.store import RunRecord
 def setup_facts(records: Sequence[RunRecord], profile: str, description: str) -> dict[str, Any]:
     """Dataset, model, optimizer, seeds, code versions and devices of the finished runs (at least one); the model,
     optimizer and epochs are those of the trained runs (a baseline trains nothing), the baselines are named."""
-    records = list({r.run_id: r for r in records}.values())  # a run read under two labels counts once
+    records = distinct(records)
     ok = [r for r in records if r.status == "ok"]
     # a declared search's trial runs train on folds at drawn settings: the chapter's search table shows them
     trained = [r for r in ok if not baselines.is_baseline(r) and "trial" not in (r.search or {})] or ok
