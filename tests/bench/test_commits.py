@@ -15,6 +15,9 @@ def test_the_quick_slice_at_the_base_commit_against_head(benchmark):
     rows: list[dict] = []
     benchmark.pedantic(lambda: rows.extend(commits.compare(base, head)), rounds=1, iterations=1)
     print("\n" + commits.table(rows, base, head))
+    assert [r["part"] for r in rows][-1] == "slice" and all(r["runs"] > 0 for r in rows)
+    # the levers taken since the base are exact: every metric of the slice is the same under both commits
+    assert all(r["same_metrics"] for r in rows), rows
     benchmark.extra_info.update({r["part"]: {k: r[k] for k in ("base_s", "head_s", "same_metrics")} for r in rows})
 
 

@@ -17,6 +17,12 @@ def test_each_lever_on_each_study_here_and_on_avx2(benchmark):
     benchmark.pedantic(lambda: rows.update(here=levers.measure_all(studies),
                                            avx2=levers.measure_avx2(studies, 30, 2048)), rounds=1, iterations=1)
     print("\n" + levers.table(rows["here"], rows["avx2"]))
+    for where in ("here", "avx2"):  # every study and lever measured (fused Adam only where a study uses Adam)
+        assert set(rows[where]) == set(studies)
+        for study, timings in rows[where].items():
+            assert set(timings) == set(levers.LEVERS), (where, study)
+            for lever, t in timings.items():
+                assert (t["step_ms"] > 0 and t["embed_s"] > 0) or lever == "fused Adam", (where, study, lever)
     benchmark.extra_info.update({f"{where} {study} {lever}": timings for where in ("here", "avx2")
                                  for study, row in rows[where].items() for lever, timings in row.items()})
 
