@@ -25,6 +25,20 @@ DATASETS: Registry = Registry("dataset", {
     "cub200_sample": "harness.data.samples:load_cub200_sample",
     "cars196_sample": "harness.data.samples:load_cars196_sample",
 })
+# How the document names each dataset (a registry name is a key, not a word a reader knows); a dataset an added
+# study registers and this does not name is shown with its underscores as spaces.
+DATASET_NAMES = {
+    "mnist": "MNIST", "fashion_mnist": "Fashion-MNIST", "cifar10": "CIFAR-10", "cifar100": "CIFAR-100",
+    "digits": "scikit-learn digits", "glyphs": "the glyph stand-in", "glyphs_design": "the glyph design set",
+    "cub200": "CUB-200-2011", "cars196": "Cars196", "cub200_sample": "a CUB-200-2011 sample",
+    "cars196_sample": "a Cars196 sample",
+}
+
+
+def dataset_name(name: str) -> str:
+    """'fashion_mnist' -> 'Fashion-MNIST', for a reader."""
+    return DATASET_NAMES.get(name, name.replace("_", " "))
+
 
 MODELS: Registry = Registry("model", {
     "raw_input": "harness.models:RawInput",

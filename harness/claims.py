@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate, search, store
-from harness.catalog import BASELINE_AXIS
+from harness.catalog import BASELINE_AXIS, dataset_name
 from harness.plan import records_of
 from harness.errors import HarnessError
 from harness.report import LABEL_PLACEHOLDER, NOT_TESTABLE, OUTCOMES, ClaimCell, ClaimSpec, where_for, words
@@ -233,7 +233,9 @@ def coincide(claim: ClaimSpec, parts: Sequence[Part], rows: Mapping[str, pd.Data
         last = frame.groupby("run_id")["epoch"].max()
         chosen = rows[side].groupby("run_id")["epoch"].max()
         if len(chosen) and all(chosen[run] == last.get(run) for run in chosen.index):
-            metric = cell.epoch.removeprefix("best:")
+            from harness.render.axes import metric_name
+
+            metric = metric_name(cell.epoch.removeprefix("best:"))
             return (f"in every run the epoch of the best {metric} is its last evaluated epoch (the metric was still "
                     "rising when training stopped), so choosing the epoch changes nothing")
     return "the two cells give the same value in every seed"
@@ -406,7 +408,7 @@ def stand_in(study, claim: ClaimSpec) -> str:  # noqa: ANN001 (spec.Study)
     """The setting a claim was tested on, from its cells' resolved configs: dataset(s) and epochs trained."""
     configs = [run.config for cell in (claim.a, claim.b) if cell is not None for run in cell_runs(cell, study)]
     trained = [c for c in configs if c.train.epochs > 0]
-    datasets = ", ".join(dict.fromkeys(c.data.dataset for c in configs)) or "--"
+    datasets = ", ".join(dict.fromkeys(dataset_name(c.data.dataset) for c in configs)) or "--"
     epochs = sorted({c.train.epochs for c in trained})
     span = "" if not epochs else f", {epochs[0]}" + (f" to {epochs[-1]}" if len(epochs) > 1 else "") + " epochs"
     return datasets + span
@@ -549,9 +551,10 @@ def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa:
                 verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
                 size = max(size, result.family_size)
     from harness import citations  # every catalog name has a source, every \cite resolves
+    from harness.prose import jargon_problems  # no key reaches the reader outside code font
 
-    return ProfileCheck(problems + prose_problems(paper) + citations.problems(Path(paper)), total, verdicts, size,
-                        registered)
+    return ProfileCheck(problems + prose_problems(paper) + citations.problems(Path(paper)) +
+                        jargon_problems(Path(paper)), total, verdicts, size, registered)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)

@@ -158,12 +158,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         return 1
     if found.registered and not found.verdicts:
         print(f"check: profile {args.profile} is pre-registered ({found.registered}): its {found.total} claims and "
-              f"every study's seeds match it; no record of it yet; no result number typed into {paper}")
+              f"every study's seeds match it; no record of it yet; no result number typed into {paper} and no key "
+              "outside code font")
         return 0
     registered = f"; pre-registered in {found.registered}, every record under it" if found.registered else ""
     print(f"check: {found.total} claims give their declared verdicts on the records of profile {args.profile} "
           f"({found.summary}; decided on Holm-adjusted p-values over the profile's {found.family} tests){registered}; "
-          f"every record is intact; no result number typed into {paper}")
+          f"every record is intact; no result number typed into {paper} and no key outside code font")
     return 0
 
 

@@ -1,9 +1,13 @@
 """What chapter prose may not contain: a result number typed by hand (every result in the text is a macro that
-`harness render` generates from the records)."""
+`harness render` generates from the records), and a config key or internal name outside code font (the reader
+gets words; a name to type is set as code)."""
 
 from __future__ import annotations
 
 import re
+import shutil
+import subprocess
+from pathlib import Path
 
 
 def hand_typed(text: str) -> list[str]:
@@ -22,3 +26,113 @@ def hand_typed_at(text: str) -> list[tuple[int, str]]:
             continue
         found.append((match.start(), match.group(0).strip()))
     return found
+
+
+# What the reader sees in code font (a command, an item name to type, a file, a label as the study file spells it)
+# or never sees (references, file inputs, macro names), with how many of a command's brace arguments are such
+# names (\claimval{study}{claim}{field}); the rest of the text is prose.
+_CODE_ARGS = {"texttt": 1, "nolinkurl": 1, "url": 1, "path": 1, "label": 1, "ref": 1, "autoref": 1, "pageref": 1,
+              "cite": 1, "citep": 1, "citet": 1, "input": 1, "include": 1, "includegraphics": 1, "generated": 2,
+              "studychapter": 1, "IfFileExists": 1, "hyperref": 0, "href": 1, "bibliography": 1,
+              "bibliographystyle": 1, "claimval": 3, "verb": 0}
+_COMMAND = re.compile(r"\\([A-Za-z]+)\*?(?:\[[^\]]*\])?")
+_MACRO_NAME = re.compile(r"\\csname.*?\\endcsname")
+_VERBATIM = re.compile(r"\\begin\{(verbatim|lstlisting)\}.*?\\end\{\1\}", re.S)
+_COMMENT = re.compile(r"(?<!\\)%.*")
+# snake_case as LaTeX source spells it (an escaped underscore) and dotted config keys (eval.options.n_way);
+# abbreviations (e.g., i.e., s.d.) are not keys: a key has a part of two letters or more after its first dot.
+_SNAKE = re.compile(r"(?<![\\\w])[A-Za-z][A-Za-z0-9]*(?:\\_[A-Za-z0-9]+)+")
+_DOTTED = re.compile(r"(?<![\\\w.])[a-z][a-z0-9]*(?:\\_[a-z0-9]+)*(?:\.(?=[a-z0-9\\_]{2})[a-z][a-z0-9]*(?:\\_[a-z0-9]+)*)+(?![\w{])")
+
+
+def prose_only(tex: str) -> str:
+    """`tex` with everything that is not prose blanked (comments, code-font and reference arguments at any depth,
+    macro names), so that offsets and line numbers still hold."""
+    text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
+    for pattern in (_VERBATIM, _MACRO_NAME):
+        text = pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
+    chars = list(text)
+    stack: list[bool] = []  # per open brace: whether its content is code
+    pending, depth = 0, 0  # brace arguments still to come of the last code command, and the depth it stands at
+    i = 0
+    while i < len(text):
+        command = _COMMAND.match(text, i)
+        if command:
+            if len(stack) <= depth or not pending:
+                pending, depth = _CODE_ARGS.get(command.group(1), 0), len(stack)
+            i = command.end()
+            continue
+        ch, inside = text[i], bool(stack) and stack[-1]
+        if ch == "\\":  # an escaped character (\_, \{, \%) belongs to whatever holds it
+            if inside:
+                chars[i:i + 2] = "  "
+            i += 2
+            continue
+        if ch == "{":
+            opens_argument = pending > 0 and len(stack) == depth
+            stack.append(inside or opens_argument)
+            pending -= opens_argument
+        elif ch == "}":
+            if stack:
+                stack.pop()
+            if len(stack) == depth and not text.startswith("{", i + 1):
+                pending = 0
+        elif not ch.isspace() and len(stack) == depth:
+            pending = 0
+        if inside and ch != "\n":
+            chars[i] = " "
+        i += 1
+    return "".join(chars)
+
+
+def jargon_at(tex: str) -> list[tuple[int, str]]:
+    """Config keys and internal names (snake_case, dotted keys) that a LaTeX source shows outside code font,
+    with their offsets in `tex`."""
+    text = prose_only(tex)
+    dotted = [(m.start(), m.end(), m.group(0)) for m in _DOTTED.finditer(text)]
+    snake = [(m.start(), m.end(), m.group(0)) for m in _SNAKE.finditer(text)
+             if not any(start <= m.start() < end for start, end, _ in dotted)]  # a part of a dotted key
+    return sorted((start, word) for start, _, word in dotted + snake)
+
+
+FILE_SUFFIXES = ("pdf", "tex", "json", "yaml", "csv", "py", "ipynb", "md", "txt")
+
+
+def jargon_in_text(text: str) -> list[str]:
+    """The same in plain text (a figure's words, where nothing is code font). A path or file name (next to a /
+    or <>, or ending in a file suffix) is a name to look up, not jargon."""
+    found = re.findall(r"(?<![\w/<.])[a-z][a-z0-9]*(?:_[a-z0-9]+)+(?![\w/>.])"
+                       r"|(?<![\w/<.])[a-z][a-z0-9_]*(?:\.[a-z][a-z0-9_]+)+(?![\w/>(])", text)
+    return [word for word in found if word.rsplit(".", 1)[-1] not in FILE_SUFFIXES]
+
+
+def jargon_problems(paper: Path) -> list[str]:
+    """Config keys and internal names the reader would see: in main.tex, the hand-written chapters and the files
+    the last `harness render` generated (outside code font), and in the generated figures' words (read with
+    pdftotext where it is installed). One line each, with file and line, saying how to mend it."""
+    problems = []
+    sources = [paper / "main.tex", *sorted((paper / "chapters").glob("*.tex")),
+               *sorted((paper / "generated").rglob("*.tex"))]
+    for path in sources:
+        if not path.is_file():
+            continue
+        text = path.read_text(errors="replace")
+        for offset, found in jargon_at(text):
+            where = f"{path}:{text.count(chr(10), 0, offset) + 1}"
+            if "generated" in path.parts:
+                problems.append(f"{where}: '{found}' reaches the reader as a key; the renderer should name it in "
+                                "words or set it in code font (its template under paper/templates/), then render")
+            else:
+                problems.append(f"{where}: '{found}' is a key, not a word: say it in words, or set a name the "
+                                "reader types in code font (\\texttt{...})")
+    figures = sorted((paper / "generated").rglob("*.pdf"))
+    if figures and shutil.which("pdftotext") is None:
+        print("note: the figures' words were not read for keys: pdftotext is not installed (apt-get install "
+              "poppler-utils)")
+        return problems
+    for path in figures:
+        words = subprocess.run(["pdftotext", "-q", str(path), "-"], capture_output=True, text=True).stdout
+        for found in dict.fromkeys(jargon_in_text(" ".join(words.split()))):
+            problems.append(f"{path}: the figure shows '{found}', a key; name it in words where the figure is "
+                            "drawn (harness/render/figures.py), then render")
+    return problems

@@ -245,11 +245,12 @@ def test_a_missing_record_and_typed_prose_fail_the_check(committed, run_cli, tmp
     paper = tmp_path / "paper"
     shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
     chapter = paper / "chapters" / "nk_sampling.tex"
-    chapter.write_text(chapter.read_text() + "\nThe gain was 4.9\\,\\% of MAP@R.\n")
+    chapter.write_text(chapter.read_text() + "\nThe gain was 4.9\\,\\% of MAP@R.\nIt used eval.options.n\\_way.\n")
     code, _, err = run_cli("check", "--studies", "nk_sampling", "--results", committed, "--paper", paper)
     assert code == 1
     assert "claim 'n_x_k_batches_help': run " in err and "is missing (and 9 more)" in err  # 2 losses x 5 seeds
     assert f"{chapter}:" in err and "'4.9\\\\,\\\\%'" in err
+    assert "'eval.options.n\\_way' is a key, not a word" in err
 
 
 def corrected_nca(folder: Path) -> list[Path]:

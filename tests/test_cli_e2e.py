@@ -187,6 +187,9 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()
     assert "66 of 66" in compute and "(estimate)" in compute  # loss_epochs measured; the full profiles estimated
+    from harness.prose import jargon_problems  # no key or internal name reaches the reader outside code font
+
+    assert jargon_problems(paper) == []
     log = (paper / "build" / "main.log").read_text()
     assert "Overfull \\hbox" not in log or all(  # the layout rule held (compile_pdf refuses more than 1 pt)
         float(line.split("(")[1].split("pt")[0]) <= 1.0 for line in log.splitlines() if line.startswith("Overfull \\hbox"))

@@ -316,8 +316,8 @@ def test_heatmap_words_name_the_labels_a_baseline_differs_by():
 def test_chosen_words_report_a_tie_and_the_rule():
     choice = aggregate.Choice(("m", "s"), (0.25, 16), "val_acc", 0.804, ((0.4, 16),))
     assert chosen_words(choice, {"m": "margin m"}) == (
-        "margin m = 0.25, s = 16 (val_acc 80.40; tied with margin m = 0.4, s = 16; ties broken by declared order)")
-    assert chosen_words(aggregate.Choice(("m",), (0.25,), "val_acc", 0.804), {}) == "m = 0.25 (val_acc 80.40)"
+        "margin m = 0.25, s = 16 (validation acc 80.40; tied with margin m = 0.4, s = 16; ties broken by declared order)")
+    assert chosen_words(aggregate.Choice(("m",), (0.25,), "val_acc", 0.804), {}) == "m = 0.25 (validation acc 80.40)"
 
 
 def record(axes: dict, seed: int, model: str, epochs: int) -> store.RunRecord:

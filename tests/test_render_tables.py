@@ -112,7 +112,7 @@ def test_select_keeps_the_cell_best_on_validation_and_the_baseline_and_names_it(
     assert out.rows == ["softmax", "arcface"]
     assert out.cells[("arcface", 1)].text == "60.00 $\\pm$ 0.00"  # (0.4, 16), not the test-best (0.1, 2)
     assert out.cells[("softmax", 1)].text == pm(0.70, 0.72)
-    assert out.chosen == "margin m = 0.4, scale s = 16 (val_acc 80.50)"
+    assert out.chosen == "margin m = 0.4, scale s = 16 (validation acc 80.50)"
     assert tables.table(arcface_frame(), spec(rows="head"), {}).chosen is None
 
 
@@ -129,7 +129,7 @@ def test_select_per_method_tunes_each_method_over_its_own_grid_on_validation():
     out = tables.table(frame(rows), spec(rows="head", select=select), {"head": ["softmax", "arcface"]})
     assert out.cells[("softmax", 1)].text == "50.00 $\\pm$ 0.00"  # lr 0.1, chosen on validation, not the test
     assert out.cells[("arcface", 1)].text == "60.00 $\\pm$ 0.00"  # (0.1, 2)
-    assert out.chosen == "softmax: lr = 0.1 (val_acc 80.50); arcface: m = 0.1, s = 2 (val_acc 90.00)"
+    assert out.chosen == "softmax: lr = 0.1 (validation acc 80.50); arcface: m = 0.1, s = 2 (validation acc 90.00)"
     with pytest.raises(HarnessError, match="select.per"):
         tables.table(frame(rows), spec(rows="head", select=SelectSpec(axes=["m"], by="val_acc", per="nope")), {})
 
@@ -144,7 +144,7 @@ def test_figures_show_the_declared_order_and_the_chosen_cell():
     lines = FigureSpec(name="best", x="epoch", hue="head", metrics=["acc"], caption="c",
                        select=SelectSpec(axes=["m", "s"], by="val_acc"))
     plot, chosen = figures.figure_data(data, lines, {"head": ["softmax", "arcface"]})
-    assert chosen == "m = 0.4, s = 16 (val_acc 80.50)" and plot.hue_order == ["softmax", "arcface"]
+    assert chosen == "m = 0.4, s = 16 (validation acc 80.50)" and plot.hue_order == ["softmax", "arcface"]
     arcface = plot.data[plot.data["head"] == "arcface"]
     assert set(zip(arcface["m"], arcface["s"])) == {(0.4, 16)} and (plot.data["head"] == "softmax").any()
 

@@ -28,6 +28,11 @@ def ordered(values: Sequence[Any], declared: Sequence[Any] | None) -> list[Any]:
     return [v for v in declared if v in present] + sorted((v for v in present if v not in declared), key=natural_key)
 
 
+def figure_label(label: Any) -> str:
+    """An axis label in a figure, which has no code font: an identifier's underscores as spaces (n_x_k -> n x k)."""
+    return label_text(label).replace("_", " ")
+
+
 def axis_name(axis: str, names: Mapping[str, str]) -> str:
     """How tables and figures name an axis (report.axis_labels), else its own name."""
     return names.get(axis, axis)
@@ -65,7 +70,7 @@ def chosen_words(choice: Choice, names: Mapping[str, str]) -> str:
     tie = ""
     if choice.tied:
         tie = f"; tied with {' and '.join(cell(other) for other in choice.tied)}; ties broken by declared order"
-    return f"{cell(choice.cell)} ({choice.by} {units.fixed(choice.score)}{tie})"
+    return f"{cell(choice.cell)} ({metric_name(choice.by)} {units.fixed(choice.score)}{tie})"
 
 
 def selection_words(choices: Sequence[tuple[Any, Choice]], names: Mapping[str, str]) -> str | None:

@@ -23,7 +23,7 @@ from harness import aggregate, files, search, spec, store, units
 from harness.plan import distinct, records_of, study_records
 from harness.errors import HarnessError
 from harness.render import PAPER_DIR, baselines, figures, latex
-from harness.render.axes import metric_name
+from harness.render.axes import figure_label, metric_name
 from harness.render.facts import planned_facts, setup_facts
 from harness import kinds
 from harness.kinds import KINDS
@@ -162,11 +162,21 @@ def write_preregistrations(generated: Path, env: jinja2.Environment) -> list[Pat
 
 
 def cell_words(cell: Mapping[str, Any]) -> str:
-    """A frozen claim cell in words: its runs (the `where`), metric and epoch rule."""
-    where = ", ".join(f"{k} = {'none' if v is None else v}" for k, v in cell["where"].items()) or "every run"
-    epoch = "" if cell["epoch"] == "last" else f" at epoch {cell['epoch']}"
-    chosen = f", best of {'/'.join(cell['select']['axes'])} by {cell['select']['by']}" if cell.get("select") else ""
-    return f"[{where}] {cell['metric']}{epoch}{chosen}"
+    """A frozen claim cell as LaTeX: its runs (the `where`, labels as the study file spells them), metric and
+    epoch rule in words."""
+    from harness.render.latex import label_tex, latex_escape
+
+    def metric(name: str) -> str:
+        return latex_escape(metric_name(name))
+
+    where = ", ".join(f"{latex_escape(k)} = {'none' if v is None else label_tex(v)}"
+                      for k, v in cell["where"].items()) or "every run"
+    rule = str(cell["epoch"])
+    epoch = ("" if rule == "last" else f" at the epoch of the best {metric(rule.removeprefix('best:'))}"
+             if rule.startswith("best:") else f" at epoch {rule}")
+    chosen = (f", best of {latex_escape('/'.join(cell['select']['axes']))} by {metric(cell['select']['by'])}"
+              if cell.get("select") else "")
+    return f"[{where}] {metric(cell['metric'])}{epoch}{chosen}"
 
 
 PROFILE_STAMP = "profile.txt"  # in each generated/<study>/: the profile it was rendered from
@@ -289,7 +299,7 @@ def forest_rows(data: StudyData) -> list[dict[str, Any]]:
             d = part.difference
             if d.n < 2 or not np.isfinite(d.half):
                 continue
-            label = "" if part.label is None else f" ({aggregate.label_text(part.label)})"
+            label = "" if part.label is None else f" ({figure_label(part.label)})"
             rows.append({"kind": claim.kind, "name": f"{data.study.name}/{claim.name}{label}",
                          "mean": d.mean * units.PERCENT, "low": d.low * units.PERCENT,
                          "high": d.high * units.PERCENT})

@@ -14,7 +14,7 @@ import pandas as pd
 from harness import aggregate
 from harness.errors import HarnessError
 from harness.render import baselines
-from harness.render.axes import axis_name, label_text, metric_name, ordered
+from harness.render.axes import axis_name, figure_label, metric_name, ordered
 from harness.report import FigureSpec
 from harness.render.tables import Order, selected
 from harness import units
@@ -36,7 +36,7 @@ class BaselineLine:
         if self.hue is None:
             return baselines.name(self.label)
         # coloured by its metric (every metric in one panel) or by a hue label
-        return f"{baselines.name(self.label)} ({metric_name(self.hue) if self.hue == self.metric else label_text(self.hue)})"
+        return f"{baselines.name(self.label)} ({metric_name(self.hue) if self.hue == self.metric else figure_label(self.hue)})"
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
     grid.set_axis_labels(axis_name(spec.x, names), "percent")
     entries: dict[str, Any] = {}  # hue label -> its line: seaborn's legend, redrawn below the panels
     if grid.legend is not None:
-        entries = {text.get_text(): handle for text, handle in zip(grid.legend.texts, grid.legend.legend_handles)}
+        entries = {figure_label(text.get_text()): handle for text, handle in zip(grid.legend.texts, grid.legend.legend_handles)}
         grid.legend.remove()
         grid._legend = None
     for ax in grid.axes.flat:
@@ -206,7 +206,7 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
             values = sorted(v for v in plot.data[spec.x].dropna().unique())
             if values and values[0] > 0 and values[-1] / values[0] > 10:
                 ax.set_xscale("log", base=2)
-                ax.set_xticks(values, [label_text(v) for v in values])
+                ax.set_xticks(values, [figure_label(v) for v in values])
                 ax.minorticks_off()
     if plot.references:
         entries.update(draw_references(grid, plot, spec, sns))

@@ -8,7 +8,8 @@ from typing import Any
 
 import jinja2
 
-from harness.render.axes import label_text
+from harness.catalog import dataset_name
+from harness.render.axes import label_text, metric_name
 
 _SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
             "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}"}
@@ -20,6 +21,30 @@ def latex_escape(text: Any) -> str:
     return re.sub(r"-(?=-)", "-{}", "".join(_SPECIAL.get(ch, ch) for ch in label_text(text)))
 
 
+# A name in a source or a note that the reader would type or look up as it is spelt (a file, a repository, a
+# snake_case key): set in code font, where LaTeX also breaks it at / and . instead of running into the margin.
+_NAME = re.compile(r"[\w.-]*(?:_[\w.-]*|\w/[\w.-]*[A-Za-z]{2}[\w.-]*|\.(?:csv|ipynb|py|yaml|json|txt|md|tex)\b)"
+                   r"[\w./-]*")
+
+
+def words_tex(text: Any) -> str:
+    """Free text (a source, a note) as LaTeX: its file, repository and key names in code font, the rest escaped."""
+    out, at = [], 0
+    text = label_text(text)
+    for match in _NAME.finditer(text):
+        name = match.group(0).rstrip(".")
+        out += [latex_escape(text[at:match.start()]), rf"\nolinkurl{{{name}}}"]
+        at = match.start() + len(name)
+    return "".join(out) + latex_escape(text[at:])
+
+
+def label_tex(label: Any) -> str:
+    """An axis label: in code font when it is an identifier (snake_case, as the study file and `--where` spell
+    it), else plain text (a number, a split such as 20-80)."""
+    text = latex_escape(label)
+    return rf"\texttt{{{text}}}" if "_" in label_text(label) else text
+
+
 def environment(templates: Path) -> jinja2.Environment:
     """Jinja2 with LaTeX-looking delimiters, \\BLOCK{...}, \\VAR{...}, \\#{...}, so templates stay valid-looking TeX."""
     env = jinja2.Environment(
@@ -28,4 +53,8 @@ def environment(templates: Path) -> jinja2.Environment:
         comment_end_string="}", undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
         autoescape=False, keep_trailing_newline=True)
     env.filters["tex"] = latex_escape
+    env.filters["label"] = label_tex  # an axis label: identifiers in code font
+    env.filters["words"] = words_tex  # free text that may name files or keys
+    env.filters["metric"] = lambda name: latex_escape(metric_name(name))  # knn_accuracy -> kNN accuracy
+    env.filters["dataset"] = lambda name: latex_escape(dataset_name(name))  # fashion_mnist -> Fashion-MNIST
     return env

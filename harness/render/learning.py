@@ -35,6 +35,14 @@ class CellVerdict:
         said = "; ".join(f"{SIDES[sign]} {baselines.name(label)}" for label, sign in self.against.items())
         return f"{self.study}/{self.table}: {label_text(self.row)}, {label_text(self.column)}: {said}"
 
+    def tex(self) -> str:
+        """words() as LaTeX: the table's name as its caption prints it and identifier labels in code font."""
+        from harness.render.latex import label_tex, latex_escape
+
+        said = "; ".join(f"{SIDES[sign]} {baselines.name(label)}" for label, sign in self.against.items())
+        return (rf"\nolinkurl{{{self.study}/{self.table}}}: {label_tex(self.row)}, {label_tex(self.column)}: "
+                f"{latex_escape(said)}")
+
 
 def study_cells(data: Any) -> list[CellVerdict]:  # noqa: ANN401 (render.chapter.StudyData)
     """Every trained cell of a study's tables against each baseline it has a counterpart in."""
@@ -75,4 +83,5 @@ def summary(datas: list[Any]) -> dict[str, Any]:
     cells = [cell for data in datas for cell in study_cells(data)]
     exceptions = [cell for cell in cells if not cell.learned]
     return {"cells": len(cells), "learned": len(cells) - len(exceptions),
-            "tables": len({(c.study, c.table) for c in cells}), "exceptions": [c.words() for c in exceptions]}
+            "tables": len({(c.study, c.table) for c in cells}), "exceptions": [c.words() for c in exceptions],
+            "exceptions_tex": [c.tex() for c in exceptions]}
