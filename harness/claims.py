@@ -151,6 +151,40 @@ class Result:
                  if t.adjusted is not None else f"{names[t.shows]}: p {fmt(t.p)}" for t in self.tests]
         return "; ".join(parts)
 
+    def reading(self) -> str:
+        """The sentence after a finding's numbers, chosen by the sign of its 95 % interval(s) and by whether the
+        family's adjustment keeps it: no sentence typed in a study file says which way a difference goes, so none
+        can get its sign wrong. Empty for a claim that computes nothing."""
+        if self.untestable or not self.parts:
+            return ""
+        sides = [p.side for p in self.parts]
+        what = "The difference of the spreads" if self.claim.statistic == "spread" else "The difference"
+        if len(self.parts) == 1:
+            text = {1: f"{what} is positive: its whole 95 % interval lies above zero",
+                    -1: f"{what} is negative: its whole 95 % interval lies below zero",
+                    0: "Its 95 % interval contains zero: these records show no difference either way"}[sides[0]]
+        elif len(set(sides)) == 1:
+            text = {1: f"{what} is positive for every {self.claim.per} (each 95 % interval lies above zero)",
+                    -1: f"{what} is negative for every {self.claim.per} (each 95 % interval lies below zero)",
+                    0: f"Every {self.claim.per}'s 95 % interval contains zero: no difference shown"}[sides[0]]
+        else:
+            counts = [(sides.count(1), "above zero"), (sides.count(-1), "below zero"),
+                      (sides.count(0), "containing zero")]
+            text = (f"{what} is of mixed sign across the {len(sides)} labels of {self.claim.per}: "
+                    + ", ".join(f"{n} interval{'s' if n != 1 else ''} {where}" for n, where in counts if n))
+        if self.claim.margin is not None:
+            margin = units.fixed(self.claim.margin / units.PERCENT)
+            inside = all(-self.claim.margin < p.difference.low * units.PERCENT
+                         and p.difference.high * units.PERCENT < self.claim.margin for p in self.parts)
+            reach = "lies within" if inside else "reaches beyond"
+            text += (f"; {'every' if len(sides) > 1 else 'the'} interval {reach} {margin} points either side of zero "
+                     "(what counts as no difference)")
+        if (self.claim.kind != "question" and any(sides) and self.outcome(adjusted=False) != "undecided"
+                and self.outcome(adjusted=True) == "undecided"):
+            text += (f"; adjusted for the profile's {self.family_size} tests together (Holm), the difference is "
+                     "not shown")
+        return text
+
     def numbers(self) -> dict[str, str]:
         """The sentence's placeholders as text (percentage points, two decimals; signed for differences)."""
         if not self.parts:

@@ -5,6 +5,7 @@ records no longer give, an edited record, a missing record, a result number type
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from scipy import stats
 from harness import claims, store
 from harness.errors import ConfigError, HarnessError
 from harness.prose import hand_typed
-from harness.report import ClaimSpec
+from harness.report import LABEL_PLACEHOLDER, ClaimSpec
+from harness.kinds.claim import FIELDS
 from tests.conftest import REPO, frame
 
 
@@ -497,3 +499,89 @@ def test_a_study_whose_question_nothing_answers_fails_the_check(experiments, run
     assert code == 1
     lines = [line for line in err.splitlines() if "answered by nothing" in line]
     assert len(lines) == 1 and lines[0].startswith("check: nk_sampling: its question (Do batches built from N")
+
+
+# -- sentences that cannot get a sign wrong: every declared claim rendered with synthetic values of each sign
+
+CASES = {"positive": [0.020, 0.022, 0.021, 0.023, 0.019], "negative": [-0.020, -0.022, -0.021, -0.023, -0.019],
+         "inconclusive": [0.010, -0.012, 0.003, -0.004, 0.002]}
+# A word that says which way, then a number of the other sign within a few words: "above by -2", "drops +3".
+UP = r"(?:above|higher|more|better|beats?|gains?|exceeds?|improves?|increases?)"
+DOWN = r"(?:below|lower|less|worse|drops?|hurts?|decreases?)"
+CONTRADICTION = rf"\b(?:{UP}\b[^.;:()]{{0,25}}?-\d|{DOWN}\b[^.;:()]{{0,25}}?\+\d)"
+
+
+def synthetic(spec: ClaimSpec, differences: list[list[float]]) -> claims.Result:
+    """The claim computed on made-up per-seed values: one part per list of differences (a - b), judged alone."""
+    from harness import aggregate
+
+    labels = [None] if spec.per is None else [f"label{i}" for i in range(len(differences))]
+    parts = []
+    for label, diffs in zip(labels, differences):
+        a, b = {s: 0.5 + d for s, d in enumerate(diffs)}, {s: 0.5 for s in range(len(diffs))}
+        parts.append(claims.Part(label, a, b, aggregate.paired_difference(a, b)))
+    return claims.family([claims.Result(spec, parts, tests=claims.tests_of(spec, parts))])[0]
+
+
+def finding_text(spec: ClaimSpec, result: claims.Result) -> str:
+    """What the reader gets: the sentence with its numbers (labels and settings made up), then the reading."""
+    values = {**result.numbers(), **{f: "X" for f in FIELDS.findall(spec.sentence) if "." in f or
+                                     LABEL_PLACEHOLDER.match(f)}}
+    sentence = FIELDS.sub(lambda m: values.get(m.group(1), "?"), " ".join(spec.sentence.split()))
+    return f"{sentence} {result.reading()}."
+
+
+def declared_claims() -> list[tuple[str, ClaimSpec]]:
+    from harness import spec
+
+    return [(study, c) for study in spec.list_studies()
+            for c in spec.load(study, "quick", components=False).spec.report.claims if c.a is not None]
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_every_declared_claim_reads_right_whatever_the_sign_of_its_effect(case):
+    found = declared_claims()
+    assert len(found) >= 25
+    for study, spec in found:
+        parts = 3 if spec.per else 1
+        result = synthetic(spec, [CASES[case]] * parts)
+        text = finding_text(spec, result)
+        assert "?" not in text, f"{study}/{spec.name}: {text}"
+        assert not re.search(CONTRADICTION, text, re.I), f"{study}/{spec.name} ({case}): {text}"
+        said = {"positive": "is positive", "negative": "is negative", "inconclusive": "contains zero"}[case]
+        assert said in result.reading(), f"{study}/{spec.name} ({case}): {result.reading()}"
+        if spec.expect in ("higher", "lower"):  # the verdict follows the sign, whatever the sentence says
+            agrees = (case == "positive") == (spec.expect == "higher")
+            outcome = "undecided" if case == "inconclusive" else "holds" if agrees else "fails"
+            assert result.outcome() == outcome, f"{study}/{spec.name} ({case})"
+
+
+def test_a_claim_with_parts_of_both_signs_reads_as_mixed_and_is_undecided():
+    spec = claim(per="loss", expect="higher")
+    result = synthetic(spec, [CASES["positive"], CASES["negative"], CASES["inconclusive"]])
+    assert result.reading() == ("The difference is of mixed sign across the 3 labels of loss: 1 interval above "
+                                "zero, 1 interval below zero, 1 interval containing zero")
+    assert result.outcome() == "undecided"
+
+
+def test_the_reading_says_when_the_family_adjustment_removes_a_difference():
+    spec = claim()
+    alone = synthetic(spec, [[0.02, 0.01, 0.03, 0.015, 0.005]])
+    crowded = claims.family([alone] + [synthetic(spec, [CASES["inconclusive"]])] * 30)[0]
+    assert alone.reading() == "The difference is positive: its whole 95 % interval lies above zero"
+    assert crowded.reading().endswith("adjusted for the profile's 31 tests together (Holm), the difference is not "
+                                      "shown") and crowded.outcome() == "undecided"
+
+
+def test_an_equivalence_claim_says_whether_its_interval_is_inside_the_margin():
+    spec = claim(expect="same", margin=1.0)
+    assert "lies within 1.00 points either side of zero" in synthetic(spec, [[0.002, -0.003, 0.001, 0.0, -0.001]]).reading()
+    assert "interval reaches beyond 1.00 points" in synthetic(spec, [CASES["positive"]]).reading()
+
+
+@pytest.mark.parametrize("sentence", ["A beats B by {mean} points.", "{mean} points higher ({low} to {high})",
+                                      "Training longer drops it by {mean}."])
+def test_a_sentence_that_asserts_a_direction_beside_a_signed_number_is_refused(sentence):
+    with pytest.raises(ConfigError, match="which the records can contradict"):
+        claim(sentence=sentence)
+    claim(sentence=sentence.replace("{mean}", "{a}").replace("{low}", "{a}").replace("{high}", "{b}"))

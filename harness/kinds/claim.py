@@ -43,6 +43,11 @@ PLACEHOLDERS = ("mean", "low", "high", "min", "max", "lowest", "highest", "a", "
 # {a_<axis>} / {b_<axis>}: the labels of that axis among a cell's runs, read from the records, so that a sentence
 # names the budget, split or setting each profile compares instead of typing it.
 LABEL_PLACEHOLDER = re.compile(r"^([ab])_(\w+)$")
+# The placeholders that carry a sign, and the words that assert a direction: a sentence with both could read
+# "above by -2"; which way a difference goes is said by the generated reading (claims.Result.reading).
+SIGNED = ("mean", "low", "high", "min", "max", "lowest", "highest")
+DIRECTION = re.compile(r"\b(?:above|below|better|worse|higher|lower|beats?|exceeds?|outperforms?|gains?|drops?|"
+                       r"improves?|hurts?|increases?|decreases?|ahead of|behind|more than|less than)\b", re.I)
 # {a.<config key>} / {b.<config key>}: a setting of a cell's runs read from their resolved configs (the N of an
 # N-way task, the classes it draws from), so that a sentence never types what a profile sets.
 CONFIG_PLACEHOLDER = re.compile(r"^([ab])\.([a-z_]+(?:\.[a-z_]+)*)$")
@@ -137,6 +142,11 @@ class ClaimSpec(Strict):
                 raise ConfigError(f"{where}: sentence placeholder {{{field}}} is not one of "
                                   f"{', '.join('{' + p + '}' for p in PLACEHOLDERS)}, {{a_<axis>}} / "
                                   "{b_<axis>} (a cell's labels on that axis), or {a.<config key>} / {b.<config key>}")
+        signed = [f for f in FIELDS.findall(self.sentence) if f in SIGNED]
+        if signed and (direction := DIRECTION.search(self.sentence)):
+            raise ConfigError(f"{where}: the sentence says '{direction.group(0)}' beside the signed {{{signed[0]}}}, "
+                              "which the records can contradict (\"above by -2\"); say how far apart the cells are "
+                              "(\"differs by {mean}\"): the finding then says which way, from the sign of the interval")
         if hand_typed(self.sentence):
             raise ConfigError(f"{where}: the sentence types a result number "
                               f"({hand_typed(self.sentence)[0]!r}); use a placeholder")
@@ -193,6 +203,7 @@ def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[s
         macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}
         items.append({"claim": claim, "verdict": result.verdict, "numbers": numbers, "macros": macros,
                       "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name),
+                      "reading": result.reading(),
                       "untestable": result.untestable, "p": result.p_text(), "inside": result.inside,
                       "unadjusted": result.verdict_at(adjusted=False),
                       "setting": None if result.on_original else chapter.data.settings.get(claim.name)})
