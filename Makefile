@@ -53,11 +53,11 @@ figures: venv
 	$(HARNESS) render --profile $(PROFILE)
 
 ## table T=<study>[/<name>]: rerun the runs behind a study's tables (or behind the one table, figure or claim its
-## caption names) in a scratch folder, compare with the records, render the whole thesis
-## The PDF is rebuilt whatever the comparison says; the exit status is the comparison's (0: the conclusions hold).
+## caption names), compare with the records, and keep it all in verify/<study>[-<name>]/: report.md (every cell,
+## recorded against rerun), results/ (the records with the reruns in place) and paper/build/main.pdf (the thesis
+## built from the reruns). The exit status is the comparison's (0: the conclusions hold); results/ is not touched.
 table: venv
-	@status=0; $(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6 || status=$$?; \
-	$(HARNESS) render --profile $(PROFILE) || exit $$?; exit $$status
+	$(HARNESS) verify $(T) --profile $(PROFILE) --tolerance 1e-6 --keep verify/$(subst /,-,$(T))$(if $(filter-out quick,$(PROFILE)),-$(PROFILE))
 
 ## check: recompute every claim from the committed records (fails on a changed verdict, an edited or missing
 ## record, or a result number typed into the prose); then the full profile against its pre-registration (fails on

@@ -117,7 +117,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
         raise HarnessError(f"--sample {args.sample}: expected a number of runs >= 1 (leave it out to rerun all)")
     return 0 if verification.verify(args.study, args.profile, args.results, data=args.data,
                                     tolerance=args.tolerance, sample=args.sample, per_metric=args.per_metric,
-                                    progress=_progress_wanted(args), overrides=overrides.parse(args.set)) else 1
+                                    progress=_progress_wanted(args), overrides=overrides.parse(args.set),
+                                    keep=args.keep, pdf=not args.no_pdf) else 1
 
 
 def cmd_render(args: argparse.Namespace) -> int:
@@ -246,6 +247,11 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--per-metric", action="store_true",
                         help="also print every (epoch, metric) of every rerun, and every cell of every item")
     verify.add_argument("--no-progress", action="store_true")
+    verify.add_argument("--keep", type=Path, default=None, metavar="DIR",
+                        help="keep the reruns: DIR/report.md (every cell, recorded against rerun), DIR/results (the "
+                             "profile's records with the reruns in place) and DIR/paper/build/main.pdf (the thesis "
+                             "built from them); an earlier report in DIR is replaced")
+    verify.add_argument("--no-pdf", action="store_true", help="with --keep: the report and results, no PDF")
     overrides.add_argument(verify)
     verify.set_defaults(func=cmd_verify)
 

@@ -37,21 +37,30 @@ def check(report: ReportSpec, study: str, profile: str, order: Order, recorded: 
 
 
 def report_lines(item: ItemCheck, every_cell: bool = False) -> list[str]:
-    """One item as a reader would compare it: a header line, then the cells (all, or those that moved)."""
+    """One item as a reader would compare it: a header line, then the cells (all, or those that moved), named
+    as the PDF names them, with differences in the item's units."""
+    what = f"{item.name} ({item.kind}{', ' + item.shows if item.shows else ''})"
+    note = f"; {item.note}" if item.note else ""
     if item.identical:
-        return [f"{item.name} ({item.kind}): {len(item.cells)} cells, identical to the records"]
+        return [f"{what}: {plural(len(item.cells), 'cell')}, identical to the records{note}"]
     inside = len(item.cells) - len(item.outside)
-    head = (f"{item.name} ({item.kind}): {inside} of {len(item.cells)} cells within the recorded 95 % interval"
+    head = (f"{what}: {inside} of {len(item.cells)} cells within the recorded 95 % interval"
             + "".join(f"; {c}" for c in item.changes)
-            + (f"; borderline marks moved ({'; '.join(item.borderline)})" if item.borderline else "")
+            + (f"; borderline marks moved ({'; '.join(item.borderline)})" if item.borderline else "") + note
             + ("" if item.holds else "  <- DIFFERS"))
-    lines = [head, f"  {'cell':<34} {'recorded':>18} {'rerun':>18} {'difference':>11}"]
-    for cell in item.cells:
-        if every_cell or not cell.unchanged:
-            lines.append(f"  {cell.cell[:34]:<34} {text(cell.recorded, item.scale):>18} "
-                         f"{text(cell.rerun, item.scale):>18} {units.fixed(cell.difference, item.scale, sign=True):>11}"
-                         + ("" if cell.within else "  outside"))
+    shown = [c for c in item.cells if every_cell or not c.unchanged]
+    width = max([len("cell"), *(len(c.cell) for c in shown)])
+    unit = f" ({item.unit})" if item.unit else ""
+    lines = [head, f"  {'cell':<{width}} {'recorded':>16} {'rerun':>16} {'difference' + unit:>19}"]
+    for cell in shown:
+        lines.append(f"  {cell.cell:<{width}} {text(cell.recorded, item.scale):>16} "
+                     f"{text(cell.rerun, item.scale):>16} {units.fixed(cell.difference, item.scale, sign=True):>19}"
+                     + ("" if cell.within else "  outside"))
     return lines
+
+
+def plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
 
 
 def text(value: aggregate.Interval, scale: float) -> str:
@@ -99,16 +108,69 @@ def recorded_threads(records: Sequence[RunRecord]) -> int | None:
     return counts.pop() if len(counts) == 1 and None not in counts else None
 
 
+def environments(records: Sequence[RunRecord]) -> list[str]:
+    """Which records came from which numerical environment, most first: '10 from AMD EPYC 9R14 (avx512, 2
+    threads)'."""
+    counts: dict[str, int] = {}
+    for record in records:
+        key = machine(record.provenance.numerics)
+        counts[key] = counts.get(key, 0) + 1
+    return [f"{count} from {key}" for key, count in sorted(counts.items(), key=lambda kv: -kv[1])]
+
+
+def machine(numerics: Mapping[str, Any] | None) -> str:
+    """A numerical environment (harness.provenance.numerics) in a few words."""
+    if numerics is None:
+        return "a machine it does not name (written before environments were recorded)"
+    return (f"{numerics.get('cpu')} ({numerics.get('cpu_capability')}, {numerics.get('threads')} threads"
+            + (f", {numerics['gpu']}" if numerics.get("gpu") else "") + ")")
+
+
+def duration(seconds: float) -> str:
+    """'45 s', '12 min', '2.3 h': how long, for a reader."""
+    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
+        f"{seconds / 3600:.1f} h"
+
+
+def first_line(env: Environment, here: Mapping[str, Any], tolerance: float) -> str:
+    """What the comparison demands, in one plain line: the first a reviewer reads."""
+    if env.same:
+        return (f"bit-identical: this machine computes as the one that made the records ({machine(here)}), so "
+                f"every rerun number must equal the recorded one (tolerance {tolerance:g})")
+    return (f"another environment: {env.text}; bit-identity is not expected, so each cell the items show is checked "
+            "against the records' seed-to-seed spread (its 95 % interval)")
+
+
+@dataclass
+class Review:
+    """What `verify` found, kept for the report: the demand, the records' environments, each rerun, each item."""
+
+    target: str
+    profile: str
+    demand: str
+    recorded_from: list[str]
+    here: str
+    estimate_s: float
+    runs: list[str]
+    checks: list[ItemCheck]
+    verdict: str
+    took_s: float = 0.0
+
+
 def verify(target: str, profile: str, results: Path, *, data: Path | None = None, tolerance: float = 1e-6,
            sample: int | None = None, per_metric: bool = False, progress: bool = False,
-           overrides: tuple = ()) -> bool:
+           overrides: tuple = (), keep: Path | None = None, pdf: bool = True) -> bool:
     """`harness verify study[/item]`: rerun the recorded runs (all of the study's, or exactly those behind one
     table, figure or claim; the first `sample`) in a scratch folder, parents first, and compare. In the records'
     numerical environment every number must be identical (within `tolerance`); elsewhere the tables, figures and
-    claims must say what they said. Prints one line per rerun and per item on stdout, the environment on stderr;
-    True when verified."""
-    import sys
+    claims must say what they said. Prints what it demands first, an estimate, one line per rerun with the time
+    left, each item's cells as the PDF names them, and the verdict last; True when verified.
+
+    With `keep`, the reruns stay: keep/results holds the profile's records with each rerun in place of its
+    record, keep/report.md every cell recorded against rerun, and keep/paper/build/main.pdf the thesis built
+    from those results (so a reviewer can send the report and the PDF it speaks of)."""
     import tempfile
+    import time
 
     import torch
 
@@ -140,53 +202,141 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
             wanted.add(parent)
             parent = by_id[parent].parent
     chosen = planner.parents_first([r for r in study.runs if r.run_id in wanted])
+    for run in chosen:
+        if run.run_id not in scan.ok:
+            raise HarnessError(f"run {run.run_id} {run.axes} seed={run.seed} is not recorded, and runs that "
+                               "continue from it need it; run the study first")
     records = planner.study_records(study, results)
-    threads = recorded_threads([scan.ok[r.run_id] for r in chosen if r.run_id in scan.ok])
+    theirs = [scan.ok[r.run_id] for r in chosen]
+    threads = recorded_threads(theirs)
     if threads is not None and threads != torch.get_num_threads():
         torch.set_num_threads(threads)  # the records' thread count: one difference fewer with the recording host
-    env = environment([scan.ok[r.run_id] for r in chosen if r.run_id in scan.ok], provenance.numerics())
-    print(f"{study.name}/{study.profile}: rerunning {len(chosen)} of {len(recorded)} recorded runs; "
-          + (f"{env.text}: every number must be identical (tolerance {tolerance} absolute)" if env.same else
-             f"{env.text}: bit-identity is not expected, so the tables, figures and claims are compared with the "
-             "records' seed-to-seed spread"), file=sys.stderr)
+    here = provenance.numerics()
+    env = environment(theirs, here)
+    review = Review(target, study.profile, first_line(env, here, tolerance), environments(theirs), machine(here),
+                    sum(r.timing.wall_s for r in theirs), [], [], "")
+    print(review.demand)
+    print(f"records: {'; '.join(review.recorded_from)}; this machine: {review.here}")
+    print(f"{target}: rerunning {len(chosen)} of the {len(recorded)} recorded runs behind it"
+          + (f" (and {len(chosen) - len(recorded[:sample] if sample else recorded)} parent(s) they continue from)"
+             if len(chosen) > len(recorded[:sample] if sample else recorded) else "")
+          + f"; about {duration(review.estimate_s)}, judged from the records' own times on their machine",
+          flush=True)
     worst, unfinished, reruns = 0.0, 0, {}
     parents = {r.parent for r in chosen if r.parent}
-    with tempfile.TemporaryDirectory(prefix="harness-verify-") as scratch:
-        for run in chosen:
-            if run.run_id not in scan.ok:
-                raise HarnessError(f"run {run.run_id} {run.axes} seed={run.seed} is not recorded, and runs that "
-                                   "continue from it need it; run the study first")
-            rerun = execute.rerun(run, Path(scratch), data_root=data, progress=progress,
+    started, done_recorded = time.monotonic(), 0.0
+    scratch_dir = tempfile.TemporaryDirectory(prefix="harness-verify-")
+    scratch = Path(scratch_dir.name)
+    try:
+        for i, run in enumerate(chosen, 1):
+            rerun = execute.rerun(run, scratch, data_root=data, progress=progress,
                                   keep_state=run.run_id in parents)
-            store.write(Path(scratch), rerun)
+            store.write(scratch, rerun)
             reruns[run.run_id] = rerun
             if rerun.status != "ok":
                 unfinished += 1
             diffs = execute.compare_metrics(scan.ok[run.run_id].metrics, rerun.metrics, tolerance)
             largest = max((diff for _, diff in diffs), default=0.0)
             worst = max(worst, largest)
-            print(f"{run.run_id} {run.axes} seed={run.seed}: {rerun.status}"
-                  + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else
-                     f", largest metric difference {largest:.2e}"))
-            for line, _ in diffs if per_metric else ():
-                print(line)
-    from harness import claims
+            elapsed = time.monotonic() - started
+            done_recorded += scan.ok[run.run_id].timing.wall_s
+            left = elapsed / max(done_recorded, 1e-9) * (review.estimate_s - done_recorded)
+            cell = ", ".join(f"{axis} {aggregate.label_text(label)}" for axis, label in run.axes.items())
+            line = (f"[{i}/{len(chosen)}] {run.run_id} ({cell}, seed {run.seed}): {rerun.status}"
+                    + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else
+                       f", largest metric difference {units.fixed(largest)} points")
+                    + (f"; about {duration(left)} left" if i < len(chosen) else f"; all done in {duration(elapsed)}"))
+            review.runs.append(line)
+            print(line, flush=True)
+            for text_line, _ in diffs if per_metric else ():
+                print(text_line)
+        review.took_s = time.monotonic() - started
+        from harness import claims
 
-    found, _ = claims.profile_claims([study.name], study.profile, results)  # the family the claims are judged in
-    others = {(name, claim.name): result for name, (one, computed) in found.items()
-              for claim, result in zip(one.spec.report.claims, computed)}
-    checks = check(study.spec.report, study.name, study.profile, study.axes, records, reruns,
-                   [item] if item else None, tolerance, study.spec.report.axis_labels, others,
-                   study.spec.profiles[study.profile].claims_on_original)
-    for one in checks:
-        print("\n".join(report_lines(one, per_metric)))
-    differing = [c.name for c in checks if not c.holds]
-    identical = worst <= tolerance
-    ok = not unfinished and (identical if env.same else not differing)
-    print(f"largest difference {worst:.2e} ({'identical' if identical else 'not identical'} within tolerance "
-          f"{tolerance}); {len(checks) - len(differing)} of {len(checks)} tables, figures and claims hold"
-          + (f" ({', '.join(differing)} differ)" if differing else "")
-          + (f"; {unfinished} rerun(s) did not finish" if unfinished else "")
-          + (": VERIFIED" if ok else ": NOT VERIFIED (" + ("same environment, so every number must be identical"
-                                                          if env.same else "the conclusions differ") + ")"))
-    return ok
+        found, _ = claims.profile_claims([study.name], study.profile, results)  # the family claims are judged in
+        others = {(name, claim.name): result for name, (one, computed) in found.items()
+                  for claim, result in zip(one.spec.report.claims, computed)}
+        review.checks = check(study.spec.report, study.name, study.profile, study.axes, records, reruns,
+                              [item] if item else None, tolerance, study.spec.report.axis_labels, others,
+                              study.spec.profiles[study.profile].claims_on_original)
+        for one in review.checks:
+            print("\n".join(report_lines(one, per_metric)))
+        differing = [c.name for c in review.checks if not c.holds]
+        identical = worst <= tolerance
+        ok = not unfinished and (identical if env.same else not differing)
+        largest_text = "every rerun number equal to its record, bit for bit" if worst == 0 else (
+            f"largest difference of any rerun number {units.fixed(worst)} points"
+            + (f" ({worst:.1e} as a fraction)" if worst < units.printed_step() / units.PERCENT else ""))
+        review.verdict = (
+            f"{len(review.checks) - len(differing)} of {len(review.checks)} tables, figures and claims hold"
+            + (f" ({', '.join(differing)} differ)" if differing else "")
+            + (f"; {unfinished} rerun(s) did not finish" if unfinished else "")
+            + "; " + largest_text
+            + ((" (identical within the tolerance)" if identical else " (NOT identical: the same environment must "
+                "give the same numbers)") if env.same else " (bit-identity not expected here)")
+            + (": VERIFIED" if ok else ": NOT VERIFIED"))
+        if keep is not None:
+            where = keep_review(keep, review, study.profile, results, scratch, pdf)
+            print(f"kept: {where / 'report.md'} (every cell, recorded against rerun) and the reruns in "
+                  f"{where / 'results'}" + (f"; the thesis built from them: {where / 'paper' / 'build' / 'main.pdf'}"
+                                             if (where / "paper" / "build" / "main.pdf").exists() else ""))
+        print(review.verdict)
+        return ok
+    finally:
+        scratch_dir.cleanup()
+
+
+def keep_review(keep: Path, review: Review, profile: str, results: Path, scratch: Path, pdf: bool) -> Path:
+    """keep/: results (the profile's records of every study, each rerun in place of its record), report.md and,
+    with `pdf`, paper/ rendered from those results. Built beside `keep` and swapped in whole, so an interrupted
+    report never leaves half a folder; an earlier report in `keep` is replaced."""
+    import shutil
+
+    from harness import render, spec
+
+    keep = keep.resolve()
+    partial = keep.with_name(keep.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    for study_dir in sorted(p for p in results.glob(f"*/{profile}") if p.is_dir()):
+        shutil.copytree(study_dir, partial / "results" / study_dir.parent.name / profile,
+                        ignore=shutil.ignore_patterns(".*", "*.tmp"))
+    for record in scratch.glob(f"*/{profile}/*.json"):  # the reruns, in place of the records they reran
+        target = partial / "results" / record.parent.parent.name / profile / record.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(record, target)
+    (partial / "report.md").write_text(report_markdown(review))
+    if pdf:
+        paper = partial / "paper"
+        render.prepare(paper)
+        render.render(spec.list_studies(), profile, partial / "results", paper)
+        render.compile_pdf(paper)
+    if keep.exists():
+        shutil.rmtree(keep)
+    partial.rename(keep)
+    return keep
+
+
+def report_markdown(review: Review) -> str:
+    """The reviewer's report: what was demanded, where the records and the reruns were computed, each rerun,
+    every cell of every item recorded against rerun (in the item's units), and the verdict last."""
+    lines = [f"# Rerun of {review.target} (profile {review.profile})", "", review.demand + ".", "",
+             f"- Records: {'; '.join(review.recorded_from)}.", f"- Reruns: {review.here}.",
+             f"- Time: about {duration(review.estimate_s)} expected from the records' own times; "
+             f"the reruns took {duration(review.took_s)}.", "", "## Reruns", ""]
+    lines += [f"- {line}" for line in review.runs]
+    for item in review.checks:
+        inside = len(item.cells) - len(item.outside)
+        lines += ["", f"## {item.name} ({item.kind}{', ' + item.shows if item.shows else ''})", "",
+                  f"{inside} of {len(item.cells)} cells within the recorded 95 % interval"
+                  + "".join(f"; {c}" for c in item.changes) + (f"; {item.note}" if item.note else "")
+                  + ("" if item.holds else ". **Differs.**"), ""]
+        if item.borderline:
+            lines += [f"Borderline marks that moved: {'; '.join(item.borderline)}.", ""]
+        unit = f" ({item.unit})" if item.unit else ""
+        lines += [f"| cell | recorded | rerun | difference{unit} | within the interval |", "|---|---|---|---|---|"]
+        lines += [f"| {c.cell} | {text(c.recorded, item.scale)} | {text(c.rerun, item.scale)} | "
+                  f"{units.fixed(c.difference, item.scale, sign=True)} | {'yes' if c.within else '**no**'} |"
+                  for c in item.cells]
+    lines += ["", "## Verdict", "", review.verdict, ""]
+    return "\n".join(lines)

@@ -52,7 +52,8 @@ def test_a_rerun_within_seed_noise_holds_and_a_tampered_cell_outside_it_fails():
     tampered = {target.run_id: shifted(target, "classification_accuracy", -0.20)}
     checks = {c.name: c for c in check(study, records, tampered)}
     grid = checks["arcface/heatmap_values"]
-    assert not grid.holds and any("0.4 / 2" in c.cell for c in grid.outside), verification.report_lines(grid)
+    assert not grid.holds and any(c.cell == "margin m = 0.4, scale s = 2" for c in grid.outside), \
+        verification.report_lines(grid)  # named as the table names its row and column
     claim = checks["arcface/tuning_m_s_helps"]  # ArcFace tuned against m = 0.4, s = 2: now far larger
     assert not claim.holds and claim.outside
     lines = verification.report_lines(grid)
@@ -134,15 +135,19 @@ def test_verify_on_another_host_compares_tables_and_on_the_same_host_demands_ide
     code, out, err = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
                              "--tolerance", "0")
     assert code == 0, out + err
-    assert "same numerical environment as the records" in err and "every number must be identical" in err
-    assert "identical to the records" in out and ": VERIFIED" in out
+    first = out.splitlines()[0]  # what is demanded comes first, the verdict last
+    assert first.startswith("bit-identical: this machine computes as the one that made the records")
+    assert "identical to the records" in out and out.splitlines()[-1].endswith(": VERIFIED")
 
     fake_host(results, cpu_capability=ELSEWHERE["cpu_capability"], cpu=ELSEWHERE["cpu"])
     code, out, err = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
                              "--tolerance", "0")
     assert code == 0, out + err
-    assert f"differs from the recording one in cpu ({ELSEWHERE['cpu']} recorded, {HERE['cpu']} here)" in err
-    assert "compared with the records' seed-to-seed spread" in err and ": VERIFIED" in out
+    first = out.splitlines()[0]
+    assert first.startswith("another environment: this machine differs from the recording one in cpu "
+                            f"({ELSEWHERE['cpu']} recorded, {HERE['cpu']} here)")
+    assert "checked against the records' seed-to-seed spread" in first and out.splitlines()[-1].endswith(": VERIFIED")
+    assert f"records: 1 from {ELSEWHERE['cpu']} (" in out
 
     # A record whose number a rerun cannot give: on the same host that is a failure of identity; elsewhere a
     # failure of the cell (one seed: no interval, so the tolerance decides).
@@ -153,7 +158,8 @@ def test_verify_on_another_host_compares_tables_and_on_the_same_host_demands_ide
     store.write(results, record)
     code, out, err = run_cli("verify", "loss_epochs", "--profile", "smoke", "--results", results, "--no-progress",
                              "--tolerance", "0")
-    assert code == 1 and "NOT VERIFIED (the conclusions differ)" in out and "outside" in out
+    assert code == 1 and "loss_epochs/knn_accuracy, " in out and " differ); " in out and "outside" in out
+    assert out.splitlines()[-1].endswith(": NOT VERIFIED")
 
 
 def test_a_mark_that_moves_while_every_cell_holds_is_reported_as_borderline_not_a_failure():

@@ -247,7 +247,12 @@ def verify(spec: ClaimSpec, rerun: Rerun) -> ItemCheck | None:
         return None
     if not rerun.asked(spec.name) and not (was.runs & set(rerun.reruns)):
         return None
-    item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, scale=units.PERCENT)
+    item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, scale=units.PERCENT, shows="difference a - b, percent")
+    rerun_here = was.runs & set(rerun.reruns)
+    if len(rerun_here) < len(was.runs):  # the reruns asked for are a part of what this claim reads
+        rest = len(was.runs) - len(rerun_here)
+        item.note = (f"recomputed from {len(rerun_here)} rerun{'s' if len(rerun_here) != 1 else ''} and the {rest} "
+                     f"committed record{'s' if rest != 1 else ''} it also reads")
     try:
         now = judged(rerun.after.with_axes(rerun.before).all)
     except HarnessError as exc:  # a rerun it reads did not finish

@@ -97,7 +97,7 @@ def verify(spec: FigureSpec, rerun: Rerun) -> ItemCheck | None:
         return None
     # A heatmap prints its squares with fewer decimals than a table: a move it cannot show is no change.
     item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, units.PERCENT,
-                     decimals=units.HEATMAP_DECIMALS if spec.kind == "heatmap" else units.DECIMALS)
+                     decimals=units.HEATMAP_DECIMALS if spec.kind == "heatmap" else units.DECIMALS, shows="percent")
     axes = [a for a in dict.fromkeys((spec.x, spec.hue, spec.y, "metric")) if a]
     if rerun.before.trained.empty or any(a not in rerun.before.trained for a in axes):
         return item
@@ -110,7 +110,7 @@ def verify(spec: FigureSpec, rerun: Rerun) -> ItemCheck | None:
                        for key, group in data.dropna(subset=axes).groupby(axes, sort=False)})
         chosen.append(words)
     for key in dict.fromkeys([*points[0], *points[1]]):
-        item.cells.append(CellDiff(cell_words(key), *(interval(p.get(key)) for p in points),
+        item.cells.append(CellDiff(cell_words(key, axes, rerun.names), *(interval(p.get(key)) for p in points),
                                    slack(rerun.tolerance, item)))
     if chosen[0] != chosen[1]:
         item.changes.append(f"chosen cell {chosen[0]} -> {chosen[1]}")

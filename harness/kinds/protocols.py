@@ -129,4 +129,6 @@ def verify(spec: ProtocolSpec, rerun: Rerun) -> ItemCheck | None:
 
     if rerun.wanted is None or NAME not in rerun.wanted:
         return None
-    return check_runs(f"{rerun.study}/{NAME}", NAME, rerun, set(rerun.reruns))
+    shown = list(dict.fromkeys(metric for claim in spec.claims for metric in
+                               (claim.metric, claim.faithful.metric, claim.corrected.metric) if metric))
+    return check_runs(f"{rerun.study}/{NAME}", NAME, rerun, set(rerun.reruns), shown)

@@ -108,4 +108,5 @@ def verify(spec: ReferenceSpec, rerun: Rerun) -> ItemCheck | None:
 
     if rerun.wanted is None or NAME not in rerun.wanted:
         return None
-    return check_runs(f"{rerun.study}/{NAME}", NAME, rerun, set(rerun.reruns))
+    shown = [spec.metric] if not spec.values else [c.ours for c in spec.values]  # the metrics its columns show
+    return check_runs(f"{rerun.study}/{NAME}", NAME, rerun, set(rerun.reruns), shown)

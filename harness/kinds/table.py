@@ -104,7 +104,11 @@ def verify(spec: TableSpec, rerun: Rerun) -> ItemCheck | None:
 
     if not rerun.asked(spec.name):
         return None
-    item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, units.PERCENT if spec.percent else 1.0)
+    from harness.render.axes import metric_name
+
+    item = ItemCheck(f"{rerun.study}/{spec.name}", NAME, units.PERCENT if spec.percent else 1.0,
+                     shows=metric_name(spec.metric) + (", percent" if spec.percent else ""))
+    axes = (spec.rows, spec.columns)
     before = rerun.before
     if before.trained.empty or any(a not in before.trained for a in (spec.rows, spec.columns) if a != "epoch"):
         return item  # a table this profile cannot draw (an axis of another profile) has no cells to compare
@@ -114,11 +118,12 @@ def verify(spec: TableSpec, rerun: Rerun) -> ItemCheck | None:
     shown = [tables.table(f.trained, spec, order, failed, names, f.baselines) for f in (before, after)]
     for key in dict.fromkeys([*grids[0].values, *grids[1].values]):
         values = [grid.values.get(key) for grid in grids]
-        item.cells.append(CellDiff(cell_words(key), *(interval(v) for v in values), slack(rerun.tolerance, item)))
+        item.cells.append(CellDiff(cell_words(key, axes, names), *(interval(v) for v in values),
+                                   slack(rerun.tolerance, item)))
     if grids[0].chosen != grids[1].chosen:
         item.changes.append(f"chosen cell {grids[0].chosen} -> {grids[1].chosen}")
     for key, cell in shown[0].cells.items():
         new = shown[1].cells.get(key)
         if new is not None and (cell.mark, cell.best) != (new.mark, new.best):
-            item.borderline.append(f"{cell_words(key)}: {marking(cell)} -> {marking(new)}")
+            item.borderline.append(f"{cell_words(key, axes, names)}: {marking(cell)} -> {marking(new)}")
     return item

@@ -14,7 +14,7 @@ import pandas as pd
 from harness import aggregate, units
 from harness.catalog import BASELINE_AXIS
 from harness.render import baselines, tables
-from harness.render.axes import label_text
+from harness.render.axes import axis_name, label_text, metric_name
 from harness.store import RunRecord
 
 Order = Mapping[str, Sequence[Any]]
@@ -64,6 +64,13 @@ class ItemCheck:
     # the edge of excluding 0, so the mark is not robust to the environment. Reported, not a failed conclusion.
     borderline: list[str] = field(default_factory=list)
     decimals: int = units.DECIMALS  # how many its printed form shows (the slack: the smallest visible change)
+    shows: str = ""  # what its cells are, in words: the metric and its unit ("kNN accuracy, percent")
+    note: str = ""  # what a reader should know about how it was recomputed (a claim mixing reruns and records)
+
+    @property
+    def unit(self) -> str:
+        """The unit its differences are printed in: points for an item shown in percent."""
+        return "points" if self.scale == units.PERCENT else ""
 
     @property
     def outside(self) -> list[CellDiff]:
@@ -145,9 +152,21 @@ def interval(values: pd.Series | None) -> aggregate.Interval:
     return aggregate.interval([] if values is None else values.tolist())
 
 
-def cell_words(key: Any) -> str:
+def cell_words(key: Any, axes: Sequence[str] = (), names: Mapping[str, str] | None = None) -> str:
+    """A cell as the PDF names it: 'loss = contrastive, epochs = 10' (each axis as the report names it, a metric in
+    words, a baseline row by its name); without `axes`, its labels joined by ' / '."""
     parts = key if isinstance(key, tuple) else (key,)
-    return " / ".join(label_text(p) if not isinstance(p, baselines.Baseline) else str(p) for p in parts)
+
+    def label(axis: str | None, value: Any) -> str:
+        if isinstance(value, baselines.Baseline):
+            return str(value)
+        if axis == "metric":
+            return metric_name(str(value))
+        return label_text(value) if axis is None else f"{axis_name(axis, names or {})} = {label_text(value)}"
+
+    if len(axes) != len(parts):
+        return " / ".join(label(None, p) for p in parts)
+    return ", ".join(label(axis, p) for axis, p in zip(axes, parts))
 
 
 def marking(cell: tables.Cell) -> str:
@@ -176,18 +195,22 @@ def selection_metrics(spec: Any, metrics: Sequence[str]) -> list[str]:
     return metrics
 
 
-def check_runs(name: str, kind: str, rerun: Rerun, run_ids: set[str]) -> ItemCheck:
+def check_runs(name: str, kind: str, rerun: Rerun, run_ids: set[str],
+               metrics: Sequence[str] | None = None) -> ItemCheck:
     """An item drawn some other way (the original-versus-reproduced tables): its runs' cells, one per matrix
-    cell, epoch and metric, mean over seeds."""
-    item = ItemCheck(name, kind, units.PERCENT)
+    cell, epoch and metric it shows (`metrics`; None: every metric), mean over seeds."""
+    item = ItemCheck(name, kind, units.PERCENT,
+                     shows=", ".join(metric_name(m) for m in metrics or []) + (", percent" if metrics else ""))
     frames = [aggregate.long_frame([r for r in records if r.run_id in run_ids])
               for records in (rerun.recorded, substituted(rerun.recorded, rerun.reruns))]
+    if metrics is not None:
+        frames = [frame[frame["metric"].isin(list(metrics))] if not frame.empty else frame for frame in frames]
     if frames[0].empty:
         return item
     axes = [c for c in frames[0].columns if c not in ("run_id", "seed", "value") and frames[0][c].notna().any()]
     points = [{key: aggregate.seed_values(group)
                for key, group in frame.fillna({a: "-" for a in axes}).groupby(axes, sort=False)} for frame in frames]
     for key in dict.fromkeys([*points[0], *points[1]]):
-        item.cells.append(CellDiff(cell_words(key), *(interval(p.get(key)) for p in points),
+        item.cells.append(CellDiff(cell_words(key, axes, rerun.names), *(interval(p.get(key)) for p in points),
                                    slack(rerun.tolerance, item)))
     return item
