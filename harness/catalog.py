@@ -139,3 +139,25 @@ def result_names() -> list[str]:
     """Every name a record's metrics can carry, prefixed ones included."""
     names = [out for name in metric_names() for out in METRIC_OUTPUTS.get(name, (name,))]
     return sorted({*names, *(prefix + n for prefix in METRIC_PREFIXES for n in names)})
+
+
+# How the document names a metric: the words a reader knows, not the record's key.
+METRIC_NAMES = {
+    "knn_accuracy": "kNN accuracy", "precision_at_1": "precision@1", "map_at_r": "MAP@R", "r_precision": "R-precision",
+    "nmi": "NMI", "ami": "AMI", "classification_accuracy": "classification accuracy", "roc_auc": "ROC AUC",
+    "triplet_accuracy": "triplet accuracy", "verification_accuracy": "verification accuracy",
+    "verification_fixed_accuracy": "verification accuracy at cosine 0.2",
+    "episode_accuracy": "N-way 1-shot accuracy", "episode_chance": "chance, 1/N",
+    "original_few_shot_accuracy": "the original's mean few-shot accuracy",
+    "always_different_accuracy": "always answering \"different\"",
+}
+
+
+def metric_name(metric: str) -> str:
+    """'unseen_episode_chance' -> 'unseen classes: chance, 1/N'; recall_at_4 -> 'Recall@4'."""
+    for prefix, words in METRIC_PREFIXES.items():
+        if metric.startswith(prefix):
+            return words + metric_name(metric.removeprefix(prefix))
+    if metric.startswith("recall_at_"):
+        return f"Recall@{metric.removeprefix('recall_at_')}"
+    return METRIC_NAMES.get(metric, metric.replace("_", " "))

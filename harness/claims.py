@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from harness import aggregate, search, store
-from harness.catalog import BASELINE_AXIS, dataset_name
+from harness.catalog import BASELINE_AXIS, dataset_name, metric_name
 from harness.plan import records_of
 from harness.errors import HarnessError
 from harness.report import LABEL_PLACEHOLDER, NOT_TESTABLE, OUTCOMES, ClaimCell, ClaimSpec, where_for, words
@@ -267,8 +267,6 @@ def coincide(claim: ClaimSpec, parts: Sequence[Part], rows: Mapping[str, pd.Data
         last = frame.groupby("run_id")["epoch"].max()
         chosen = rows[side].groupby("run_id")["epoch"].max()
         if len(chosen) and all(chosen[run] == last.get(run) for run in chosen.index):
-            from harness.render.axes import metric_name
-
             metric = metric_name(cell.epoch.removeprefix("best:"))
             return (f"in every run the epoch of the best {metric} is its last evaluated epoch (the metric was still "
                     "rising when training stopped), so choosing the epoch changes nothing")

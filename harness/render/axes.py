@@ -8,7 +8,7 @@ from numbers import Real
 from typing import Any
 
 from harness.aggregate import Choice, label_text  # noqa: F401 (label_text: render's modules read it here)
-from harness.catalog import METRIC_PREFIXES
+from harness.catalog import metric_name  # noqa: F401 (render's modules read it here)
 from harness import units
 
 
@@ -36,28 +36,6 @@ def figure_label(label: Any) -> str:
 def axis_name(axis: str, names: Mapping[str, str]) -> str:
     """How tables and figures name an axis (report.axis_labels), else its own name."""
     return names.get(axis, axis)
-
-
-# How figures name a metric (tables name theirs in the caption): the words a reader knows, not the record's key.
-METRIC_NAMES = {
-    "knn_accuracy": "kNN accuracy", "precision_at_1": "precision@1", "map_at_r": "MAP@R", "r_precision": "R-precision",
-    "nmi": "NMI", "ami": "AMI", "classification_accuracy": "classification accuracy", "roc_auc": "ROC AUC",
-    "triplet_accuracy": "triplet accuracy", "verification_accuracy": "verification accuracy",
-    "verification_fixed_accuracy": "verification accuracy at cosine 0.2",
-    "episode_accuracy": "N-way 1-shot accuracy", "episode_chance": "chance, 1/N",
-    "original_few_shot_accuracy": "the original's mean few-shot accuracy",
-    "always_different_accuracy": "always answering \"different\"",
-}
-
-
-def metric_name(metric: str) -> str:
-    """'unseen_episode_chance' -> 'unseen classes: chance, 1/N'; recall_at_4 -> 'Recall@4'."""
-    for prefix, words in METRIC_PREFIXES.items():
-        if metric.startswith(prefix):
-            return words + metric_name(metric.removeprefix(prefix))
-    if metric.startswith("recall_at_"):
-        return f"Recall@{metric.removeprefix('recall_at_')}"
-    return METRIC_NAMES.get(metric, metric.replace("_", " "))
 
 
 def chosen_words(choice: Choice, names: Mapping[str, str]) -> str:
