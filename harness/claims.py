@@ -176,9 +176,9 @@ class Result:
             margin = units.fixed(self.claim.margin / units.PERCENT)
             inside = all(-self.claim.margin < p.difference.low * units.PERCENT
                          and p.difference.high * units.PERCENT < self.claim.margin for p in self.parts)
-            reach = "lies within" if inside else "reaches beyond"
-            text += (f"; {'every' if len(sides) > 1 else 'the'} interval {reach} {margin} points either side of zero "
-                     "(what counts as no difference)")
+            band = f"the band from -{margin} to +{margin} points that counts as no difference"
+            text += (f"; {'every' if len(sides) > 1 else 'the'} interval "
+                     f"{'lies inside' if inside else 'is not wholly inside'} {band}")
         if (self.claim.kind != "question" and any(sides) and self.outcome(adjusted=False) != "undecided"
                 and self.outcome(adjusted=True) == "undecided"):
             text += (f"; adjusted for the profile's {self.family_size} tests together (Holm), the difference is "
@@ -195,7 +195,13 @@ class Result:
         b = [aggregate.interval(p.b.values()).mean for p in self.parts]
 
         def signed(value: float) -> str:
-            return units.fixed(value, sign=True)
+            # An interval end that rounds to 0.00 but is not 0 keeps the digits that show its sign ("-0.004"),
+            # so that "below zero" never stands beside "-0.00".
+            for decimals in range(units.DECIMALS, units.DECIMALS + 4):
+                text = units.fixed(value, sign=True, decimals=decimals)
+                if value == 0 or text.strip("+-0.") != "":
+                    return text
+            return text
 
         def span(values: list[float]) -> str:
             low, high = units.fixed(min(values)), units.fixed(max(values))

@@ -575,8 +575,8 @@ def test_the_reading_says_when_the_family_adjustment_removes_a_difference():
 
 def test_an_equivalence_claim_says_whether_its_interval_is_inside_the_margin():
     spec = claim(expect="same", margin=1.0)
-    assert "lies within 1.00 points either side of zero" in synthetic(spec, [[0.002, -0.003, 0.001, 0.0, -0.001]]).reading()
-    assert "interval reaches beyond 1.00 points" in synthetic(spec, [CASES["positive"]]).reading()
+    assert "lies inside the band from -1.00 to +1.00 points" in synthetic(spec, [[0.002, -0.003, 0.001, 0.0, -0.001]]).reading()
+    assert "interval is not wholly inside the band from -1.00 to +1.00 points" in synthetic(spec, [CASES["positive"]]).reading()
 
 
 @pytest.mark.parametrize("sentence", ["A beats B by {mean} points.", "{mean} points higher ({low} to {high})",
@@ -585,3 +585,9 @@ def test_a_sentence_that_asserts_a_direction_beside_a_signed_number_is_refused(s
     with pytest.raises(ConfigError, match="which the records can contradict"):
         claim(sentence=sentence)
     claim(sentence=sentence.replace("{mean}", "{a}").replace("{low}", "{a}").replace("{high}", "{b}"))
+
+
+def test_an_interval_end_that_rounds_to_zero_keeps_the_digits_that_show_its_sign():
+    result = synthetic(claim(), [[0.0001, 0.00005, 0.00008, 0.00003, 0.00006]])  # 0.003 to 0.011 points
+    assert result.numbers()["low"] == "+0.003" and result.numbers()["mean"] == "+0.01"
+    assert "lies above zero" in result.reading()

@@ -174,7 +174,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     curves = (paper / "generated" / "loss_epochs" / "figure_curves.tex").read_text()
     assert "bands: its 95\\,\\% $t$-interval over seeds" in curves  # one convention: tables, bands and bold
     forest = (paper / "generated" / "forest.tex").read_text()  # every claim's difference, by kind
-    assert (paper / "generated" / "forest.pdf").stat().st_size > 5000 and "differences; a claim with one" in forest
+    assert (paper / "generated" / "forest.pdf").stat().st_size > 5000 and "rows: a claim with one difference per label" in forest
     assert (paper / "generated" / "pipeline.pdf").stat().st_size > 5000  # how the document is made
     glyphs = (paper / "generated" / "glyphs.tex").read_text()  # the stand-in, drawn from its generator
     assert (paper / "generated" / "glyphs.pdf").stat().st_size > 5000 and "8 test images of each of classes" in glyphs
@@ -187,6 +187,7 @@ def test_committed_quick_results_render_to_pdf(tmp_path: Path, run_cli):
     assert "\\texttt{make table T=loss\\_epochs/knn\\_accuracy} & 21 &" in artifact
     compute = (paper / "generated" / "compute.tex").read_text()
     assert "66 of 66" in compute and "(estimate)" in compute  # loss_epochs measured; the full profiles estimated
+    assert "65 of 70\\\\(5 failed)" in compute  # counts of finished and failed runs, read from the records
     from harness.prose import jargon_problems  # no key or internal name reaches the reader outside code font
 
     assert jargon_problems(paper) == []

@@ -29,3 +29,12 @@ def test_every_declared_item_belongs_to_one_kind():
         assert len(found) == declared, name
         assert len({items.names(report).count(n) for n in items.names(report)}) == 1  # names are unique
     assert fields == {kind.FIELD for kind in kinds.KINDS}  # the report schema is the kinds' fields
+
+
+def test_a_count_word_after_a_value_of_one_is_singular():
+    from harness.kinds.claim import sentence_tex
+
+    text = sentence_tex("{a.train.epochs} epochs, {n} seeds over {a.x} classes", "s", "c",
+                        {"a.train.epochs": "1", "n": "5", "a.x": "1"})
+    assert text == ("\\claimval{s}{c}{a.train.epochs} epoch, \\claimval{s}{c}{n} seeds over "
+                    "\\claimval{s}{c}{a.x} class")

@@ -239,8 +239,8 @@ def test_line_figures_get_each_baseline_as_a_horizontal_line_per_metric():
     assert sorted(round(line.get_ydata()[0], 6) for line in dashed) == [30.0, 55.0, 70.0]
     assert [ax.get_ylabel() for ax in fig.axes[:1]] == ["percent"] and fig.axes[0].get_title() == "acc"
     # one legend below the panels: the hue's lines, then the baselines (drawn at print size, not beside)
-    assert [t.get_text() for t in fig.legends[-1].get_texts()] == ["a", "raw input (no training)",
-                                                                  "untrained network (no training)"]
+    assert [t.get_text() for t in fig.legends[-1].get_texts()] == ["a", "raw input, no training",
+                                                                  "untrained network, no training"]
     assert len(fig.legends) == 1 and fig.get_size_inches()[0] <= figures.TEXT_WIDTH_PT / 72
     import matplotlib.pyplot as plt
     plt.close(fig)

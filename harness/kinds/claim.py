@@ -202,7 +202,7 @@ def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[s
         numbers = {**result.numbers(), **claims.config_values(claim, chapter.study)}
         macros = {field: claims.macro_name(chapter.study.name, claim.name, field) for field in numbers}
         items.append({"claim": claim, "verdict": result.verdict, "numbers": numbers, "macros": macros,
-                      "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name),
+                      "sentence": sentence_tex(claim.sentence, chapter.study.name, claim.name, numbers),
                       "reading": result.reading(),
                       "untestable": result.untestable, "p": result.p_text(), "inside": result.inside,
                       "unadjusted": result.verdict_at(adjusted=False),
@@ -214,11 +214,21 @@ def write(chapter: Any, specs: list[ClaimSpec], facts: dict[str, Any]) -> list[s
                           answered_by=chapter.study.spec.report.answered_by)]
 
 
-def sentence_tex(sentence: str, study: str, claim: str) -> str:
-    """A claim's sentence as LaTeX: its text escaped, each {placeholder} the macro of that number."""
+SINGULAR = {"epochs": "epoch", "seeds": "seed", "runs": "run", "trials": "trial", "folds": "fold", "classes": "class",
+            "images": "image"}
+
+
+def sentence_tex(sentence: str, study: str, claim: str, values: dict[str, str] | None = None) -> str:
+    """A claim's sentence as LaTeX: its text escaped, each {placeholder} the macro of that number; a count word
+    after a placeholder whose value is 1 in singular ("1 epoch", not "1 epochs")."""
     from harness.render import latex
 
+    values = values or {}
     parts = re.split(r"\{([\w.]+)\}", sentence)
+    for i in range(1, len(parts), 2):
+        if values.get(parts[i]) == "1" and i + 1 < len(parts):
+            parts[i + 1] = re.sub(r"^(\s+)(epochs|seeds|runs|trials|folds|classes|images)\b",
+                                  lambda m: m.group(1) + SINGULAR[m.group(2)], parts[i + 1])
     return "".join(latex.latex_escape(part) if i % 2 == 0 else f"\\claimval{{{study}}}{{{claim}}}{{{part}}}"
                    for i, part in enumerate(parts))
 

@@ -226,7 +226,8 @@ def compute_row(data: StudyData, results: Path) -> dict[str, Any]:
     study, full, records = data.study, data.full, data.records
     recorded_full = study_records(full, results) if study.profile != "full" else records
     records = distinct(records)
-    return {"study": study.name, "runs": search.planned(study), "recorded": len(records),
+    failed = sum(r.status == "failed" for r in records)
+    return {"study": study.name, "runs": search.planned(study), "recorded": len(records) - failed, "failed": failed,
             "hours": sum(r.timing.wall_s for r in records) / 3600.0,
             "cpus": sorted({r.provenance.cpu or "unknown" for r in records}),
             "full_runs": search.planned(full), "full_recorded": len(recorded_full),

@@ -187,7 +187,8 @@ def draw_lines(plot: Lines, spec: FigureSpec, names: Mapping[str, str]) -> Any:
     grid.set_axis_labels(axis_name(spec.x, names), "percent")
     entries: dict[str, Any] = {}  # hue label -> its line: seaborn's legend, redrawn below the panels
     if grid.legend is not None:
-        entries = {figure_label(text.get_text()): handle for text, handle in zip(grid.legend.texts, grid.legend.legend_handles)}
+        entries = {figure_label(text.get_text()): handle
+                   for text, handle in zip(grid.legend.texts, grid.legend.legend_handles)}
         grid.legend.remove()
         grid._legend = None
     for ax in grid.axes.flat:
@@ -223,7 +224,7 @@ DASHES = {"raw_input": (0, (5, 2)), "untrained": (0, (1, 1.5))}  # baseline labe
 
 
 def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> dict[str, Any]:
-    """The baselines as dashed lines on their metric's panel; their legend entries ('raw input (no training)'),
+    """The baselines as dashed lines on their metric's panel; their legend entries ('raw input, no training'),
     one per baseline where the colour already says the metric (one panel of metrics), else one per line."""
     import matplotlib.lines
 
@@ -242,10 +243,10 @@ def draw_references(grid: Any, plot: Lines, spec: FigureSpec, sns: Any) -> dict[
         else:
             ax.plot(ref.x, [y * units.PERCENT for y in ref.y], **style)
         if plot.by_metric:  # the colour is the metric's: the entry names the baseline, in grey
-            handles.setdefault(f"{baselines.name(ref.label)} (no training)",
+            handles.setdefault(f"{baselines.name(ref.label)}, no training",
                                matplotlib.lines.Line2D([], [], **{**style, "color": "0.35"}))
         else:
-            handles.setdefault(f"{ref.name} (no training)", matplotlib.lines.Line2D([], [], **style))
+            handles.setdefault(f"{ref.name}, no training", matplotlib.lines.Line2D([], [], **style))
     return handles
 
 
@@ -331,7 +332,8 @@ def claims_forest(rows: list[dict[str, Any]], path: Path) -> int:
     import matplotlib.pyplot as plt
 
     ordered_rows = [r for kind in KIND_TITLES for r in rows if r["kind"] == kind]
-    height = 0.16 * len(ordered_rows) + 0.25 * len(KIND_TITLES) + 0.7
+    # 7 pt names 10 pt apart: the figure and its caption fit one page with every claim of the thesis
+    height = 0.14 * len(ordered_rows) + 0.22 * len(KIND_TITLES) + 0.6
     fig, ax = plt.subplots(figsize=(6.3, height))
     y, ticks, labels, previous = 0.0, [], [], None
     for row in ordered_rows:
@@ -346,7 +348,8 @@ def claims_forest(rows: list[dict[str, Any]], path: Path) -> int:
         labels.append(row["name"])
         y -= 1.0
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
-    ax.set_yticks(ticks, labels, fontsize=7)
+    # a claim's name as the reader types it (make table T=...): code font, as in the text
+    ax.set_yticks(ticks, labels, fontsize=7, fontfamily="monospace")
     ax.set_xlabel("a - b, percentage points (95 % interval over seeds)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(y + 0.3, 1.2)

@@ -67,6 +67,10 @@ def check_layout(log: Path) -> None:
     if not log.exists():
         return
     lines = log.read_text(errors="replace").splitlines()
+    small = [line for line in lines if line.startswith("harness: a table printed below 8 pt")]
+    if small:
+        raise HarnessError(f"{log}: {small[0].removeprefix('harness: ')} (longer than the page even sideways); "
+                           "split the table (fewer columns, or a `where` per table) so its text stays at 8 pt")
     found = []
     for i, line in enumerate(lines):
         match = re.match(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\) (.*)", line)
