@@ -448,7 +448,8 @@ def stand_in(study, claim: ClaimSpec) -> str:  # noqa: ANN001 (spec.Study)
     trained = [c for c in configs if c.train.epochs > 0]
     datasets = ", ".join(dict.fromkeys(dataset_name(c.data.dataset) for c in configs)) or "--"
     epochs = sorted({c.train.epochs for c in trained})
-    span = "" if not epochs else f", {epochs[0]}" + (f" to {epochs[-1]}" if len(epochs) > 1 else "") + " epochs"
+    span = "" if not epochs else f", {epochs[0]}" + (f" to {epochs[-1]}" if len(epochs) > 1 else "") + (
+        " epoch" if epochs == [1] else " epochs")
     return datasets + span
 
 
@@ -589,10 +590,14 @@ def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa:
                 verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
                 size = max(size, result.family_size)
     from harness import citations  # every catalog name has a source, every \cite resolves
-    from harness.prose import jargon_problems  # no key reaches the reader outside code font
+    from harness.prose import jargon_problems, verdict_problems as prose_verdicts  # keys; prose on verdicts
 
+    given = {(name, claim.name): (result.verdict, result.verdict_at(adjusted=False))
+             for name, (study, computed) in found.items()
+             for claim, result in zip(study.spec.report.claims, computed) if isinstance(result, Result)}
     return ProfileCheck(problems + prose_problems(paper) + citations.problems(Path(paper)) +
-                        jargon_problems(Path(paper)), total, verdicts, size, registered)
+                        jargon_problems(Path(paper)) + prose_verdicts(Path(paper), given), total, verdicts, size,
+                        registered)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)

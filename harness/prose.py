@@ -34,7 +34,7 @@ def hand_typed_at(text: str) -> list[tuple[int, str]]:
 _CODE_ARGS = {"texttt": 1, "nolinkurl": 1, "url": 1, "path": 1, "label": 1, "ref": 1, "autoref": 1, "pageref": 1,
               "cite": 1, "citep": 1, "citet": 1, "input": 1, "include": 1, "includegraphics": 1, "generated": 2,
               "studychapter": 1, "IfFileExists": 1, "hyperref": 0, "href": 1, "bibliography": 1,
-              "bibliographystyle": 1, "claimval": 3, "verb": 0}
+              "bibliographystyle": 1, "claimval": 3, "verdict": 2, "unadjusted": 2, "verb": 0}
 _COMMAND = re.compile(r"\\([A-Za-z]+)\*?(?:\[[^\]]*\])?")
 _MACRO_NAME = re.compile(r"\\csname.*?\\endcsname")
 _VERBATIM = re.compile(r"\\begin\{(verbatim|lstlisting)\}.*?\\end\{\1\}", re.S)
@@ -135,4 +135,62 @@ def jargon_problems(paper: Path) -> list[str]:
         for found in dict.fromkeys(jargon_in_text(" ".join(words.split()))):
             problems.append(f"{path}: the figure shows '{found}', a key; name it in words where the figure is "
                             "drawn (harness/render/figures.py), then render")
+    return problems
+
+
+# \verdict{study}{claim}{word} in a hand-written chapter: prose that rests on a verdict states it through this
+# macro (main.tex prints the word), and `harness check` fails when the profile's records give another.
+_VERDICT = re.compile(r"\\(verdict|unadjusted)\{([^{}]+)\}\{([^{}]+)\}\{([^{}]+)\}")
+VERDICT_WORDS = ("not reproduced", "reproduced", "inconsistent", "consistent", "inconclusive", "supported",
+                 "contradicted", "not testable here")
+
+
+def stated_verdicts(tex: str) -> list[tuple[int, str, str, str, bool]]:
+    """(offset, study, claim, word, adjusted) of every \\verdict (Holm-adjusted, as the Findings give it) and
+    \\unadjusted (the verdict before the family's adjustment) in a LaTeX source, comments left out."""
+    text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
+    return [(m.start(), m.group(2).replace("\\_", "_"), m.group(3).replace("\\_", "_"), m.group(4),
+             m.group(1) == "verdict") for m in _VERDICT.finditer(text)]
+
+
+def unmarked_verdicts(tex: str) -> list[tuple[int, str]]:
+    """Verdict words that a sentence gives a particular result without \\verdict: the sentence names a profile's
+    records ("quick") or a claim (\\nolinkurl{study/claim}). A sentence on verdicts in general passes."""
+    text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
+    text = _VERDICT.sub(lambda m: " " * len(m.group(0)), text)
+    found = []
+    for sentence in re.finditer(r"[^.!?]+(?:[.!?](?=\s|$)|$)", text, re.S):
+        body = sentence.group(0)
+        if not re.search(r"\bquick\b|\\nolinkurl\{[a-z0-9_]+/", body):
+            continue
+        for word in re.finditer(r"\b(?:" + "|".join(VERDICT_WORDS) + r")\b", body):
+            found.append((sentence.start() + word.start(), word.group(0)))
+    return found
+
+
+def verdict_problems(paper: Path, given: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
+    """The hand-written chapters against the verdicts the profile's records give (`given`: (study, claim) ->
+    (verdict, unadjusted verdict); a claim missing there is not computable from these records and is not
+    compared)."""
+    problems = []
+    for path in sorted((paper / "chapters").glob("*.tex")):
+        tex = path.read_text(errors="replace")
+
+        def line(offset: int) -> str:
+            return f"{path}:{tex.count(chr(10), 0, offset) + 1}"
+
+        for offset, study, claim, word, adjusted in stated_verdicts(tex):
+            if (study, claim) not in given and not any(s == study for s, _ in given):
+                continue  # a study without records in this profile: nothing to hold the prose to
+            if (study, claim) not in given:
+                problems.append(f"{line(offset)}: \\verdict names {study}/{claim}, which is not a claim of its study")
+                continue
+            records = given[(study, claim)][0 if adjusted else 1]
+            if records != word:
+                problems.append(f"{line(offset)}: says {study}/{claim} is '{word}'"
+                                + ("" if adjusted else " before the Holm adjustment")
+                                + f"; the records give '{records}': revise the prose that rests on it")
+        for offset, word in unmarked_verdicts(tex):
+            problems.append(f"{line(offset)}: '{word}' states a result's verdict in plain text; write "
+                            "\\verdict{<study>}{<claim>}{" + word + "} so that `harness check` holds it to the records")
     return problems

@@ -196,9 +196,9 @@ def listing(out: TextIO) -> int:
     for name in spec.list_studies():
         try:
             study_file = spec.load_study_file(spec.study_path(name))
-            # Light (no torch): names, types and shapes are checked; a component's arguments are checked by
-            # `harness show <study>` and `harness run`.
-            sizes = ", ".join(_size(spec.load(name, p, components=False)) for p in spec.PROFILES)
+            # Every component's arguments too (against its factory: this imports torch, a few seconds), so that a
+            # misspelt loss argument shows here as it does in `harness show` and `harness run`.
+            sizes = ", ".join(_size(spec.load(name, p)) for p in spec.PROFILES)
         except HarnessError as exc:
             broken += 1
             print(f"{name}: BROKEN: {exc}", file=out)

@@ -13,7 +13,7 @@ import pytest
 
 from harness import spec
 from harness.errors import ConfigError
-from tests.conftest import LATEX, PDFTOTEXT, REPO, pdf_built
+from tests.conftest import LATEX, NEEDS_LATEX, PDFTOTEXT, REPO, pdf_built
 
 
 SUPCON = """\
@@ -120,6 +120,31 @@ def test_an_added_study_runs_its_smoke_profile_and_gets_a_generated_chapter(adde
         pytest.skip("reading the PDF needs pdftotext (apt-get install poppler-utils; CI installs it)")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Supervised contrastive loss on digits" in text and "supcon/knn" in text
+
+
+def test_a_misspelt_component_argument_is_caught_by_list_and_show_as_by_run(added, run_cli, tmp_path):
+    (added / "supcon.yaml").write_text(SUPCON.replace("temperature: 0.1", "temperatur: 0.1"))
+    said = "unknown argument 'temperatur' for loss 'pytorch_metric_learning.losses.SupConLoss' (did you mean " \
+           "'temperature'?)"
+    code, out, err = run_cli("list")
+    assert code == 1 and "supcon: BROKEN: " in out and said in out
+    for argv in (["show", "supcon", "--profile", "smoke"],
+                 ["run", "supcon", "--profile", "smoke", "--results", tmp_path / "r", "--dry-run"]):
+        code, _, err = run_cli(*argv)
+        assert code == 2 and said in err, argv
+
+
+@NEEDS_LATEX
+@pytest.mark.slow
+def test_the_whole_thesis_builds_with_an_added_study_that_has_no_records(added, tmp_path, run_cli):
+    """`make figures` with HARNESS_EXPERIMENTS set: the quick thesis from the committed records, and the added
+    study's chapter saying how to produce its records."""
+    paper = tmp_path / "paper"
+    code, _, err = run_cli("render", "--profile", "quick", "--results", REPO / "results", "--paper", paper)
+    assert code == 0, err
+    assert "harness run supcon -{}-profile quick" in (paper / "generated" / "supcon" / "missing.tex").read_text()
+    assert "\\studychapter{supcon}" in (paper / "generated" / "chapters.tex").read_text()
+    assert pdf_built(paper).stat().st_size > 100000
 
 
 def test_harness_experiments_adds_studies_for_a_new_process(added):

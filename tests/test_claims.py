@@ -591,3 +591,16 @@ def test_an_interval_end_that_rounds_to_zero_keeps_the_digits_that_show_its_sign
     result = synthetic(claim(), [[0.0001, 0.00005, 0.00008, 0.00003, 0.00006]])  # 0.003 to 0.011 points
     assert result.numbers()["low"] == "+0.003" and result.numbers()["mean"] == "+0.01"
     assert "lies above zero" in result.reading()
+
+
+def test_a_chapter_that_reasons_from_a_verdict_the_records_do_not_give_fails_the_check(run_cli, tmp_path):
+    paper = tmp_path / "paper"
+    shutil.copytree(REPO / "paper", paper, ignore=shutil.ignore_patterns("generated", "build"))
+    chapter = paper / "chapters" / "nk_sampling.tex"
+    text = chapter.read_text()
+    assert "\\verdict{nk_sampling}{n_x_k_batches_help}{consistent}" in text
+    chapter.write_text(text.replace("\\verdict{nk_sampling}{n_x_k_batches_help}{consistent}",
+                                    "\\verdict{nk_sampling}{n_x_k_batches_help}{inconclusive}"))
+    code, _, err = run_cli("check", "--studies", "nk_sampling", "--results", REPO / "results", "--paper", paper)
+    assert code == 1
+    assert "says nk_sampling/n_x_k_batches_help is 'inconclusive'; the records give 'consistent'" in err

@@ -142,9 +142,9 @@ def test_no_module_imports_a_later_stage():
         "harness.claims (claims) imports harness.render.tables (render)"]
 
 
-# `harness show <study>` is not among them: it checks every component's arguments against its factory (torch),
-# so that a misspelt argument shows there and not first at `harness run`.
-@pytest.mark.parametrize("argv", [["list"], ["status", "loss_epochs"], ["--help"], ["run", "--help"]])
+# `harness show <study>` and `harness list` are not among them: they check every component's arguments against its
+# factory (torch), so that a misspelt argument shows there and not first at `harness run`.
+@pytest.mark.parametrize("argv", [["status", "loss_epochs"], ["--help"], ["run", "--help"]])
 def test_light_commands_do_not_import_torch(argv):
     code = ("import sys; from harness import cli\n"
             "try:\n    cli.main(sys.argv[1:])\nexcept SystemExit:\n    pass\n"

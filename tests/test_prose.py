@@ -72,3 +72,21 @@ def test_check_reads_a_generated_figures_words(tmp_path):
     assert [p.split(": ", 1)[1][:40] for p in jargon_problems(paper)] == ["the figure shows 'batch_hard_triplet', a"]
     (paper / "generated" / "s" / "figure_x.pdf").unlink()
     assert jargon_problems(paper) == []
+
+
+def test_prose_that_rests_on_a_verdict_is_held_to_the_records(tmp_path):
+    from harness.prose import verdict_problems
+
+    chapters = tmp_path / "chapters"
+    chapters.mkdir()
+    (chapters / "s.tex").write_text(
+        "The finding is \\verdict{s}{c}{supported}; unadjusted it is \\unadjusted{s}{c}{supported}.\n"
+        "A claim the records cannot decide is reported as inconclusive.\n"  # on verdicts in general: passes
+        "In the quick profile the other finding is inconsistent.\n"
+        "\\verdict{s}{gone}{supported} and \\verdict{other}{x}{supported}.\n")
+    given = {("s", "c"): ("inconclusive", "supported"), ("s", "d"): ("supported", "supported")}
+    assert [p.split(": ", 1)[1][:60] for p in verdict_problems(tmp_path, given)] == [
+        "says s/c is 'supported'; the records give 'inconclusive': re",
+        "\\verdict names s/gone, which is not a claim of its study",
+        "'inconsistent' states a result's verdict in plain text; writ"]
+    assert verdict_problems(tmp_path, given)[0].startswith(f"{chapters / 's.tex'}:1: ")

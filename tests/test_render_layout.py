@@ -13,6 +13,7 @@ from tests.conftest import NEEDS_LATEX, PDFTOTEXT
 
 
 LOG = """This is pdfTeX
+(./main.tex (./generated/chapters.tex) (./generated/cub_cars/findings.tex
 Overfull \\hbox ({width}pt too wide) in paragraph at lines 41--42
 \\T1/lmr/m/n/10.95 the records of cub_cars/test_epoch_choice_inflates
  []
@@ -22,8 +23,17 @@ Overfull \\hbox ({width}pt too wide) in paragraph at lines 41--42
 def test_a_line_over_one_point_into_the_margin_fails_naming_it(tmp_path: Path):
     log = tmp_path / "main.log"
     log.write_text(LOG.format(width="45.8081") + LOG.format(width="3.2"))
-    with pytest.raises(HarnessError, match=r"45\.8 pt into the margin in paragraph at lines 41--42: .*"
-                                           r"test_epoch_choice_inflates.*\(and 1 more\)"):
+    with pytest.raises(HarnessError, match=r"45\.8 pt into the margin in generated/cub_cars/findings\.tex \(study "
+                                           r"cub_cars, written by `harness render`.*\), in paragraph at lines 41--42: "
+                                           r".*test_epoch_choice_inflates.*\(and 1 more\)"):
+        pdf.check_layout(log)
+
+
+def test_a_table_longer_than_the_page_even_sideways_fails_naming_its_file(tmp_path: Path):
+    log = tmp_path / "main.log"
+    log.write_text("(./main.tex (./generated/supcon/table_knn.tex\nharness: a table printed below 8 pt on page 31\n")
+    with pytest.raises(HarnessError, match=r"a table printed below 8 pt on page 31, in generated/supcon/table_knn\.tex "
+                                           r"\(study supcon, .*split the table"):
         pdf.check_layout(log)
 
 

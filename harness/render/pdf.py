@@ -61,26 +61,47 @@ def check_references(log: Path, paper: Path) -> None:
 OVERFULL_LIMIT_PT = 1.0  # TeX's own \hfuzz is 0.1 pt; a line this much wider is visibly in the margin
 
 
+def source_at(lines: list[str], index: int) -> str | None:
+    """The file TeX was reading at log line `index`: the last `(./path.tex` it opened before (a heuristic: TeX
+    prints "(file" when it opens one; closing parentheses are too often split across lines to track)."""
+    opened = re.findall(r"\((?:\./)?([^\s()]+\.tex)", "\n".join(lines[:index]))
+    return opened[-1] if opened else None
+
+
+def source_words(source: str | None) -> str:
+    """'generated/supcon/setup.tex (study supcon, written by harness render)', or the hand-written file."""
+    if source is None:
+        return "in the document"
+    parts = source.split("/")
+    if parts[0] == GENERATED and len(parts) == 3:
+        return f"in {source} (study {parts[1]}, written by `harness render` from its study file and records)"
+    return f"in {source}"
+
+
 def check_layout(log: Path) -> None:
     """One line naming the first line of text that runs into the margin by more than OVERFULL_LIMIT_PT (a table,
-    a long name), with the text TeX shows for it; the PDF is built, but a build with such a line fails."""
+    a long name), the file it is in (and its study, for a generated one) and the text TeX shows for it; the PDF is
+    built, but a build with such a line fails."""
     if not log.exists():
         return
     lines = log.read_text(errors="replace").splitlines()
-    small = [line for line in lines if line.startswith("harness: a table printed below 8 pt")]
+    small = [i for i, line in enumerate(lines) if line.startswith("harness: a table printed below 8 pt")]
     if small:
-        raise HarnessError(f"{log}: {small[0].removeprefix('harness: ')} (longer than the page even sideways); "
+        raise HarnessError(f"{log}: {lines[small[0]].removeprefix('harness: ')}, "
+                           f"{source_words(source_at(lines, small[0]))}, longer than the page even sideways; "
                            "split the table (fewer columns, or a `where` per table) so its text stays at 8 pt")
     found = []
     for i, line in enumerate(lines):
         match = re.match(r"Overfull \\hbox \((\d+(?:\.\d+)?)pt too wide\) (.*)", line)
         if match and float(match.group(1)) > OVERFULL_LIMIT_PT:
-            found.append((float(match.group(1)), match.group(2), " ".join(lines[i + 1:i + 3]).strip()[:120]))
+            found.append((float(match.group(1)), match.group(2), " ".join(lines[i + 1:i + 3]).strip()[:120],
+                          source_at(lines, i)))
     if found:
-        width, where, text = found[0]
+        width, where, text, source = found[0]
         more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
-        raise HarnessError(f"{log}: a line runs {width:.1f} pt into the margin {where}: {text!r}{more}; "
-                           f"shorten or allow a break there (tables are scaled to the text width by their template)")
+        raise HarnessError(f"{log}: a line runs {width:.1f} pt into the margin {source_words(source)}, {where}: "
+                           f"{text!r}{more}; shorten or allow a break there (tables are scaled to the text width "
+                           "by their template)")
 
 
 def check_includes(paper: Path) -> None:
