@@ -596,7 +596,7 @@ def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa:
              for name, (study, computed) in found.items()
              for claim, result in zip(study.spec.report.claims, computed) if isinstance(result, Result)}
     return ProfileCheck(problems + prose_problems(paper) + citations.problems(Path(paper)) +
-                        jargon_problems(Path(paper)) + prose_verdicts(Path(paper), given), total, verdicts, size,
+                        jargon_problems(Path(paper)) + prose_verdicts(Path(paper), given, profile), total, verdicts, size,
                         registered)
 
 

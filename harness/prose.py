@@ -31,7 +31,7 @@ def hand_typed_at(text: str) -> list[tuple[int, str]]:
 # What the reader sees in code font (a command, an item name to type, a file, a label as the study file spells it)
 # or never sees (references, file inputs, macro names), with how many of a command's brace arguments are such
 # names (\claimval{study}{claim}{field}); the rest of the text is prose.
-_CODE_ARGS = {"texttt": 1, "nolinkurl": 1, "url": 1, "path": 1, "label": 1, "ref": 1, "autoref": 1, "pageref": 1,
+_CODE_ARGS = {"discusses": 1, "texttt": 1, "nolinkurl": 1, "url": 1, "path": 1, "label": 1, "ref": 1, "autoref": 1, "pageref": 1,
               "cite": 1, "citep": 1, "citet": 1, "input": 1, "include": 1, "includegraphics": 1, "generated": 2,
               "studychapter": 1, "IfFileExists": 1, "hyperref": 0, "href": 1, "bibliography": 1,
               "bibliographystyle": 1, "claimval": 3, "verdict": 2, "unadjusted": 2, "verb": 0}
@@ -158,6 +158,7 @@ def unmarked_verdicts(tex: str) -> list[tuple[int, str]]:
     records ("quick") or a claim (\\nolinkurl{study/claim}). A sentence on verdicts in general passes."""
     text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
     text = _VERDICT.sub(lambda m: " " * len(m.group(0)), text)
+    text = re.sub(r"\\discusses\{[^{}]*\}", lambda m: " " * len(m.group(0)), text)
     found = []
     for sentence in re.finditer(r"[^.!?]+(?:[.!?](?=\s|$)|$)", text, re.S):
         body = sentence.group(0)
@@ -168,13 +169,21 @@ def unmarked_verdicts(tex: str) -> list[tuple[int, str]]:
     return found
 
 
-def verdict_problems(paper: Path, given: dict[tuple[str, str], tuple[str, str]]) -> list[str]:
-    """The hand-written chapters against the verdicts the profile's records give (`given`: (study, claim) ->
-    (verdict, unadjusted verdict); a claim missing there is not computable from these records and is not
-    compared)."""
+def discussed_profile(tex: str) -> str | None:
+    """The profile a hand-written chapter's prose discusses (\\discusses{quick}), None where it names none."""
+    found = re.search(r"\\discusses\{([^{}]+)\}", _COMMENT.sub("", tex))
+    return found.group(1) if found else None
+
+
+def verdict_problems(paper: Path, given: dict[tuple[str, str], tuple[str, str]], profile: str) -> list[str]:
+    """The hand-written chapters that discuss `profile` (or name none) against the verdicts its records give
+    (`given`: (study, claim) -> (verdict, unadjusted verdict); a claim missing there is not computable from these
+    records and is not compared)."""
     problems = []
     for path in sorted((paper / "chapters").glob("*.tex")):
         tex = path.read_text(errors="replace")
+        if discussed_profile(tex) not in (None, profile):
+            continue  # prose about another profile's records: rendered from this one, the chapter says so
 
         def line(offset: int) -> str:
             return f"{path}:{tex.count(chr(10), 0, offset) + 1}"

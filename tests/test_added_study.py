@@ -120,6 +120,8 @@ def test_an_added_study_runs_its_smoke_profile_and_gets_a_generated_chapter(adde
         pytest.skip("reading the PDF needs pdftotext (apt-get install poppler-utils; CI installs it)")
     text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Supervised contrastive loss on digits" in text and "supcon/knn" in text
+    # the hand-written chapters discuss the quick records: in a smoke PDF each says so at its start
+    assert "The prose of this chapter discusses the quick profile’s records" in text
 
 
 def test_a_misspelt_component_argument_is_caught_by_list_and_show_as_by_run(added, run_cli, tmp_path):
