@@ -93,7 +93,7 @@ def test_selection_by_validation_per_profile_where_and_the_spread_of_single_runs
     quick, = protocols.protocol_rows(frame(rows), table, ORIGINAL, {"head": ["softmax"], "lr": [0.001, 0.01, 0.1]},
                                      "quick")
     assert quick.theirs == "91.50"  # their "a" is our softmax
-    assert quick.faithful == pm(0.70, 0.71) + " [70.00--71.00]"  # lr 0.001 in quick
+    assert quick.faithful == pm(0.70, 0.71) + " (runs 70.00--71.00)"  # lr 0.001 in quick
     assert quick.corrected == pm(0.75, 0.76)  # lr 0.01: the best validation accuracy, not the best test one
     assert quick.difference == "$+5.00$ [$+5.00$, $+5.00$]" and quick.sign == 1
     full, = protocols.protocol_rows(frame(rows), table, ORIGINAL, {"head": ["softmax"], "lr": [0.001, 0.01, 0.1]},

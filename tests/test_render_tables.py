@@ -253,7 +253,7 @@ def test_labels_and_latex_text():
 def test_spread_adds_the_lowest_and_highest_single_run_and_one_seed_has_none():
     data = frame(runs("loss", {"a": [0.80, 0.90, 0.85], "b": [0.5]}))
     out = tables.table(data, spec(spread=True), {})
-    assert out.cells[("a", 1)].text == pm(0.80, 0.90, 0.85) + " [80.00--90.00]"
+    assert out.cells[("a", 1)].text == pm(0.80, 0.90, 0.85) + " (runs 80.00--90.00)"
     assert out.cells[("b", 1)].text == "50.00"  # one run: no spread to show
     assert tables.table(data, spec(), {}).cells[("a", 1)].text == pm(0.80, 0.90, 0.85)
 

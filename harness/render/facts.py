@@ -58,6 +58,8 @@ def config_facts(configs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         "batch_size": span(c["train"]["batch_size"] for c in configs),
         "epochs": span(c["train"]["epochs"] for c in configs),
         "eval_epochs": runs_of(sorted({e for c in configs for e in c["train"]["eval_epochs"]})),
+        # the distance the evaluation ranks by: it changes every retrieval number, the raw input's included
+        "distance": span(c.get("eval", {}).get("distance") or "euclidean" for c in configs),
     }
 
 

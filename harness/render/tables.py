@@ -72,11 +72,12 @@ def cell_text(mean: float, half: float, n: int, scale: float) -> str:
 
 
 def summary_text(values: pd.Series | None, scale: float, spread: bool = False) -> str:
-    """A cell's text from its values per seed; with `spread`, ' [lowest--highest]' single run after it."""
+    """A cell's text from its values per seed; with `spread`, ' (runs lowest--highest)' after it: the worst and
+    the best single run, worded so that it is never read as an interval."""
     ci = aggregate.interval([] if values is None else values.tolist())
     text = cell_text(ci.mean, ci.half, ci.n, scale)
     if spread and ci.n >= 2:
-        text += f" [{units.fixed(float(values.min()), scale)}--{units.fixed(float(values.max()), scale)}]"
+        text += f" (runs {units.fixed(float(values.min()), scale)}--{units.fixed(float(values.max()), scale)})"
     return text
 
 
