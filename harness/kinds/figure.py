@@ -29,6 +29,9 @@ class FigureSpec(Strict):
     where: dict[str, Any] = {}  # axis -> label: only runs with these labels
     select: SelectSpec | None = None
     caption: str
+    # A line figure over fewer x values than this repeats what the chapter's tables give (two evaluated epochs):
+    # a profile that has fewer does not draw it, and its caption says why. 0: always drawn.
+    min_x: int = Field(default=0, ge=0)
 
     @model_validator(mode="after")
     def _kind(self) -> FigureSpec:
@@ -69,6 +72,11 @@ def write_one(chapter: Any, item: FigureSpec, facts: dict[str, Any]) -> list[str
     if absent := chapter.absent(item.x, item.hue, item.y):
         return chapter.omitted(f"{name}.tex", absent)
     plot, chosen = figures.figure_data(chapter.frame, item, chapter.study.axes, chapter.names, chapter.baselines)
+    if isinstance(plot, figures.Lines) and len(plot.x_order) < item.min_x:
+        count = len(plot.x_order)
+        return chapter.omitted(f"{name}.tex", [f"(its curves would have {count} point{'' if count == 1 else 's'} "
+                                               "each, which the chapter's tables give; the study draws it from "
+                                               f"{item.min_x} on)"])
     # shown at the text width (heatmaps at 0.6 of it: paper/templates/figure.tex.j2)
     figures.save_pdf(figures.draw(plot, item, chapter.names), chapter.folder / f"{name}.pdf",
                      width=0.6 if item.kind == "heatmap" else 1.0)
