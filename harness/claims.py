@@ -195,13 +195,7 @@ class Result:
         b = [aggregate.interval(p.b.values()).mean for p in self.parts]
 
         def signed(value: float) -> str:
-            # An interval end that rounds to 0.00 but is not 0 keeps the digits that show its sign ("-0.004"),
-            # so that "below zero" never stands beside "-0.00".
-            for decimals in range(units.DECIMALS, units.DECIMALS + 4):
-                text = units.fixed(value, sign=True, decimals=decimals)
-                if value == 0 or text.strip("+-0.") != "":
-                    return text
-            return text
+            return units.signed(value)  # an end near 0 keeps the digits that show its sign
 
         def span(values: list[float]) -> str:
             low, high = units.fixed(min(values)), units.fixed(max(values))

@@ -14,6 +14,19 @@ def fixed(value: float, scale: float = PERCENT, *, sign: bool = False, decimals:
     return f"{value * scale:{'+' if sign else ''}.{decimals}f}"
 
 
+def signed(value: float, scale: float = PERCENT) -> str:
+    """A signed difference at the thesis's precision, with as many more decimals (up to four more) as a value that
+    is not 0 needs to show its sign: signed(-0.00004) == '-0.004', never '-0.00' beside "below zero"."""
+    text = fixed(value, scale, sign=True)
+    if value == 0 or text.strip("+-0.") != "":
+        return text
+    for decimals in range(DECIMALS + 1, DECIMALS + 4):
+        finer = fixed(value, scale, sign=True, decimals=decimals)
+        if finer.strip("+-0.") != "":
+            return finer
+    return text
+
+
 def printed_step(decimals: int = DECIMALS) -> float:
     """The smallest difference a number printed with `decimals` decimals can show (0.01 for two)."""
     return 10.0 ** -decimals

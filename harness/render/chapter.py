@@ -316,10 +316,9 @@ def effect_text(result: Any) -> str:
     diffs = [p.difference for p in result.parts]
     if len(diffs) == 1:
         d = diffs[0]
-        return (f"{units.fixed(d.mean, sign=True)} [{units.fixed(d.low, sign=True)}, "
-                f"{units.fixed(d.high, sign=True)}]")
-    return (f"{units.fixed(min(d.mean for d in diffs), sign=True)} to {units.fixed(max(d.mean for d in diffs), sign=True)}"
-            f" [{units.fixed(min(d.low for d in diffs), sign=True)}, {units.fixed(max(d.high for d in diffs), sign=True)}]")
+        return f"{units.signed(d.mean)} [{units.signed(d.low)}, {units.signed(d.high)}]"
+    return (f"{units.signed(min(d.mean for d in diffs))} to {units.signed(max(d.mean for d in diffs))}"
+            f" [{units.signed(min(d.low for d in diffs))}, {units.signed(max(d.high for d in diffs))}]")
 
 
 def render_study(data: StudyData, generated: Path, env: jinja2.Environment) -> list[Path]:

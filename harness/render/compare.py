@@ -166,7 +166,8 @@ def cell_words(key: Any, axes: Sequence[str] = (), names: Mapping[str, str] | No
 
     if len(axes) != len(parts):
         return " / ".join(label(None, p) for p in parts)
-    return ", ".join(label(axis, p) for axis, p in zip(axes, parts))
+    # "-" stands for an axis a run does not have (check_runs fills it in): the PDF names no such axis
+    return ", ".join(label(axis, p) for axis, p in zip(axes, parts) if not (isinstance(p, str) and p == "-"))
 
 
 def marking(cell: tables.Cell) -> str:

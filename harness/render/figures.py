@@ -350,7 +350,7 @@ def claims_forest(rows: list[dict[str, Any]], path: Path) -> int:
     ax.axvline(0.0, color="grey", linewidth=0.8, linestyle="--")
     # a claim's name as the reader types it (make table T=...): code font, as in the text
     ax.set_yticks(ticks, labels, fontsize=7, fontfamily="monospace")
-    ax.set_xlabel("a - b, percentage points (95 % interval over seeds)", fontsize=8)
+    ax.set_xlabel("a − b in points (95 % interval over seeds)", fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
     ax.set_ylim(y + 0.3, 1.2)
     fig.tight_layout()
