@@ -87,8 +87,9 @@ def frozen(profile: str, experiments: Path | None = None) -> dict[str, Any]:
     return {"alpha": claims.ALPHA,
             "code": {name: hashlib.sha256((REPO / name).read_bytes()).hexdigest() for name in ANALYSIS_CODE},
             "family": "every test of every claim of the profile, Holm-adjusted together",
-            "rule": "a difference a - b paired by seed; two-sided paired t-test; TOST for expect same; one one-sided "
-                    "test for expect not higher; a claim with one difference per label needs every label",
+            "rule": "a difference a - b paired by seed; two-sided paired t-test; for expect same, equivalence within "
+                    "the margin by two one-sided t-tests (TOST); one one-sided test for expect not higher; a claim with "
+                    "one difference per label needs every label",
             "studies": studies}
 
 
