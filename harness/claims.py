@@ -584,31 +584,27 @@ def check_profile(studies: Sequence[str], profile: str, results, paper,  # noqa:
                 verdicts[result.verdict] = verdicts.get(result.verdict, 0) + 1
                 size = max(size, result.family_size)
     from harness import citations  # every catalog name has a source, every \cite resolves
-    from harness.prose import jargon_problems, verdict_problems as prose_verdicts  # keys; prose on verdicts
+    from harness.prose import chapter_verdict_problems, jargon_problems  # keys; prose resting on verdicts
 
     given = {(name, claim.name): (result.verdict, result.verdict_at(adjusted=False))
              for name, (study, computed) in found.items()
              for claim, result in zip(study.spec.report.claims, computed) if isinstance(result, Result)}
-    return ProfileCheck(problems + prose_problems(paper) + citations.problems(Path(paper)) +
-                        jargon_problems(Path(paper)) + prose_verdicts(Path(paper), given, profile), total, verdicts, size,
-                        registered)
+    prose = (prose_problems(paper) + citations.problems(Path(paper)) + jargon_problems(Path(paper))
+             + chapter_verdict_problems(Path(paper), given, profile))
+    return ProfileCheck(problems + prose, total, verdicts, size, registered)
 
 
 def prose_problems(paper) -> list[str]:  # noqa: ANN001 (Path)
     """Hand-typed result numbers in the chapters and main.tex, one line each with file and line."""
-    from harness.prose import hand_typed_at
+    from harness.prose import hand_typed_at, uncommented
 
     problems = []
     for path in sorted([paper / "main.tex", *(paper / "chapters").glob("*.tex")]):
         if not path.exists():
             continue
-        text = "\n".join(_uncommented(line) for line in path.read_text().splitlines())
+        text = uncommented(path.read_text())
         for offset, found in hand_typed_at(text):
             problems.append(f"{path}:{text.count(chr(10), 0, offset) + 1}: a result number typed by hand "
                             f"({found!r}); state it as a claim in the study file and let the Findings show it")
     return problems
 
-
-def _uncommented(line: str) -> str:
-    """A LaTeX line without its comment (a % not preceded by a backslash)."""
-    return re.split(r"(?<!\\)%", line, maxsplit=1)[0]

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness import execute
+from harness.units import duration
 from harness import plan as planner
 from harness.errors import HarnessError
 from harness.spec import Run, Study
@@ -139,11 +140,6 @@ def _worker(index: int, study: Study, work: list[list[Run]], settings: Settings,
         conn.close()
 
 
-def _duration(seconds: float) -> str:
-    return f"{seconds:.0f} s" if seconds < 120 else f"{seconds / 60:.1f} min" if seconds < 7200 \
-        else f"{seconds / 3600:.1f} h"
-
-
 def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Plan,
                devices: tuple[int, ...] = ()) -> int:
     """Train the plan's runs in `jobs` worker processes; one line per start and finish, with every worker's
@@ -181,10 +177,10 @@ def run_packed(target: execute.Target, jobs: int, study: Study, plan: planner.Pl
     start = last_said = time.perf_counter()
 
     def now_line() -> str:
-        busy = ", ".join(f"w{w + 1} {rid[:8]} ({_duration(time.perf_counter() - t)})"
+        busy = ", ".join(f"w{w + 1} {rid[:8]} ({duration(time.perf_counter() - t)})"
                          for w, (rid, t) in sorted(running.items())) or "none"
         left = len(plan.todo) - done
-        eta = (f"; about {_duration((time.perf_counter() - start) / done * left)} left" if done and left else "")
+        eta = (f"; about {duration((time.perf_counter() - start) / done * left)} left" if done and left else "")
         return f"running: {busy}; {done}/{len(plan.todo)} done{eta}"
 
     try:

@@ -31,10 +31,10 @@ def hand_typed_at(text: str) -> list[tuple[int, str]]:
 # What the reader sees in code font (a command, an item name to type, a file, a label as the study file spells it)
 # or never sees (references, file inputs, macro names), with how many of a command's brace arguments are such
 # names (\claimval{study}{claim}{field}); the rest of the text is prose.
-_CODE_ARGS = {"discusses": 1, "texttt": 1, "nolinkurl": 1, "url": 1, "path": 1, "label": 1, "ref": 1, "autoref": 1, "pageref": 1,
-              "cite": 1, "citep": 1, "citet": 1, "input": 1, "include": 1, "includegraphics": 1, "generated": 2,
-              "studychapter": 1, "IfFileExists": 1, "hyperref": 0, "href": 1, "bibliography": 1,
-              "bibliographystyle": 1, "claimval": 3, "verdict": 2, "unadjusted": 2, "verb": 0}
+_CODE_ARGS = {"discusses": 1, "texttt": 1, "nolinkurl": 1, "url": 1, "path": 1, "label": 1, "ref": 1,
+              "autoref": 1, "pageref": 1, "cite": 1, "citep": 1, "citet": 1, "input": 1, "include": 1,
+              "includegraphics": 1, "generated": 2, "studychapter": 1, "IfFileExists": 1, "hyperref": 0, "href": 1,
+              "bibliography": 1, "bibliographystyle": 1, "claimval": 3, "verdict": 2, "unadjusted": 2, "verb": 0}
 _COMMAND = re.compile(r"\\([A-Za-z]+)\*?(?:\[[^\]]*\])?")
 _MACRO_NAME = re.compile(r"\\csname.*?\\endcsname")
 _VERBATIM = re.compile(r"\\begin\{(verbatim|lstlisting)\}.*?\\end\{\1\}", re.S)
@@ -42,13 +42,20 @@ _COMMENT = re.compile(r"(?<!\\)%.*")
 # snake_case as LaTeX source spells it (an escaped underscore) and dotted config keys (eval.options.n_way);
 # abbreviations (e.g., i.e., s.d.) are not keys: a key has a part of two letters or more after its first dot.
 _SNAKE = re.compile(r"(?<![\\\w])[A-Za-z][A-Za-z0-9]*(?:\\_[A-Za-z0-9]+)+")
-_DOTTED = re.compile(r"(?<![\\\w.])[a-z][a-z0-9]*(?:\\_[a-z0-9]+)*(?:\.(?=[a-z0-9\\_]{2})[a-z][a-z0-9]*(?:\\_[a-z0-9]+)*)+(?![\w{])")
+_DOTTED = re.compile(r"(?<![\\\w.])[a-z][a-z0-9]*(?:\\_[a-z0-9]+)*"
+                     r"(?:\.(?=[a-z0-9\\_]{2})[a-z][a-z0-9]*(?:\\_[a-z0-9]+)*)+(?![\w{])")
+
+
+def uncommented(tex: str) -> str:
+    """A LaTeX source with every comment (a % not after a backslash, to the line's end) blanked, so that offsets
+    and line numbers still hold."""
+    return _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
 
 
 def prose_only(tex: str) -> str:
     """`tex` with everything that is not prose blanked (comments, code-font and reference arguments at any depth,
     macro names), so that offsets and line numbers still hold."""
-    text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
+    text = uncommented(tex)
     for pattern in (_VERBATIM, _MACRO_NAME):
         text = pattern.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), text)
     chars = list(text)
@@ -148,16 +155,14 @@ VERDICT_WORDS = ("not reproduced", "reproduced", "inconsistent", "consistent", "
 def stated_verdicts(tex: str) -> list[tuple[int, str, str, str, bool]]:
     """(offset, study, claim, word, adjusted) of every \\verdict (Holm-adjusted, as the Findings give it) and
     \\unadjusted (the verdict before the family's adjustment) in a LaTeX source, comments left out."""
-    text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
     return [(m.start(), m.group(2).replace("\\_", "_"), m.group(3).replace("\\_", "_"), m.group(4),
-             m.group(1) == "verdict") for m in _VERDICT.finditer(text)]
+             m.group(1) == "verdict") for m in _VERDICT.finditer(uncommented(tex))]
 
 
 def unmarked_verdicts(tex: str) -> list[tuple[int, str]]:
     """Verdict words that a sentence gives a particular result without \\verdict: the sentence names a profile's
     records ("quick") or a claim (\\nolinkurl{study/claim}). A sentence on verdicts in general passes."""
-    text = _COMMENT.sub(lambda m: " " * len(m.group(0)), tex)
-    text = _VERDICT.sub(lambda m: " " * len(m.group(0)), text)
+    text = _VERDICT.sub(lambda m: " " * len(m.group(0)), uncommented(tex))
     text = re.sub(r"\\discusses\{[^{}]*\}", lambda m: " " * len(m.group(0)), text)
     found = []
     for sentence in re.finditer(r"[^.!?]+(?:[.!?](?=\s|$)|$)", text, re.S):
@@ -171,11 +176,11 @@ def unmarked_verdicts(tex: str) -> list[tuple[int, str]]:
 
 def discussed_profile(tex: str) -> str | None:
     """The profile a hand-written chapter's prose discusses (\\discusses{quick}), None where it names none."""
-    found = re.search(r"\\discusses\{([^{}]+)\}", _COMMENT.sub("", tex))
+    found = re.search(r"\\discusses\{([^{}]+)\}", uncommented(tex))
     return found.group(1) if found else None
 
 
-def verdict_problems(paper: Path, given: dict[tuple[str, str], tuple[str, str]], profile: str) -> list[str]:
+def chapter_verdict_problems(paper: Path, given: dict[tuple[str, str], tuple[str, str]], profile: str) -> list[str]:
     """The hand-written chapters that discuss `profile` (or name none) against the verdicts its records give
     (`given`: (study, claim) -> (verdict, unadjusted verdict); a claim missing there is not computable from these
     records and is not compared)."""

@@ -9,7 +9,7 @@ from typing import Any, TextIO
 import yaml
 
 from harness import plan as planner
-from harness import search, store
+from harness import search, store, units
 from harness.errors import HarnessError
 from harness.spec import Run, Study
 
@@ -18,21 +18,13 @@ def labels(run: Run) -> str:
     return " ".join(f"{k}={v}" for k, v in run.axes.items()) + f" seed={run.seed}"
 
 
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 2 * 3600:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
 def cost_line(study: Study, runs: list[Run], recorded: list[store.RunRecord]) -> str:
     """One line: the estimated cost of `runs`, or why there is none (then the profile's declared estimate)."""
     if not runs:
         return "nothing missing: no cost"
     found = planner.estimate(runs, recorded)
     if found is not None:
-        return f"estimated cost of {len(runs)} run(s): about {_duration(found.seconds)} ({found.basis})"
+        return f"estimated cost of {len(runs)} run(s): about {units.duration(found.seconds)} ({found.basis})"
     declared = study.spec.profiles[study.profile].estimate
     if declared is not None:
         return (f"estimated cost of {len(runs)} run(s): {declared.low:g}-{declared.high:g} {declared.unit} (the "

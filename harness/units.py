@@ -30,3 +30,12 @@ def signed(value: float, scale: float = PERCENT) -> str:
 def printed_step(decimals: int = DECIMALS) -> float:
     """The smallest difference a number printed with `decimals` decimals can show (0.01 for two)."""
     return 10.0 ** -decimals
+
+
+def duration(seconds: float) -> str:
+    """How long, for a reader: '45 s', '12.5 min', '2.3 h'."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"

@@ -5,6 +5,7 @@ each claim's verdict. `harness verify` uses it when the rerun's numerical enviro
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,11 +112,8 @@ def recorded_threads(records: Sequence[RunRecord]) -> int | None:
 def environments(records: Sequence[RunRecord]) -> list[str]:
     """Which records came from which numerical environment, most first: '10 from AMD EPYC 9R14 (avx512, 2
     threads)'."""
-    counts: dict[str, int] = {}
-    for record in records:
-        key = machine(record.provenance.numerics)
-        counts[key] = counts.get(key, 0) + 1
-    return [f"{count} from {key}" for key, count in sorted(counts.items(), key=lambda kv: -kv[1])]
+    counts = Counter(machine(record.provenance.numerics) for record in records)
+    return [f"{count} from {key}" for key, count in counts.most_common()]
 
 
 def machine(numerics: Mapping[str, Any] | None) -> str:
@@ -124,12 +122,6 @@ def machine(numerics: Mapping[str, Any] | None) -> str:
         return "a machine it does not name (written before environments were recorded)"
     return (f"{numerics.get('cpu')} ({numerics.get('cpu_capability')}, {numerics.get('threads')} threads"
             + (f", {numerics['gpu']}" if numerics.get("gpu") else "") + ")")
-
-
-def duration(seconds: float) -> str:
-    """'45 s', '12 min', '2.3 h': how long, for a reader."""
-    return f"{seconds:.0f} s" if seconds < 90 else f"{seconds / 60:.0f} min" if seconds < 5400 else \
-        f"{seconds / 3600:.1f} h"
 
 
 def first_line(env: Environment, here: Mapping[str, Any], tolerance: float) -> str:
@@ -185,15 +177,17 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
     if not recorded:
         raise HarnessError(f"no finished runs of {study.name}/{study.profile} in {results} to verify; "
                            f"run `harness run {study.name} --profile {study.profile}` first")
+    records = planner.records_of(study, scan)  # every record of the study, as its tables read them
     if item:  # one table, figure or claim (its caption names it study/item): exactly the runs behind it
         from harness.render import items
 
-        frame = aggregate.long_frame(planner.study_records(study, results))
+        frame = aggregate.long_frame(records)
         behind = items.runs_behind(study.spec.report, item, frame, study.profile, study.axes)
         recorded = [r for r in recorded if r.run_id in behind]
         if not recorded:
             raise HarnessError(f"{target}: no finished run stands behind it in {results}")
-    chosen = recorded[:sample] if sample else recorded
+    asked = recorded[:sample] if sample else recorded
+    chosen = asked
     # A run that continues another needs its parent's final state: the parents are rerun (and compared) first.
     by_id, wanted = {r.run_id: r for r in study.runs}, {r.run_id for r in chosen}
     for run in chosen:
@@ -206,7 +200,6 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
         if run.run_id not in scan.ok:
             raise HarnessError(f"run {run.run_id} {run.axes} seed={run.seed} is not recorded, and runs that "
                                "continue from it need it; run the study first")
-    records = planner.study_records(study, results)
     theirs = [scan.ok[r.run_id] for r in chosen]
     threads = recorded_threads(theirs)
     if threads is not None and threads != torch.get_num_threads():
@@ -218,9 +211,8 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
     print(review.demand)
     print(f"records: {'; '.join(review.recorded_from)}; this machine: {review.here}")
     print(f"{target}: rerunning {len(chosen)} of the {len(recorded)} recorded runs behind it"
-          + (f" (and {len(chosen) - len(recorded[:sample] if sample else recorded)} parent(s) they continue from)"
-             if len(chosen) > len(recorded[:sample] if sample else recorded) else "")
-          + f"; about {duration(review.estimate_s)}, judged from the records' own times on their machine",
+          + (f" (and {len(chosen) - len(asked)} parent(s) they continue from)" if len(chosen) > len(asked) else "")
+          + f"; about {units.duration(review.estimate_s)}, judged from the records' own times on their machine",
           flush=True)
     worst, unfinished, reruns = 0.0, 0, {}
     parents = {r.parent for r in chosen if r.parent}
@@ -245,7 +237,8 @@ def verify(target: str, profile: str, results: Path, *, data: Path | None = None
             line = (f"[{i}/{len(chosen)}] {run.run_id} ({cell}, seed {run.seed}): {rerun.status}"
                     + (f" ({rerun.error.type}: {rerun.error.message})" if rerun.error else
                        f", largest metric difference {units.fixed(largest)} points")
-                    + (f"; about {duration(left)} left" if i < len(chosen) else f"; all done in {duration(elapsed)}"))
+                    + (f"; about {units.duration(left)} left" if i < len(chosen) else
+                       f"; all done in {units.duration(elapsed)}"))
             review.runs.append(line)
             print(line, flush=True)
             for text_line, _ in diffs if per_metric else ():
@@ -322,8 +315,8 @@ def report_markdown(review: Review) -> str:
     every cell of every item recorded against rerun (in the item's units), and the verdict last."""
     lines = [f"# Rerun of {review.target} (profile {review.profile})", "", review.demand + ".", "",
              f"- Records: {'; '.join(review.recorded_from)}.", f"- Reruns: {review.here}.",
-             f"- Time: about {duration(review.estimate_s)} expected from the records' own times; "
-             f"the reruns took {duration(review.took_s)}.", "", "## Reruns", ""]
+             f"- Time: about {units.duration(review.estimate_s)} expected from the records' own times; "
+             f"the reruns took {units.duration(review.took_s)}.", "", "## Reruns", ""]
     lines += [f"- {line}" for line in review.runs]
     for item in review.checks:
         inside = len(item.cells) - len(item.outside)

@@ -75,7 +75,7 @@ def test_check_reads_a_generated_figures_words(tmp_path):
 
 
 def test_prose_that_rests_on_a_verdict_is_held_to_the_records(tmp_path):
-    from harness.prose import verdict_problems
+    from harness.prose import chapter_verdict_problems
 
     chapters = tmp_path / "chapters"
     chapters.mkdir()
@@ -85,11 +85,11 @@ def test_prose_that_rests_on_a_verdict_is_held_to_the_records(tmp_path):
         "In the quick profile the other finding is inconsistent.\n"
         "\\verdict{s}{gone}{supported} and \\verdict{other}{x}{supported}.\n")
     given = {("s", "c"): ("inconclusive", "supported"), ("s", "d"): ("supported", "supported")}
-    assert [p.split(": ", 1)[1][:60] for p in verdict_problems(tmp_path, given, "quick")] == [
+    assert [p.split(": ", 1)[1][:60] for p in chapter_verdict_problems(tmp_path, given, "quick")] == [
         "says s/c is 'supported'; the records give 'inconclusive': re",
         "\\verdict names s/gone, which is not a claim of its study",
         "'inconsistent' states a result's verdict in plain text; writ"]
-    assert verdict_problems(tmp_path, given, "quick")[0].startswith(f"{chapters / 's.tex'}:1: ")
+    assert chapter_verdict_problems(tmp_path, given, "quick")[0].startswith(f"{chapters / 's.tex'}:1: ")
     # prose that discusses another profile's records is not held to this profile's verdicts
     (chapters / "s.tex").write_text("\\discusses{quick}\nThe finding is \\verdict{s}{c}{supported}.\n")
-    assert verdict_problems(tmp_path, given, "full") == [] and len(verdict_problems(tmp_path, given, "quick")) == 1
+    assert chapter_verdict_problems(tmp_path, given, "full") == [] and len(chapter_verdict_problems(tmp_path, given, "quick")) == 1

@@ -9,11 +9,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from harness.errors import HarnessError
+from harness.prose import uncommented
 
 LATEX_PACKAGES = "latexmk texlive-latex-recommended texlive-fonts-recommended lmodern"
 GENERATED = "generated"
 
-_COMMENT = re.compile(r"(?<!\\)%.*")
 _GENERATED = re.compile(r"\\generated\{([^}#]+)\}\{([^}#]+)\}")  # main.tex's macro: generated/<study>/<name>.tex
 _INPUT = re.compile(r"\\(?:input|include)\{([^}#]+)\}")
 _STUDY_CHAPTER = re.compile(r"\\studychapter\{([^}#]+)\}")  # chapters/<study>.tex, else generated/<study>/chapter
@@ -162,7 +162,7 @@ def hand_written_instead(paper: Path, target: str) -> bool:
 
 def includes(text: str) -> Iterator[tuple[str, bool]]:
     """(path relative to paper/, whether LaTeX includes it only if present) for each include in a TeX source."""
-    text = "\n".join(_COMMENT.sub("", line) for line in text.splitlines())
+    text = uncommented(text)
     for study, name in _GENERATED.findall(text):
         yield f"{GENERATED}/{study}/{name}.tex", True
     for study in _STUDY_CHAPTER.findall(text):
